@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"sealpost/internal/auth"
+	"sealpost/internal/config"
+	"sealpost/internal/gateway"
+	"sealpost/internal/store"
+)
+
+func serveCmd(g *globalFlags) *cobra.Command {
+	c := newCmd("serve", "Run the gateway: SMTP listeners, delivery, web", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return err
+		}
+		log := gateway.NewLogger(cfg, os.Stderr)
+		gw, err := gateway.Start(cfg, log, nil)
+		if err != nil {
+			return err
+		}
+		if cfg.Dev {
+			if err := devFirstAdmin(gw.Store); err != nil {
+				log.Error("creating the first admin failed", "err", err)
+			}
+			fmt.Fprintf(os.Stderr, "\nsealpost dev mode: inbound SMTP %s, outbound SMTP %s, web http://%s (dev outbox: /dev/outbox)\n\n",
+				gw.InboundAddr, gw.OutboundAddr, gw.WebAddr)
+		}
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				if cfg.File == "" {
+					log.Info("SIGHUP: no configuration file to reload")
+					continue
+				}
+				ncfg, err := config.Load(cfg.File)
+				if err != nil {
+					log.Error("reload refused: configuration invalid; keeping the running one", "err", err)
+					continue
+				}
+				gw.Reload(ncfg)
+				continue
+			}
+			log.Info("stopping: draining SMTP sessions", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			go func() {
+				<-sigs // a second signal stops at once
+				cancel()
+			}()
+			gw.Shutdown(ctx)
+			cancel()
+			return nil
+		}
+		return nil
+	})
+	c.Flags().BoolVar(&g.dev, "dev", false, "development mode: no config, data in ./sealpost-data, loopback listeners, outbound mail captured in the dev outbox")
+	return c
+}
+
+// devFirstAdmin creates an admin user on the first dev start and prints its
+// password once.
+func devFirstAdmin(st *store.Store) error {
+	ctx := context.Background()
+	users, err := st.Users(ctx)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	pw := randomPassword()
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if err := st.AddUser(ctx, &store.User{Name: "admin", PasswordHash: h, Role: "admin"}); err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\nFirst admin created (shown once): user admin, password %s\n", pw)
+	return nil
+}
+
+func randomPassword() string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

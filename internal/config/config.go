@@ -1,0 +1,481 @@
+// Package config reads sealpost's TOML configuration file, fills in the
+// documented defaults and validates it. Every error names the key and, where
+// the key came from a file, the file and line, so an operator can fix it
+// without reading code.
+//
+// A file that sets only the keys of the outside contract (INTERFACE.md) is
+// valid; every other key has a default chosen for a small public body running
+// the embedded store on one machine.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. Field comments are the documentation
+// `sealpost init` writes into a new file (see Template).
+type Config struct {
+	DataDir  string   `toml:"data_dir"`
+	Org      Org      `toml:"org"`
+	SMTP     SMTP     `toml:"smtp"`
+	Outbound Outbound `toml:"outbound"`
+	Queue    Queue    `toml:"queue"`
+	DKIM     DKIM     `toml:"dkim"`
+	Web      Web      `toml:"web"`
+	Log      Log      `toml:"log"`
+
+	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
+	// mail host is configured) is captured in the dev outbox.
+	Dev bool `toml:"-"`
+	// File is the path the configuration was read from, "" for defaults only.
+	File string `toml:"-"`
+	// ConnectorNets is Org.ConnectorNetworks parsed.
+	ConnectorNets []netip.Prefix `toml:"-"`
+}
+
+type Org struct {
+	Name              string   `toml:"name"`
+	Domains           []string `toml:"domains"`
+	MailHost          string   `toml:"mail_host"`
+	ConnectorNetworks []string `toml:"connector_networks"`
+}
+
+type SMTP struct {
+	Hostname         string   `toml:"hostname"`
+	InboundListen    string   `toml:"inbound_listen"`
+	OutboundListen   string   `toml:"outbound_listen"`
+	MaxMessageBytes  int64    `toml:"max_message_bytes"`
+	MaxRecipients    int      `toml:"max_recipients"`
+	MaxSessions      int      `toml:"max_sessions"`
+	MaxSessionsPerIP int      `toml:"max_sessions_per_ip"`
+	MaxLineLength    int      `toml:"max_line_length"`
+	CommandTimeout   Duration `toml:"command_timeout"`
+	DataTimeout      Duration `toml:"data_timeout"`
+	SessionTimeout   Duration `toml:"session_timeout"`
+	TLSCert          string   `toml:"tls_cert"`
+	TLSKey           string   `toml:"tls_key"`
+}
+
+type Outbound struct {
+	Smarthost      string   `toml:"smarthost"`
+	Workers        int      `toml:"workers"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	RetryInitial   Duration `toml:"retry_initial"`
+	RetryMax       Duration `toml:"retry_max"`
+	MaxAge         Duration `toml:"max_age"`
+	Resolver       string   `toml:"resolver"`
+	MailHostTLS    string   `toml:"mail_host_tls"`
+}
+
+type Queue struct {
+	KeepDelivered Duration `toml:"keep_delivered"`
+	PollInterval  Duration `toml:"poll_interval"`
+}
+
+type DKIM struct {
+	Selector  string `toml:"selector"`
+	Algorithm string `toml:"algorithm"`
+}
+
+type Web struct {
+	Listen    string `toml:"listen"`
+	PublicURL string `toml:"public_url"`
+}
+
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Error is a configuration error tied to a key and, when known, a file line.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, "%s: ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Duration is a time.Duration written as "30s", "15m", "12h" or "5d".
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(FormatDuration(d.Duration)), nil }
+
+// ParseDuration accepts Go durations and a whole number of days ("5d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q: want e.g. 30s, 15m, 12h or 5d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid duration %q: want e.g. 30s, 15m, 12h or 5d", s)
+	}
+	return v, nil
+}
+
+// FormatDuration writes whole days as "Nd", everything else as Go does.
+func FormatDuration(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// Default returns the configuration used when a key is not set.
+func Default() *Config {
+	return &Config{
+		DataDir: "/var/lib/sealpost",
+		Org: Org{
+			Name:              "Example Council",
+			Domains:           nil,
+			ConnectorNetworks: []string{"127.0.0.0/8", "::1/128"},
+		},
+		SMTP: SMTP{
+			Hostname:         "",
+			InboundListen:    "127.0.0.1:2525",
+			OutboundListen:   "127.0.0.1:2587",
+			MaxMessageBytes:  150 << 20,
+			MaxRecipients:    500,
+			MaxSessions:      2000,
+			MaxSessionsPerIP: 50,
+			MaxLineLength:    4096,
+			CommandTimeout:   Duration{5 * time.Minute},
+			DataTimeout:      Duration{10 * time.Minute},
+			SessionTimeout:   Duration{30 * time.Minute},
+		},
+		Outbound: Outbound{
+			Workers:        64,
+			ConnectTimeout: Duration{30 * time.Second},
+			CommandTimeout: Duration{5 * time.Minute},
+			RetryInitial:   Duration{5 * time.Minute},
+			RetryMax:       Duration{4 * time.Hour},
+			MaxAge:         Duration{5 * 24 * time.Hour},
+			MailHostTLS:    "opportunistic",
+		},
+		Queue: Queue{
+			KeepDelivered: Duration{7 * 24 * time.Hour},
+			PollInterval:  Duration{5 * time.Second},
+		},
+		DKIM: DKIM{
+			Algorithm: "rsa-2048",
+		},
+		Web: Web{
+			Listen:    "127.0.0.1:8080",
+			PublicURL: "http://127.0.0.1:8080",
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Dev returns the configuration of `serve --dev`: no file, data under dataDir,
+// loopback listeners, a test domain and outbound mail captured.
+func Dev(dataDir string) *Config {
+	c := Default()
+	c.Dev = true
+	c.DataDir = dataDir
+	c.Org.Name = "Dev Council"
+	c.Org.Domains = []string{"example.gov.uk"}
+	c.SMTP.Hostname = "localhost"
+	c.Outbound.RetryInitial = Duration{30 * time.Second}
+	c.Log.Format = "text"
+	return c
+}
+
+// Load reads and validates the file at path. Keys not in the file keep their
+// defaults. Unknown keys are errors: a typo must not silently change nothing.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", err)}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data (read from file, for messages) over the defaults.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	c.File = file
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	if undec := md.Undecoded(); len(undec) > 0 {
+		k := undec[0].String()
+		return nil, &Error{File: file, Line: keyLine(data, k), Key: k, Msg: "unknown key (see `sealpost init` for the documented keys)"}
+	}
+	if err := c.validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) && ce.Line == 0 {
+			ce.Line = keyLine(data, ce.Key)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks a configuration built in code (such as Dev).
+func (c *Config) Validate() error { return c.validate() }
+
+func (c *Config) errf(key, format string, args ...any) error {
+	return &Error{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return c.errf("data_dir", "must be set")
+	}
+	if !filepath.IsAbs(c.DataDir) && c.File != "" {
+		c.DataDir = filepath.Join(filepath.Dir(c.File), c.DataDir)
+	}
+	if len(c.Org.Domains) == 0 {
+		return c.errf("org.domains", "at least one domain is needed: mail for these domains is inbound, mail from them outbound")
+	}
+	for i, d := range c.Org.Domains {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if !validDomain(d) {
+			return c.errf("org.domains", "%q is not a domain name", c.Org.Domains[i])
+		}
+		c.Org.Domains[i] = d
+	}
+	if c.Org.MailHost == "" && !c.Dev {
+		return c.errf("org.mail_host", "must be set: it is where inbound mail goes (e.g. \"127.0.0.1:2526\", or your provider's inbound host:25)")
+	}
+	if c.Org.MailHost != "" {
+		if err := checkHostPort(c.Org.MailHost); err != nil {
+			return c.errf("org.mail_host", "%v", err)
+		}
+	}
+	c.ConnectorNets = c.ConnectorNets[:0]
+	for _, n := range c.Org.ConnectorNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(n))
+			if aerr != nil {
+				return c.errf("org.connector_networks", "%q is not a network (want e.g. 192.0.2.0/24 or 2001:db8::/32)", n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.ConnectorNets = append(c.ConnectorNets, p.Masked())
+	}
+	if c.SMTP.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.SMTP.Hostname = h
+	}
+	if !validDomain(strings.ToLower(c.SMTP.Hostname)) {
+		return c.errf("smtp.hostname", "%q is not a host name", c.SMTP.Hostname)
+	}
+	for key, v := range map[string]string{"smtp.inbound_listen": c.SMTP.InboundListen, "smtp.outbound_listen": c.SMTP.OutboundListen, "web.listen": c.Web.Listen} {
+		if v == "" {
+			continue // an empty listen address turns that listener off
+		}
+		if err := checkHostPort(v); err != nil {
+			return c.errf(key, "%v", err)
+		}
+	}
+	if c.SMTP.MaxMessageBytes < 1024 {
+		return c.errf("smtp.max_message_bytes", "must be at least 1024")
+	}
+	positive := map[string]int{
+		"smtp.max_recipients":      c.SMTP.MaxRecipients,
+		"smtp.max_sessions":        c.SMTP.MaxSessions,
+		"smtp.max_sessions_per_ip": c.SMTP.MaxSessionsPerIP,
+		"outbound.workers":         c.Outbound.Workers,
+	}
+	for k, v := range positive {
+		if v <= 0 {
+			return c.errf(k, "must be a positive number")
+		}
+	}
+	if c.SMTP.MaxLineLength < 1000 {
+		return c.errf("smtp.max_line_length", "must be at least 1000 (RFC 5321 §4.5.3.1.6)")
+	}
+	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
+		return c.errf("smtp.tls_cert", "smtp.tls_cert and smtp.tls_key go together")
+	}
+	for k, d := range map[string]time.Duration{
+		"smtp.command_timeout": c.SMTP.CommandTimeout.Duration, "smtp.data_timeout": c.SMTP.DataTimeout.Duration,
+		"smtp.session_timeout": c.SMTP.SessionTimeout.Duration, "outbound.connect_timeout": c.Outbound.ConnectTimeout.Duration,
+		"outbound.command_timeout": c.Outbound.CommandTimeout.Duration, "outbound.retry_initial": c.Outbound.RetryInitial.Duration,
+		"outbound.retry_max": c.Outbound.RetryMax.Duration, "outbound.max_age": c.Outbound.MaxAge.Duration,
+		"queue.poll_interval": c.Queue.PollInterval.Duration,
+	} {
+		if d <= 0 {
+			return c.errf(k, "must be a positive duration")
+		}
+	}
+	if c.Outbound.Smarthost != "" {
+		if err := checkHostPort(c.Outbound.Smarthost); err != nil {
+			return c.errf("outbound.smarthost", "%v", err)
+		}
+	}
+	if c.Outbound.Resolver != "" {
+		if err := checkHostPort(c.Outbound.Resolver); err != nil {
+			return c.errf("outbound.resolver", "%v", err)
+		}
+	}
+	switch c.Outbound.MailHostTLS {
+	case "opportunistic", "none", "required":
+	default:
+		return c.errf("outbound.mail_host_tls", "%q: want opportunistic, required or none", c.Outbound.MailHostTLS)
+	}
+	switch c.DKIM.Algorithm {
+	case "rsa-2048", "rsa-3072", "ed25519", "rsa-2048+ed25519", "off":
+	default:
+		return c.errf("dkim.algorithm", "%q: want rsa-2048, rsa-3072, ed25519, rsa-2048+ed25519 or off", c.DKIM.Algorithm)
+	}
+	if c.DKIM.Selector != "" && !validLabel(c.DKIM.Selector) {
+		return c.errf("dkim.selector", "%q is not a DNS label", c.DKIM.Selector)
+	}
+	if c.Web.PublicURL == "" || !(strings.HasPrefix(c.Web.PublicURL, "http://") || strings.HasPrefix(c.Web.PublicURL, "https://")) {
+		return c.errf("web.public_url", "%q: want an http:// or https:// URL", c.Web.PublicURL)
+	}
+	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return c.errf("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return c.errf("log.format", "%q: want json or text", c.Log.Format)
+	}
+	return nil
+}
+
+// IsOrgDomain reports whether domain (lower case) is one of the org's.
+func (c *Config) IsOrgDomain(domain string) bool {
+	for _, d := range c.Org.Domains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsConnector reports whether ip may relay outbound mail without AUTH.
+func (c *Config) IsConnector(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.ConnectorNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Path returns a path under the data directory.
+func (c *Config) Path(elem ...string) string {
+	return filepath.Join(append([]string{c.DataDir}, elem...)...)
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port", s)
+	}
+	if host == "" {
+		return fmt.Errorf("%q: host is missing", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 1-65535", s)
+	}
+	return nil
+}
+
+func validLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !validLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// keyLine finds the line where a dotted key ("smtp.hostname") is set in a TOML
+// file. It understands the plain `[table]` / `key = value` layout that
+// `sealpost init` writes and that operators keep; 0 if not found.
+func keyLine(data []byte, key string) int {
+	table, leaf := "", key
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		table, leaf = key[:i], key[i+1:]
+	}
+	current := ""
+	for n, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[") {
+			current = strings.Trim(strings.TrimSpace(strings.SplitN(t, "#", 2)[0]), "[] ")
+			if current == key {
+				return n + 1
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(t, "=")
+		if ok && current == table && strings.Trim(strings.TrimSpace(k), `"'`) == leaf {
+			return n + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"bytes"
+	"text/template"
+)
+
+// Template is the configuration file `sealpost init` writes: every key,
+// documented, at its default unless init was told otherwise.
+const Template = `# sealpost configuration. Every key is shown with its default; delete what
+# you do not change. Durations: 30s, 15m, 12h, 5d. Reload with SIGHUP
+# (listen addresses and keys need a restart).
+
+# Where the queue, spool, keys and database live. Keep it on a local disk.
+data_dir = {{printf "%q" .DataDir}}
+
+[org]
+# Shown to recipients and in notifications.
+name = {{printf "%q" .OrgName}}
+# Mail for these domains is inbound (MX role); mail from them is outbound.
+domains = [{{printf "%q" .Domain}}]
+# Where accepted inbound mail goes: your mail host's inbound SMTP
+# (for Exchange Online: <tenant>.mail.protection.outlook.com:25).
+mail_host = "127.0.0.1:2526"
+# Clients in these networks may relay outbound mail without SMTP AUTH: your
+# provider's outbound connector addresses. Everyone else must authenticate.
+connector_networks = ["127.0.0.0/8", "::1/128"]
+
+[smtp]
+# Name in the greeting, EHLO and Received headers. No product name or
+# version is ever shown.
+hostname = {{printf "%q" .Hostname}}
+# MX role: accepts mail for org.domains from anyone. Port 25 in production.
+inbound_listen = "127.0.0.1:2525"
+# Connector/submission role: relays outbound for connectors and AUTH users.
+outbound_listen = "127.0.0.1:2587"
+# Largest message accepted, in bytes (answer: 552 5.3.4).
+max_message_bytes = 157286400
+# Recipients per message.
+max_recipients = 500
+# Open sessions in all, and from one address (more get 421 4.7.0).
+max_sessions = 2000
+max_sessions_per_ip = 50
+# Longest line accepted (RFC 5321 says 1000; many clients send more).
+max_line_length = 4096
+# Time allowed for each command and for each read during DATA (RFC 5321
+# §4.5.3.2), and for a whole session.
+command_timeout = "5m"
+data_timeout = "10m"
+session_timeout = "30m"
+# PEM certificate and key for STARTTLS. Empty: the self-signed pair made by
+# init in data_dir/keys (replace it for production).
+tls_cert = ""
+tls_key = ""
+
+[outbound]
+# "host:port": send all outbound mail there instead of looking up MX.
+smarthost = ""
+# Concurrent deliveries.
+workers = 64
+connect_timeout = "30s"
+command_timeout = "5m"
+# Retries after a temporary failure: first wait, doubling up to retry_max,
+# with jitter; after max_age the sender gets a bounce (DSN).
+retry_initial = "5m"
+retry_max = "4h"
+max_age = "5d"
+# DNS server "host:port" for MX lookups; empty: the system's resolver.
+resolver = ""
+# TLS to org.mail_host: opportunistic, required or none.
+mail_host_tls = "opportunistic"
+
+[queue]
+# How long finished messages stay listed (queue show, trace).
+keep_delivered = "7d"
+# How often the queue looks for retries that are due.
+poll_interval = "5s"
+
+[dkim]
+# Outbound mail whose From: is in org.domains is DKIM-signed. Selector:
+# empty means the one made at first start (sYYYYMM). Algorithm: rsa-2048
+# (verified everywhere), rsa-3072, ed25519 (RFC 8463; cheap, but some large
+# providers ignore it), rsa-2048+ed25519 (both), or off.
+selector = ""
+algorithm = "rsa-2048"
+
+[web]
+# Portal, console, API and /metrics.
+listen = "127.0.0.1:8080"
+# Base of links in notification mails.
+public_url = "http://127.0.0.1:8080"
+
+[log]
+# debug, info, warn or error; json or text. Message bodies, passwords,
+# codes and keys are never logged.
+level = "info"
+format = "json"
+`
+
+// TemplateData fills Template.
+type TemplateData struct {
+	DataDir  string
+	OrgName  string
+	Domain   string
+	Hostname string
+}
+
+// Render returns the documented configuration file for d.
+func Render(d TemplateData) ([]byte, error) {
+	t, err := template.New("config").Parse(Template)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	err = t.Execute(&b, d)
+	return b.Bytes(), err
+}

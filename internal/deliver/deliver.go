@@ -1,0 +1,413 @@
+// Package deliver hands queued messages to the next hop over SMTP.
+//
+// The algorithm for one delivery (one message, one next hop, some of its
+// recipients):
+//
+//  1. Choose the hosts. The organisation's mail host and a configured
+//     smarthost are single fixed hosts. Otherwise the recipient domain's MX
+//     records, lowest preference first, equal preferences shuffled
+//     (RFC 5321 §5.1); no MX records means the domain itself is the host
+//     (implicit MX); a single "." MX (RFC 7505 null MX) means the domain
+//     accepts no mail, a permanent failure.
+//  2. Take an idle connection to the host from the pool, or connect, read
+//     the greeting, send EHLO and, when offered, STARTTLS (opportunistic:
+//     any certificate is accepted, since without DANE or MTA-STS nothing
+//     tells us which one to expect; "required" refuses a host without TLS).
+//     A host that cannot be reached or refuses the session is skipped for
+//     the next one (RFC 5321 §4.5.4.1).
+//  3. MAIL FROM, RCPT TO per recipient, DATA with the DKIM signature
+//     prepended to the spooled message. Replies are kept per recipient.
+//  4. After a clean transaction the connection goes back to the pool for the
+//     next message to the same host; after any error it is closed.
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"sealpost/internal/mailauth"
+	"sealpost/internal/queue"
+)
+
+// Resolver is the DNS the transport needs; *net.Resolver satisfies it, tests
+// use a fake.
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+}
+
+// TLS modes.
+const (
+	TLSOpportunistic = "opportunistic"
+	TLSRequired      = "required"
+	TLSNone          = "none"
+)
+
+// Transport delivers over SMTP. FixedHost, when set, is used for every
+// delivery (mail host, smarthost); otherwise MX records are looked up.
+type Transport struct {
+	Hello          string
+	FixedHost      string
+	Port           string // port for MX hosts, "25"
+	TLSMode        string
+	Resolver       Resolver
+	Signer         *mailauth.Signer
+	SignDomain     func(headerFrom, mailFrom string) string // "" for no signature
+	ConnectTimeout time.Duration
+	CommandTimeout time.Duration
+	Log            *slog.Logger
+	Pool           *Pool
+}
+
+// hostError is a failure to get a usable session with one host.
+type hostError struct {
+	text      string
+	permanent bool
+}
+
+func (t *Transport) hosts(ctx context.Context, domain string) ([]string, *hostError) {
+	if t.FixedHost != "" {
+		return []string{t.FixedHost}, nil
+	}
+	mxs, err := t.Resolver.LookupMX(ctx, domain)
+	var dnsErr *net.DNSError
+	if err != nil && errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		if len(mxs) == 0 {
+			// No MX: implicit MX is the domain itself (RFC 5321 §5.1), which
+			// the dial will resolve; NXDOMAIN fails there.
+			return []string{net.JoinHostPort(domain, t.Port)}, nil
+		}
+	} else if err != nil {
+		return nil, &hostError{text: "451 4.4.3 DNS lookup of MX for " + domain + " failed: " + err.Error()}
+	}
+	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
+		return nil, &hostError{text: "556 5.1.10 " + domain + " accepts no mail (null MX, RFC 7505)", permanent: true}
+	}
+	if len(mxs) == 0 {
+		return []string{net.JoinHostPort(domain, t.Port)}, nil
+	}
+	rand.Shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
+	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
+	out := make([]string, 0, len(mxs))
+	for _, mx := range mxs {
+		out = append(out, net.JoinHostPort(strings.TrimSuffix(mx.Host, "."), t.Port))
+	}
+	return out, nil
+}
+
+// Deliver implements queue.Transport.
+func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
+	att := queue.Attempt{Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
+	failAll := func(text string, permanent bool) queue.Attempt {
+		for i := range att.Rcpts {
+			att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: permanent}
+		}
+		return att
+	}
+	hosts, herr := t.hosts(ctx, d.Domain)
+	if herr != nil {
+		return failAll(herr.text, herr.permanent)
+	}
+	sig := t.Signature(ctx, d)
+	last := &hostError{text: "451 4.4.0 no host could be reached"}
+	for _, host := range hosts {
+		if ctx.Err() != nil {
+			return failAll("451 4.4.2 delivery interrupted", false)
+		}
+		res, herr := t.tryHost(ctx, host, d, sig)
+		if herr == nil {
+			return res
+		}
+		last = herr
+		t.Log.Info("next hop unusable", "msgid", d.Msg.ID, "host", host, "err", herr.text)
+		if herr.permanent {
+			break
+		}
+	}
+	att.Relay = hosts[len(hosts)-1]
+	return failAll(last.text, last.permanent)
+}
+
+// smtpText turns a client error into the reply text kept for the
+// recipient, and whether it is permanent (a 5xx reply).
+// Signature returns the DKIM-Signature header lines for d, or "" when the
+// message is not to be signed or cannot be (it is then sent unsigned).
+func (t *Transport) Signature(ctx context.Context, d *queue.Delivery) string {
+	if t.Signer == nil || t.SignDomain == nil {
+		return ""
+	}
+	dom := t.SignDomain(d.Msg.HeaderFrom, d.Msg.MailFrom)
+	if dom == "" {
+		return ""
+	}
+	sig, err := t.Signer.Sign(ctx, dom, d.Body)
+	if err != nil {
+		t.Log.Warn("DKIM signing failed; sending unsigned", "msgid", d.Msg.ID, "err", err)
+		return ""
+	}
+	return sig
+}
+
+func smtpText(err error) (text string, permanent bool) {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return strconv.Itoa(te.Code) + " " + strings.ReplaceAll(te.Msg, "\n", " "), te.Code >= 500
+	}
+	return "451 4.4.2 " + shortErr(err), false
+}
+
+func isReply(err error) bool {
+	var te *textproto.Error
+	return errors.As(err, &te)
+}
+
+// tryHost runs one transaction with host. A hostError means the host could
+// not be used at all (try the next one); otherwise the attempt is final for
+// this delivery.
+func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
+	for try := 0; ; try++ {
+		pc, fresh, herr := t.conn(ctx, host)
+		if herr != nil {
+			return queue.Attempt{}, herr
+		}
+		att, reusable, stale := t.transaction(pc, d, sig, fresh)
+		if stale && !fresh && try == 0 {
+			pc.c.Close() // an idle connection the server had closed: once more on a new one
+			continue
+		}
+		att.Relay, att.TLS = host, pc.tls
+		if reusable {
+			t.Pool.put(host, pc)
+		} else {
+			pc.c.Close()
+		}
+		return att, nil
+	}
+}
+
+func (t *Transport) transaction(pc *pooledConn, d *queue.Delivery, sig string, fresh bool) (att queue.Attempt, reusable, stale bool) {
+	c := pc.c
+	pc.deadline(t.CommandTimeout)
+	att.Rcpts = make([]queue.RcptResult, len(d.Rcpts))
+	failAll := func(err error) (queue.Attempt, bool, bool) {
+		text, perm := smtpText(err)
+		for i := range att.Rcpts {
+			if !att.Rcpts[i].OK && att.Rcpts[i].Text == "" || att.Rcpts[i].OK {
+				att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: perm}
+			}
+		}
+		return att, false, false
+	}
+	// net/smtp adds BODY=8BITMIME and SMTPUTF8 when the server offers them.
+	if err := c.Mail(d.Msg.MailFrom); err != nil {
+		if !isReply(err) {
+			// Network failure on the first command of a reused connection.
+			return att, false, true
+		}
+		return failAll(err)
+	}
+	accepted := 0
+	for i, r := range d.Rcpts {
+		if err := c.Rcpt(r); err != nil {
+			if !isReply(err) {
+				return failAll(err)
+			}
+			text, perm := smtpText(err)
+			att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: perm}
+			continue
+		}
+		att.Rcpts[i] = queue.RcptResult{OK: true}
+		accepted++
+	}
+	if accepted == 0 {
+		return att, c.Reset() == nil, false
+	}
+	pc.deadline(t.CommandTimeout)
+	w, err := c.Data()
+	if err != nil {
+		return failAll(err)
+	}
+	if sig != "" {
+		if _, err := io.WriteString(w, sig); err != nil {
+			return failAll(err)
+		}
+	}
+	pc.deadline(2 * t.CommandTimeout) // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to DATA's end
+	if _, err := io.Copy(w, io.NewSectionReader(d.Body, 0, d.Size)); err != nil {
+		return failAll(err)
+	}
+	if err := w.Close(); err != nil {
+		return failAll(err)
+	}
+	for i := range att.Rcpts {
+		if att.Rcpts[i].OK {
+			att.Rcpts[i].Text = "250 accepted"
+		}
+	}
+	return att, true, false
+}
+
+type pooledConn struct {
+	c      *smtp.Client
+	raw    net.Conn
+	tls    string
+	idleAt time.Time
+}
+
+// deadline bounds the next commands: net/smtp has no timeouts of its own.
+func (pc *pooledConn) deadline(d time.Duration) { pc.raw.SetDeadline(time.Now().Add(d)) }
+
+// conn returns a pooled or new session with host; fresh is true for a new one.
+func (t *Transport) conn(ctx context.Context, host string) (*pooledConn, bool, *hostError) {
+	if pc := t.Pool.get(host); pc != nil {
+		return pc, false, nil
+	}
+	dialer := net.Dialer{Timeout: t.ConnectTimeout}
+	conn, err := dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, true, &hostError{text: "451 4.4.1 cannot connect to " + host + ": " + shortErr(err)}
+	}
+	conn.SetDeadline(time.Now().Add(t.CommandTimeout))
+	hostname, _, _ := net.SplitHostPort(host)
+	c, err := smtp.NewClient(conn, hostname)
+	if err != nil {
+		conn.Close()
+		text, _ := smtpText(err)
+		return nil, true, &hostError{text: text}
+	}
+	if err := c.Hello(t.Hello); err != nil {
+		c.Close()
+		text, _ := smtpText(err)
+		return nil, true, &hostError{text: text}
+	}
+	pc := &pooledConn{c: c, raw: conn}
+	if t.TLSMode != TLSNone {
+		if ok, _ := c.Extension("STARTTLS"); ok {
+			cfg := &tls.Config{ServerName: hostname, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+			if err := c.StartTLS(cfg); err != nil {
+				c.Close()
+				return nil, true, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err)}
+			}
+			if st, ok := c.TLSConnectionState(); ok {
+				pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+			}
+		} else if t.TLSMode == TLSRequired {
+			c.Quit()
+			return nil, true, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
+		}
+	}
+	return pc, true, nil
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// Pool keeps idle SMTP sessions per host for reuse.
+type Pool struct {
+	mu      sync.Mutex
+	idle    map[string][]*pooledConn
+	maxIdle int
+	timeout time.Duration
+	stop    chan struct{}
+}
+
+// NewPool returns a pool keeping at most maxIdle sessions per host, each for
+// at most idleTimeout. Close it to quit the idle sessions.
+func NewPool(maxIdle int, idleTimeout time.Duration) *Pool {
+	p := &Pool{idle: map[string][]*pooledConn{}, maxIdle: maxIdle, timeout: idleTimeout, stop: make(chan struct{})}
+	go p.janitor()
+	return p
+}
+
+func (p *Pool) get(host string) *pooledConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.idle[host]
+	for len(l) > 0 {
+		pc := l[len(l)-1]
+		l = l[:len(l)-1]
+		p.idle[host] = l
+		if time.Since(pc.idleAt) < p.timeout {
+			return pc
+		}
+		go pc.c.Close()
+	}
+	return nil
+}
+
+func (p *Pool) put(host string, pc *pooledConn) {
+	pc.idleAt = time.Now()
+	p.mu.Lock()
+	if len(p.idle[host]) < p.maxIdle {
+		p.idle[host] = append(p.idle[host], pc)
+		pc = nil
+	}
+	p.mu.Unlock()
+	if pc != nil {
+		pc.quit()
+	}
+}
+
+func (pc *pooledConn) quit() {
+	pc.deadline(5 * time.Second)
+	pc.c.Quit()
+}
+
+func (p *Pool) janitor() {
+	t := time.NewTicker(p.timeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		var old []*pooledConn
+		p.mu.Lock()
+		for h, l := range p.idle {
+			keep := l[:0]
+			for _, pc := range l {
+				if time.Since(pc.idleAt) >= p.timeout {
+					old = append(old, pc)
+				} else {
+					keep = append(keep, pc)
+				}
+			}
+			p.idle[h] = keep
+		}
+		p.mu.Unlock()
+		for _, pc := range old {
+			pc.quit()
+		}
+	}
+}
+
+// Close quits every idle session.
+func (p *Pool) Close() {
+	close(p.stop)
+	p.mu.Lock()
+	all := p.idle
+	p.idle = map[string][]*pooledConn{}
+	p.mu.Unlock()
+	for _, l := range all {
+		for _, pc := range l {
+			pc.quit()
+		}
+	}
+}

@@ -1,0 +1,220 @@
+// Package gateway wires sealpost's parts together from a configuration:
+// store, spool, queue, transports, SMTP listeners and web listener. main
+// and the in-process tests both start a Gateway; nothing here is global.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"sealpost/internal/config"
+	"sealpost/internal/deliver"
+	"sealpost/internal/mailauth"
+	"sealpost/internal/metrics"
+	"sealpost/internal/queue"
+	"sealpost/internal/smtpd"
+	"sealpost/internal/store"
+	"sealpost/internal/web"
+)
+
+// Gateway is a running sealpost.
+type Gateway struct {
+	cfg       atomic.Pointer[config.Config]
+	Log       *slog.Logger
+	Metrics   *metrics.Metrics
+	Store     *store.Store
+	Committer *store.Committer
+	Queue     *queue.Queue
+	SMTP      *smtpd.Server
+	Web       *web.Server
+	Signer    *mailauth.Signer
+	Outbox    *queue.DevOutbox
+	pool      *deliver.Pool
+
+	InboundAddr, OutboundAddr, WebAddr net.Addr
+
+	cancel context.CancelFunc
+}
+
+// NewLogger returns the logger the configuration asks for, writing to w.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// OpenStore opens the metadata store of cfg (for the CLI as well).
+func OpenStore(cfg *config.Config) (*store.Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return store.OpenSQLite(cfg.Path("sealpost.db"))
+}
+
+// Start opens everything and starts the listeners. Stop it with Shutdown.
+func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gateway, err error) {
+	g = &Gateway{Log: log, Metrics: metrics.New()}
+	g.cfg.Store(cfg)
+	defer func() {
+		if err != nil {
+			g.closeAll()
+		}
+	}()
+	key, err := LoadOrCreateMasterKey(cfg.Path("keys", "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, create := cfg.SMTP.TLSCert, cfg.SMTP.TLSKey, false
+	if certPath == "" {
+		certPath, keyPath, create = cfg.Path("keys", "tls-cert.pem"), cfg.Path("keys", "tls-key.pem"), true
+	}
+	tlsConfig, err := LoadOrCreateTLS(certPath, keyPath, cfg.SMTP.Hostname, create)
+	if err != nil {
+		return nil, err
+	}
+	if g.Store, err = OpenStore(cfg); err != nil {
+		return nil, err
+	}
+	g.Committer = store.NewCommitter(g.Store, 256)
+	spool, err := queue.OpenSpool(cfg.Path("spool"), key)
+	if err != nil {
+		return nil, err
+	}
+	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
+		return nil, err
+	}
+	if res == nil {
+		res = systemResolver(cfg.Outbound.Resolver)
+	}
+	g.pool = deliver.NewPool(64, 30*time.Second)
+	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
+		t := &deliver.Transport{
+			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
+			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
+			Log: log, Pool: g.pool,
+		}
+		if sign && g.Signer.Enabled() {
+			t.Signer = g.Signer
+			t.SignDomain = func(headerFrom, mailFrom string) string {
+				if headerFrom != "" && g.Config().IsOrgDomain(headerFrom) {
+					return headerFrom
+				}
+				return ""
+			}
+		}
+		return t
+	}
+	transports := map[string]queue.Transport{}
+	if cfg.Dev {
+		g.Outbox = &queue.DevOutbox{Dir: cfg.Path("dev-outbox"), Key: key, Store: g.Store, Committer: g.Committer,
+			Sign: smtpT("", deliver.TLSOpportunistic, true).Signature}
+		transports[queue.RouteOutbound] = g.Outbox
+		if cfg.Org.MailHost == "" {
+			transports[queue.RouteMailHost] = g.Outbox
+		}
+	}
+	if transports[queue.RouteMailHost] == nil {
+		transports[queue.RouteMailHost] = smtpT(cfg.Org.MailHost, cfg.Outbound.MailHostTLS, false)
+	}
+	if transports[queue.RouteOutbound] == nil {
+		transports[queue.RouteOutbound] = smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true)
+	}
+	route := func(rcpt string) string {
+		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
+			return queue.RouteMailHost
+		}
+		return queue.RouteOutbound
+	}
+	g.Queue = queue.New(queue.Options{
+		Hostname: cfg.SMTP.Hostname, Workers: cfg.Outbound.Workers,
+		RetryInitial: cfg.Outbound.RetryInitial.Duration, RetryMax: cfg.Outbound.RetryMax.Duration,
+		MaxAge: cfg.Outbound.MaxAge.Duration, PollInterval: cfg.Queue.PollInterval.Duration,
+		KeepDelivered: cfg.Queue.KeepDelivered.Duration,
+	}, g.Store, g.Committer, spool, route, transports, log, g.Metrics)
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	if err := g.Queue.Start(ctx); err != nil {
+		return nil, err
+	}
+	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
+
+	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
+	if cfg.SMTP.InboundListen != "" {
+		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.SMTP.OutboundListen != "" {
+		if g.OutboundAddr, err = g.SMTP.Listen(smtpd.RoleOutbound, cfg.SMTP.OutboundListen); err != nil {
+			return nil, err
+		}
+	}
+	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store}
+	if cfg.Web.Listen != "" {
+		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
+			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)
+		}
+	}
+	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
+	return g, nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
+
+// Reload applies a new configuration (SIGHUP). Listen addresses, the data
+// directory and keys are fixed until restart.
+func (g *Gateway) Reload(cfg *config.Config) {
+	old := g.Config()
+	cfg.DataDir = old.DataDir
+	g.cfg.Store(cfg)
+	g.SMTP.SetConfig(cfg)
+	g.Log.Info("configuration reloaded", "file", cfg.File)
+}
+
+// Shutdown stops accepting, lets open SMTP sessions finish (up to ctx),
+// stops the delivery workers and closes the store.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	if g.SMTP != nil {
+		g.SMTP.Shutdown(ctx)
+	}
+	if g.Web != nil {
+		g.Web.Shutdown(ctx)
+	}
+	g.closeAll()
+	g.Log.Info("sealpost stopped")
+}
+
+func (g *Gateway) closeAll() {
+	if g.cancel != nil {
+		g.cancel()
+		g.Queue.Wait()
+	}
+	if g.pool != nil {
+		g.pool.Close()
+	}
+	if g.Committer != nil {
+		g.Committer.Close()
+	}
+	if g.Store != nil {
+		g.Store.Close()
+	}
+}

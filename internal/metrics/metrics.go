@@ -1,0 +1,62 @@
+// Package metrics defines sealpost's Prometheus metrics. One Metrics value is
+// made in main and passed to the packages that count; there is no global
+// registry, so tests run in parallel with their own.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics holds every metric sealpost exports at /metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Sessions         *prometheus.CounterVec   // role
+	SessionsActive   *prometheus.GaugeVec     // role
+	SessionsRefused  *prometheus.CounterVec   // role, reason
+	Accepted         *prometheus.CounterVec   // role
+	AcceptedBytes    *prometheus.CounterVec   // role
+	Rejected         *prometheus.CounterVec   // role, reason
+	AcceptLatency    *prometheus.HistogramVec // role: end of DATA to 250
+	DeliveryAttempts *prometheus.CounterVec   // route, result
+	DeliveryDuration *prometheus.HistogramVec // route
+}
+
+// New creates the metrics and registers them, with Go and process metrics,
+// in a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_smtp_sessions_total", Help: "SMTP sessions started, by listener role.",
+		}, []string{"role"}),
+		SessionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sealpost_smtp_sessions_active", Help: "SMTP sessions open now, by listener role.",
+		}, []string{"role"}),
+		SessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_smtp_sessions_refused_total", Help: "SMTP connections refused at connect, by reason.",
+		}, []string{"role", "reason"}),
+		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_smtp_messages_accepted_total", Help: "Messages accepted (answered 250 after DATA), by listener role.",
+		}, []string{"role"}),
+		AcceptedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_smtp_accepted_bytes_total", Help: "Bytes of accepted messages, by listener role.",
+		}, []string{"role"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_smtp_rejected_total", Help: "Commands or messages refused, by listener role and reason.",
+		}, []string{"role", "reason"}),
+		AcceptLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sealpost_smtp_accept_seconds", Help: "Time from the end of DATA to the 250 reply (durable commit).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
+		}, []string{"role"}),
+		DeliveryAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_delivery_attempts_total", Help: "Delivery attempts per recipient, by route and result (delivered, deferred, failed, expired).",
+		}, []string{"route", "result"}),
+		DeliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sealpost_delivery_seconds", Help: "Time of one delivery attempt to a next hop.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
+		}, []string{"route"}),
+	}
+	r.MustRegister(m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,521 @@
+// Package queue makes accepted messages durable and delivers them.
+//
+// Acceptance (RFC 5321 §6.1: once a server has answered 250 to the end of
+// DATA it is responsible for the message) follows one order, so that a crash
+// at any point loses no acknowledged message and leaves nothing half-written
+// to deliver:
+//
+//  1. the message streams into a sealed file in spool/tmp and is fsynced;
+//  2. the file is renamed into its shard directory;
+//  3. the shard directory is fsynced and the message's rows are committed,
+//     both once per batch of concurrent sessions (group commit, see
+//     store.Committer);
+//  4. only then does the SMTP session answer 250.
+//
+// A file renamed but never committed is an orphan and is removed at start
+// (Sweep). Delivery is at least once: a crash after the next hop accepted a
+// message and before its result is committed delivers it again.
+//
+// Delivery: fresh messages are handed to the workers in memory; recipients
+// that must wait (temporary failures, retries) are found by a poller, which
+// leases due rows so that several workers or nodes never deliver the same
+// recipient at once. Temporary failures back off exponentially with jitter
+// up to a maximum age; permanent failures and expiry send the sender a DSN
+// (RFC 3464), committed in the same transaction as the failure.
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sealpost/internal/dsn"
+	"sealpost/internal/metrics"
+	"sealpost/internal/store"
+)
+
+// Routes: where a recipient's mail goes.
+const (
+	RouteMailHost = "mailhost" // the organisation's own mail host
+	RouteOutbound = "outbound" // the internet (MX) or the smarthost
+)
+
+// Delivery is one attempt to hand a message to one next hop for some of its
+// recipients.
+type Delivery struct {
+	Msg    *store.Message
+	Route  string
+	Domain string // recipient domain (outbound route)
+	Rcpts  []string
+	Body   io.ReaderAt
+	Size   int64
+}
+
+// RcptResult is the next hop's answer for one recipient.
+type RcptResult struct {
+	OK        bool
+	Permanent bool
+	Text      string // e.g. "550 5.1.1 no such user", or a connection error
+}
+
+// Attempt is the outcome of one Delivery.
+type Attempt struct {
+	Rcpts []RcptResult // in the order of Delivery.Rcpts
+	TLS   string       // TLS used, e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256", "" for none
+	Relay string       // host:port that answered
+}
+
+// Transport delivers messages on one route.
+type Transport interface {
+	Deliver(ctx context.Context, d *Delivery) Attempt
+}
+
+// Options are the queue's settings.
+type Options struct {
+	Hostname      string // for DSNs
+	Workers       int
+	RetryInitial  time.Duration
+	RetryMax      time.Duration
+	MaxAge        time.Duration
+	PollInterval  time.Duration
+	KeepDelivered time.Duration
+	MaxInMemory   int // fresh messages dispatched without a database poll
+}
+
+// Queue is the durable queue and its delivery workers.
+type Queue struct {
+	opt        Options
+	store      *store.Store
+	committer  *store.Committer
+	spool      *Spool
+	route      func(rcpt string) string
+	transports map[string]Transport
+	log        *slog.Logger
+	metrics    *metrics.Metrics
+	now        func() time.Time
+
+	fresh    chan job
+	retry    chan job
+	inflight atomic.Int64
+	wake     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type job struct {
+	msg    *store.Message
+	route  string
+	domain string
+	rcpts  []string
+	tries  map[string]int
+}
+
+// New returns a queue. route maps a recipient to RouteMailHost or
+// RouteOutbound; transports holds one Transport per route.
+func New(opt Options, st *store.Store, c *store.Committer, sp *Spool, route func(string) string, transports map[string]Transport, log *slog.Logger, m *metrics.Metrics) *Queue {
+	if opt.MaxInMemory <= 0 {
+		opt.MaxInMemory = 20000
+	}
+	return &Queue{
+		opt: opt, store: st, committer: c, spool: sp, route: route, transports: transports,
+		log: log, metrics: m, now: time.Now,
+		fresh: make(chan job, opt.MaxInMemory), retry: make(chan job), wake: make(chan struct{}, 1),
+	}
+}
+
+// Spool returns the queue's spool.
+func (q *Queue) Spool() *Spool { return q.spool }
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a new message id: 48 bits of milliseconds and 80 random
+// bits, 26 characters of Crockford-style base32. Ids sort by time and cannot
+// be guessed.
+func NewID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	rand.Read(b[6:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// Envelope describes a message being accepted.
+type Envelope struct {
+	ID         string
+	Direction  string // "in", "out", "dsn"
+	MailFrom   string
+	Rcpts      []string
+	RemoteIP   string
+	Helo       string
+	AuthUser   string
+	HeaderFrom string
+	Subject    string
+	MessageID  string
+}
+
+// ErrTemporary marks failures of the database or the queue (not of the
+// message): the SMTP layer answers them with 451 4.3.0.
+var ErrTemporary = errors.New("queue temporarily unavailable")
+
+// Accept makes the message in w durable and queues it for delivery. It
+// returns nil only once the message is on disk and committed; on error the
+// spool file is gone and the client must be told to try again.
+func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error {
+	dir, err := w.Commit()
+	if err != nil {
+		return err
+	}
+	now := q.now()
+	msg := &store.Message{
+		ID: env.ID, Direction: env.Direction, MailFrom: env.MailFrom, ReceivedAt: now, Size: w.Size(),
+		RemoteIP: env.RemoteIP, Helo: env.Helo, AuthUser: env.AuthUser, HeaderFrom: env.HeaderFrom,
+		Subject: env.Subject, MessageID: env.MessageID, State: "queued",
+	}
+	rcpts := make([]store.Recipient, len(env.Rcpts))
+	for i, r := range env.Rcpts {
+		rcpts[i] = store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now}
+	}
+	jobs := groupJobs(msg, rcpts, nil)
+	// Reserve room for in-memory dispatch; without it the poller finds the
+	// message (lease 0, due now).
+	inMemory := q.inflight.Add(int64(len(jobs))) <= int64(q.opt.MaxInMemory)
+	if !inMemory {
+		q.inflight.Add(-int64(len(jobs)))
+	} else {
+		for i := range rcpts {
+			rcpts[i].LeaseUntil = now.Add(time.Hour)
+		}
+	}
+	err = q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return store.InsertMessage(ctx, tx, msg, rcpts)
+	}, dir)
+	if err != nil {
+		if inMemory {
+			q.inflight.Add(-int64(len(jobs)))
+		}
+		q.spool.Remove(env.ID)
+		return fmt.Errorf("%w: %v", ErrTemporary, err)
+	}
+	if inMemory {
+		for _, j := range jobs {
+			q.fresh <- j // cannot block: capacity is MaxInMemory and inflight counts what is in it
+		}
+	} else {
+		q.kick()
+	}
+	return nil
+}
+
+// groupJobs splits a message's recipients into deliveries: one for the mail
+// host, one per recipient domain for the outbound route.
+func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int) []job {
+	var jobs []job
+	idx := map[string]int{}
+	for _, r := range rcpts {
+		domain := ""
+		if r.Route == RouteOutbound {
+			domain = strings.ToLower(domainOf(r.Rcpt))
+		}
+		key := r.Route + "\x00" + domain
+		i, ok := idx[key]
+		if !ok {
+			i = len(jobs)
+			idx[key] = i
+			jobs = append(jobs, job{msg: msg, route: r.Route, domain: domain, tries: map[string]int{}})
+		}
+		jobs[i].rcpts = append(jobs[i].rcpts, r.Rcpt)
+		jobs[i].tries[r.Rcpt] = tries[r.Rcpt]
+	}
+	return jobs
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+// Start recovers from the previous run (releases leases, sweeps orphan spool
+// files) and starts the poller and workers. They stop when ctx ends; Wait
+// waits for them.
+func (q *Queue) Start(ctx context.Context) error {
+	if err := q.store.ReleaseLeases(ctx); err != nil {
+		return fmt.Errorf("queue: releasing leases: %w", err)
+	}
+	keep, err := q.store.QueuedIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: listing queued messages: %w", err)
+	}
+	n, err := q.spool.Sweep(keep)
+	if err != nil {
+		return fmt.Errorf("queue: sweeping spool: %w", err)
+	}
+	if n > 0 {
+		q.log.Info("removed spool files no queued message needs", "files", n)
+	}
+	for i := 0; i < q.opt.Workers; i++ {
+		q.wg.Add(1)
+		go q.worker(ctx)
+	}
+	q.wg.Add(1)
+	go q.poller(ctx)
+	return nil
+}
+
+// Wait waits for the workers and poller to stop.
+func (q *Queue) Wait() { q.wg.Wait() }
+
+func (q *Queue) kick() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Kick makes the poller look for due recipients now.
+func (q *Queue) Kick() { q.kick() }
+
+func (q *Queue) poller(ctx context.Context) {
+	defer q.wg.Done()
+	t := time.NewTicker(q.opt.PollInterval)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-q.wake:
+		}
+		for ctx.Err() == nil {
+			n, err := q.pollOnce(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					q.log.Error("queue poll failed", "err", err)
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if now := q.now(); now.Sub(lastPrune) > time.Hour {
+			lastPrune = now
+			if n, err := q.store.PruneDone(ctx, now.Add(-q.opt.KeepDelivered)); err != nil {
+				q.log.Error("pruning finished messages failed", "err", err)
+			} else if n > 0 {
+				q.log.Info("pruned finished messages", "count", n)
+			}
+		}
+	}
+}
+
+func (q *Queue) pollOnce(ctx context.Context) (int, error) {
+	due, err := q.store.LeaseDue(ctx, q.now(), time.Hour, 500)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	byMsg := map[string][]store.Recipient{}
+	var order []string
+	for _, r := range due {
+		if _, ok := byMsg[r.MsgID]; !ok {
+			order = append(order, r.MsgID)
+		}
+		byMsg[r.MsgID] = append(byMsg[r.MsgID], r)
+	}
+	for _, id := range order {
+		msg, err := q.store.Message(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		tries := map[string]int{}
+		for _, r := range byMsg[id] {
+			tries[r.Rcpt] = r.Attempts
+		}
+		for _, j := range groupJobs(msg, byMsg[id], tries) {
+			select {
+			case q.retry <- j:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
+	return len(due), nil
+}
+
+func (q *Queue) worker(ctx context.Context) {
+	defer q.wg.Done()
+	for {
+		var j job
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-q.fresh:
+			q.inflight.Add(-1)
+		case j = <-q.retry:
+		}
+		q.deliver(ctx, j)
+	}
+}
+
+// backoff is the wait before attempt number tries+1: RetryInitial doubling
+// per attempt up to RetryMax, with ±20% jitter so that retries of a burst
+// spread out.
+func (q *Queue) backoff(tries int) time.Duration {
+	d := float64(q.opt.RetryInitial) * math.Pow(2, float64(min(tries, 30)))
+	d = math.Min(d, float64(q.opt.RetryMax))
+	d *= 0.8 + 0.4*mrand.Float64()
+	return time.Duration(d)
+}
+
+func (q *Queue) deliver(ctx context.Context, j job) {
+	log := q.log.With("msgid", j.msg.ID, "route", j.route)
+	start := q.now()
+	var att Attempt
+	body, err := q.spool.Open(j.msg.ID)
+	if err != nil {
+		// A queued message without a readable spool file: nothing can deliver
+		// it. Fail it loudly (DSN) instead of retrying for days.
+		log.Error("spool file unreadable", "err", err)
+		att.Rcpts = make([]RcptResult, len(j.rcpts))
+		for i := range att.Rcpts {
+			att.Rcpts[i] = RcptResult{Permanent: true, Text: "554 5.3.0 message lost in the gateway's spool; please send it again"}
+		}
+	} else {
+		t := q.transports[j.route]
+		if t == nil {
+			att.Rcpts = make([]RcptResult, len(j.rcpts))
+			for i := range att.Rcpts {
+				att.Rcpts[i] = RcptResult{Text: "no transport for route " + j.route}
+			}
+		} else {
+			att = t.Deliver(ctx, &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size()})
+		}
+		body.Close()
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the leases are released at the next start
+	}
+	now := q.now()
+	q.metrics.DeliveryDuration.WithLabelValues(j.route).Observe(now.Sub(start).Seconds())
+
+	results := make([]store.Result, len(j.rcpts))
+	var failed []dsn.Recipient
+	for i, rcpt := range j.rcpts {
+		r := att.Rcpts[i]
+		res := store.Result{MsgID: j.msg.ID, Rcpt: rcpt, TLS: att.TLS, Relay: att.Relay, Error: r.Text}
+		switch {
+		case r.OK:
+			res.Status = "delivered"
+			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "delivered").Inc()
+		case r.Permanent:
+			res.Status = "failed"
+			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "failed").Inc()
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay})
+		case now.Sub(j.msg.ReceivedAt) >= q.opt.MaxAge:
+			res.Status = "failed"
+			res.Error = "expired after " + q.opt.MaxAge.String() + ": " + r.Text
+			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "expired").Inc()
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true})
+		default:
+			res.Status = "queued"
+			res.NextAttempt = now.Add(q.backoff(j.tries[rcpt]))
+			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "deferred").Inc()
+		}
+		results[i] = res
+		log.Info("delivery", "rcpt_domain", domainOf(rcpt), "status", res.Status, "relay", att.Relay, "tls", att.TLS, "detail", r.Text, "attempt", j.tries[rcpt]+1)
+	}
+
+	// A DSN to a sender who is not the null path (RFC 5321 §4.5.5: never
+	// answer a bounce with a bounce), durable with the failure itself.
+	var bounce *pendingDSN
+	if len(failed) > 0 && j.msg.MailFrom != "" && j.msg.Direction != "dsn" {
+		bounce, err = q.spoolDSN(j.msg, failed, now)
+		if err != nil {
+			log.Error("cannot write DSN; the failure is retried", "err", err)
+			return // leases expire; the recipient is tried again later
+		}
+	}
+	var done []string
+	syncDir := ""
+	if bounce != nil {
+		syncDir = bounce.dir
+	}
+	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		done, err = store.ApplyResults(ctx, tx, now, results)
+		if err != nil || bounce == nil {
+			return err
+		}
+		return store.InsertMessage(ctx, tx, bounce.msg, bounce.rcpts)
+	}, syncDir)
+	if err != nil {
+		log.Error("recording delivery results failed; they will be retried", "err", err)
+		if bounce != nil {
+			q.spool.Remove(bounce.msg.ID)
+		}
+		return
+	}
+	for _, id := range done {
+		if err := q.spool.Remove(id); err != nil {
+			log.Warn("removing delivered spool file failed (swept at next start)", "err", err)
+		}
+	}
+	if bounce != nil {
+		log.Info("DSN queued", "dsn_msgid", bounce.msg.ID)
+		for _, nj := range groupJobs(bounce.msg, bounce.rcpts, nil) {
+			nj := nj
+			go func() {
+				select {
+				case q.retry <- nj:
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
+}
+
+type pendingDSN struct {
+	msg   *store.Message
+	rcpts []store.Recipient
+	dir   string
+}
+
+func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.Time) (*pendingDSN, error) {
+	id := NewID()
+	w, err := q.spool.Create(id)
+	if err != nil {
+		return nil, err
+	}
+	var headers []byte
+	if m, err := q.spool.Open(orig.ID); err == nil {
+		headers = dsn.ReadHeader(m.Reader(), 64<<10)
+		m.Close()
+	}
+	subject, err := dsn.Write(w, dsn.Report{
+		ReportingMTA: q.opt.Hostname, To: orig.MailFrom, OrigMsgID: orig.ID, Received: orig.ReceivedAt,
+		Recipients: failed, Headers: headers, Date: now,
+	})
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	dir, err := w.Commit()
+	if err != nil {
+		return nil, err
+	}
+	msg := &store.Message{ID: id, Direction: "dsn", MailFrom: "", ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued"}
+	rcpts := []store.Recipient{{Rcpt: orig.MailFrom, Route: q.route(orig.MailFrom), NextAttempt: now, LeaseUntil: now.Add(time.Hour)}}
+	return &pendingDSN{msg: msg, rcpts: rcpts, dir: dir}, nil
+}

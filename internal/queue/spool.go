@@ -1,0 +1,215 @@
+package queue
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"sealpost/internal/seal"
+)
+
+// Spool holds message files, each sealed under the installation's key with
+// the message id as additional data. Files are written in tmp/, fsynced and
+// renamed into one of 16 shard directories, named by the id's last character.
+type Spool struct {
+	dir string
+	key []byte
+}
+
+// OpenSpool prepares the spool directories under dir.
+func OpenSpool(dir string, key []byte) (*Spool, error) {
+	if len(key) != seal.KeyLen {
+		return nil, errors.New("spool: bad key length")
+	}
+	for _, d := range append([]string{"tmp"}, shards()...) {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return &Spool{dir: dir, key: key}, nil
+}
+
+const shardChars = "0123456789abcdef"
+
+func shards() []string {
+	out := make([]string, len(shardChars))
+	for i := range shardChars {
+		out[i] = shardChars[i : i+1]
+	}
+	return out
+}
+
+func (s *Spool) shardDir(id string) string {
+	c := id[len(id)-1]
+	return filepath.Join(s.dir, shardChars[int(c)%16:int(c)%16+1])
+}
+
+func (s *Spool) path(id string) string { return filepath.Join(s.shardDir(id), id) }
+
+// ErrStorage marks failures of local storage (disk full, I/O error): the
+// SMTP layer answers them with 452 4.3.1.
+var ErrStorage = errors.New("spool storage failure")
+
+func storageErr(op string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %s: disk full: %v", ErrStorage, op, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrStorage, op, err)
+}
+
+// SpoolWriter writes one message into the spool.
+type SpoolWriter struct {
+	s    *Spool
+	id   string
+	f    *os.File
+	bw   *bufio.Writer
+	sw   *seal.Writer
+	done bool
+}
+
+// Create starts a new spool file for message id.
+func (s *Spool) Create(id string) (*SpoolWriter, error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, "tmp", id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, storageErr("create", err)
+	}
+	bw := bufio.NewWriterSize(f, seal.ChunkSize+64)
+	sw, err := seal.NewWriter(bw, s.key, []byte(id))
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, storageErr("seal", err)
+	}
+	return &SpoolWriter{s: s, id: id, f: f, bw: bw, sw: sw}, nil
+}
+
+func (w *SpoolWriter) Write(p []byte) (int, error) {
+	n, err := w.sw.Write(p)
+	if err != nil {
+		return n, storageErr("write", err)
+	}
+	return n, nil
+}
+
+// Size is the number of message bytes written.
+func (w *SpoolWriter) Size() int64 { return w.sw.Size() }
+
+// Commit seals, fsyncs and renames the file into place. It returns the
+// directory that must be fsynced before the file's queue row is committed.
+func (w *SpoolWriter) Commit() (dir string, err error) {
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	if err := w.sw.Close(); err != nil {
+		return "", storageErr("write", err)
+	}
+	if err := w.bw.Flush(); err != nil {
+		return "", storageErr("write", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return "", storageErr("fsync", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return "", storageErr("close", err)
+	}
+	if err := os.Rename(w.f.Name(), w.s.path(w.id)); err != nil {
+		return "", storageErr("rename", err)
+	}
+	w.done = true
+	return w.s.shardDir(w.id), nil
+}
+
+// Abort discards the file. Safe to call after a failed Commit.
+func (w *SpoolWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// Message is an open spool file.
+type Message struct {
+	*seal.ReaderAt
+	f *os.File
+}
+
+// Close closes the file.
+func (m *Message) Close() error { return m.f.Close() }
+
+// Open opens message id for reading.
+func (s *Spool) Open(id string) (*Message, error) {
+	f, err := os.Open(s.path(id))
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	ra, err := seal.NewReaderAt(f, st.Size(), s.key, []byte(id))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool file %s: %w", id, err)
+	}
+	return &Message{ReaderAt: ra, f: f}, nil
+}
+
+// Remove deletes message id's file; a missing file is not an error.
+func (s *Spool) Remove(id string) error {
+	err := os.Remove(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Sweep removes half-written files in tmp/ and files no queued message
+// needs (left by a crash between rename and commit, or after delivery and
+// before removal). It returns how many files it removed.
+func (s *Spool) Sweep(keep map[string]bool) (int, error) {
+	n := 0
+	tmp, err := os.ReadDir(filepath.Join(s.dir, "tmp"))
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range tmp {
+		if os.Remove(filepath.Join(s.dir, "tmp", e.Name())) == nil {
+			n++
+		}
+	}
+	for _, sh := range shards() {
+		entries, err := os.ReadDir(filepath.Join(s.dir, sh))
+		if err != nil {
+			return n, err
+		}
+		for _, e := range entries {
+			if !keep[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+				if os.Remove(filepath.Join(s.dir, sh, e.Name())) == nil {
+					n++
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
+// Copy streams message id to w (for tests and tools).
+func (s *Spool) Copy(w io.Writer, id string) error {
+	m, err := s.Open(id)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	_, err = io.Copy(w, m.Reader())
+	return err
+}

@@ -1,0 +1,98 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"mime"
+	"net/mail"
+	"net/textproto"
+	"strings"
+)
+
+// headerCapture keeps the start of a message, up to the end of its header
+// section or max bytes, for the fields the queue records (From domain for
+// DKIM, Subject and Message-ID for tracing) and for loop detection.
+type headerCapture struct {
+	buf  []byte
+	max  int
+	done bool
+}
+
+func (h *headerCapture) Write(p []byte) {
+	if h.done {
+		return
+	}
+	start := len(h.buf)
+	if start > 3 {
+		start -= 3
+	}
+	room := h.max - len(h.buf)
+	if len(p) > room {
+		p = p[:room]
+	}
+	h.buf = append(h.buf, p...)
+	if i := bytes.Index(h.buf[start:], []byte("\r\n\r\n")); i >= 0 {
+		h.buf = h.buf[:start+i+2]
+		h.done = true
+	} else if bytes.HasPrefix(h.buf, []byte("\r\n")) {
+		h.buf = h.buf[:0] // no header at all
+		h.done = true
+	} else if len(h.buf) >= h.max {
+		h.done = true
+	}
+}
+
+type headerInfo struct {
+	FromDomain string
+	Subject    string
+	MessageID  string
+	Received   int
+	From       int
+}
+
+var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
+
+func (h *headerCapture) info() headerInfo {
+	var hi headerInfo
+	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(bytes.Clone(h.buf), '\r', '\n'))))
+	hdr, _ := r.ReadMIMEHeader() // a partial header still yields what parsed
+	hi.Received = len(hdr.Values("Received"))
+	froms := hdr.Values("From")
+	hi.From = len(froms)
+	if len(froms) == 1 {
+		if addrs, err := mail.ParseAddressList(froms[0]); err == nil && len(addrs) == 1 {
+			hi.FromDomain = strings.ToLower(domainOf(addrs[0].Address))
+		} else if i := strings.LastIndexByte(froms[0], '@'); i >= 0 {
+			d := strings.TrimRight(froms[0][i+1:], "> \t")
+			hi.FromDomain = strings.ToLower(d)
+		}
+	}
+	if s := hdr.Get("Subject"); s != "" {
+		if dec, err := wordDecoder.DecodeHeader(s); err == nil {
+			s = dec
+		}
+		hi.Subject = truncate(s, 300)
+	}
+	hi.MessageID = truncate(strings.Trim(strings.TrimSpace(hdr.Get("Message-Id")), "<>"), 300)
+	return hi
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}

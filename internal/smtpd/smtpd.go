@@ -1,0 +1,501 @@
+// Package smtpd runs sealpost's two SMTP listeners.
+//
+// The inbound listener is the organisation's MX: anyone may send to it, but
+// only for recipients in the organisation's domains (RFC 5321 §3.6.2: a
+// server that relays for anyone is an open relay). The outbound listener is
+// where the organisation's mail host (an Exchange Online or Google
+// Workspace connector) and staff hand over mail for the outside world: it
+// relays for clients in the connector networks, and for everyone else only
+// after SMTP AUTH, which is offered only over TLS.
+//
+// Every session is bounded: sessions per address and in all, recipients per
+// message, line length, message size, time per command and per session. The
+// DATA stream is strict (CRLF only; see strictReader) and goes straight to
+// the spool: a message is never held whole in memory. The 250 reply to DATA
+// is sent only after the queue has made the message durable.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"sealpost/internal/auth"
+	"sealpost/internal/config"
+	"sealpost/internal/metrics"
+	"sealpost/internal/queue"
+	"sealpost/internal/store"
+)
+
+// Roles of a listener.
+const (
+	RoleInbound  = "inbound"
+	RoleOutbound = "outbound"
+)
+
+// maxHops is the Received count past which a message is taken to be looping
+// (RFC 5321 §6.3 suggests a limit of at least 100; Postfix uses 50).
+const maxHops = 50
+
+// Users authenticates SMTP AUTH users.
+type Users interface {
+	GetUser(ctx context.Context, name string) (*store.User, error)
+}
+
+// Server owns the listeners.
+type Server struct {
+	cfg      atomic.Pointer[config.Config]
+	queue    *queue.Queue
+	users    Users
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	tls      *tls.Config
+	authFail *auth.Limiter
+
+	mu      sync.Mutex
+	servers []*smtp.Server
+	limits  *connLimits
+}
+
+// New returns a server. tlsConfig may be nil (no STARTTLS, and so no AUTH).
+func New(cfg *config.Config, q *queue.Queue, users Users, tlsConfig *tls.Config, m *metrics.Metrics, log *slog.Logger) *Server {
+	s := &Server{queue: q, users: users, metrics: m, log: log, tls: tlsConfig,
+		authFail: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute)}
+	s.cfg.Store(cfg)
+	s.limits = newConnLimits(cfg.SMTP.MaxSessions, cfg.SMTP.MaxSessionsPerIP)
+	return s
+}
+
+// SetConfig replaces the configuration for new commands (SIGHUP). Listen
+// addresses and limits applied at connection level keep their values until
+// restart.
+func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// Listen starts a listener for role on addr and serves it in the background.
+func (s *Server) Listen(role, addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s SMTP listener on %s: %w", role, addr, err)
+	}
+	return s.Serve(role, l), nil
+}
+
+// Serve serves role on l in the background.
+func (s *Server) Serve(role string, l net.Listener) net.Addr {
+	cfg := s.cfg.Load()
+	srv := smtp.NewServer(&backend{s: s, role: role})
+	srv.Domain = cfg.SMTP.Hostname
+	srv.ReadTimeout = cfg.SMTP.CommandTimeout.Duration
+	srv.WriteTimeout = cfg.SMTP.CommandTimeout.Duration
+	srv.MaxMessageBytes = cfg.SMTP.MaxMessageBytes
+	srv.MaxRecipients = cfg.SMTP.MaxRecipients
+	srv.MaxLineLength = cfg.SMTP.MaxLineLength
+	srv.AllowInsecureAuth = false
+	srv.TLSConfig = s.tls
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogErrorLog{s.log}
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	ll := &limitListener{Listener: l, limits: s.limits, role: role, metrics: s.metrics, sessionTimeout: cfg.SMTP.SessionTimeout.Duration}
+	go func() {
+		if err := srv.Serve(ll); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			s.log.Error("SMTP listener stopped", "role", role, "err", err)
+		}
+	}()
+	return l.Addr()
+}
+
+// Shutdown stops accepting and waits for open sessions to end, up to ctx;
+// then closes what remains.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+type slogErrorLog struct{ log *slog.Logger }
+
+func (l slogErrorLog) Printf(format string, v ...any) {
+	l.log.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
+}
+func (l slogErrorLog) Println(v ...any) { l.log.Warn("smtp server", "detail", fmt.Sprint(v...)) }
+
+type backend struct {
+	s    *Server
+	role string
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	ip := netip.Addr{}
+	if ta, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ = netip.AddrFromSlice(ta.IP)
+		ip = ip.Unmap()
+	}
+	b.s.metrics.Sessions.WithLabelValues(b.role).Inc()
+	b.s.metrics.SessionsActive.WithLabelValues(b.role).Inc()
+	return &session{s: b.s, role: b.role, conn: c, ip: ip, cfg: b.s.cfg.Load()}, nil
+}
+
+type session struct {
+	s    *Server
+	role string
+	conn *smtp.Conn
+	ip   netip.Addr
+	cfg  *config.Config
+
+	authUser  string
+	from      string
+	hasFrom   bool
+	rcpts     []string
+	commands  int
+	loggedOut bool
+}
+
+func smtpErr(code int, enh [3]int, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: msg}
+}
+
+// maxTransactionCommands bounds MAIL/RCPT/RSET per session, so that one
+// connection cannot keep the server busy for ever below the time limits.
+const maxTransactionCommands = 10000
+
+func (s *session) count() error {
+	s.commands++
+	if s.commands > maxTransactionCommands {
+		return smtpErr(421, [3]int{4, 7, 0}, "Too many commands in one session; please reconnect")
+	}
+	return nil
+}
+
+func (s *session) reject(reason string) { s.s.metrics.Rejected.WithLabelValues(s.role, reason).Inc() }
+
+func (s *session) AuthMechanisms() []string {
+	if s.role != RoleOutbound {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.role != RoleOutbound {
+		return nil, smtpErr(504, [3]int{5, 5, 4}, "Authentication is not offered here")
+	}
+	check := func(identity, user, pass string) error {
+		if identity != "" && identity != user {
+			return smtpErr(535, [3]int{5, 7, 8}, "Authentication credentials invalid")
+		}
+		return s.authenticate(user, pass)
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(check), nil
+	case sasl.Login:
+		return &loginServer{check: func(u, p string) error { return check("", u, p) }}, nil
+	}
+	return nil, smtpErr(504, [3]int{5, 5, 4}, "Unsupported authentication mechanism")
+}
+
+func (s *session) authenticate(user, pass string) error {
+	ipKey := "ip:" + s.ip.String()
+	userKey := "user:" + strings.ToLower(user)
+	if locked, _ := s.s.authFail.Locked(ipKey); locked {
+		s.reject("auth_locked")
+		return smtpErr(454, [3]int{4, 7, 0}, "Too many failed attempts; try again later")
+	}
+	if locked, _ := s.s.authFail.Locked(userKey); locked {
+		s.reject("auth_locked")
+		return smtpErr(454, [3]int{4, 7, 0}, "Too many failed attempts; try again later")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := s.s.users.GetUser(ctx, user)
+	ok := false
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		auth.CheckUnknown(pass)
+	case err != nil:
+		s.s.log.Error("user lookup failed", "err", err)
+		return smtpErr(454, [3]int{4, 7, 0}, "Temporary authentication failure")
+	default:
+		ok, err = auth.CheckPassword(u.PasswordHash, pass)
+		if err != nil {
+			s.s.log.Error("stored password hash unusable", "user", user, "err", err)
+		}
+		ok = ok && !u.Disabled && (u.Role == "sender" || u.Role == "admin")
+	}
+	if !ok {
+		s.s.authFail.Fail(ipKey)
+		s.s.authFail.Fail(userKey)
+		s.reject("auth_failed")
+		s.s.log.Info("SMTP AUTH failed", "ip", s.ip.String())
+		return smtpErr(535, [3]int{5, 7, 8}, "Authentication credentials invalid")
+	}
+	s.s.authFail.Succeed(ipKey)
+	s.s.authFail.Succeed(userKey)
+	s.authUser = u.Name
+	return nil
+}
+
+// validAddress checks an address's syntax and RFC 5321 §4.5.3.1 lengths.
+func validAddress(a string) bool {
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 || at == len(a)-1 || len(a) > 254 || at > 64 {
+		return false
+	}
+	for _, r := range a {
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' {
+			return false
+		}
+	}
+	dom := a[at+1:]
+	if strings.HasPrefix(dom, "[") {
+		return false // address literals are not accepted
+	}
+	for _, l := range strings.Split(dom, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := s.count(); err != nil {
+		return err
+	}
+	if s.role == RoleOutbound && s.authUser == "" && !s.cfg.IsConnector(s.ip) {
+		s.reject("auth_required")
+		return smtpErr(530, [3]int{5, 7, 0}, "Authentication required")
+	}
+	if from != "" && !validAddress(from) {
+		s.reject("bad_sender")
+		return smtpErr(553, [3]int{5, 1, 7}, "Sender address is not valid")
+	}
+	if s.role == RoleOutbound && from != "" && !s.cfg.IsOrgDomain(strings.ToLower(domainOf(from))) {
+		s.reject("foreign_sender")
+		return smtpErr(550, [3]int{5, 7, 1}, "Sender domain is not served by this gateway")
+	}
+	if opts != nil && opts.Size > s.cfg.SMTP.MaxMessageBytes {
+		s.reject("size")
+		return smtpErr(552, [3]int{5, 3, 4}, fmt.Sprintf("Message too big; the limit is %d bytes", s.cfg.SMTP.MaxMessageBytes))
+	}
+	s.from, s.hasFrom, s.rcpts = from, true, s.rcpts[:0]
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := s.count(); err != nil {
+		return err
+	}
+	if !validAddress(to) {
+		s.reject("bad_recipient")
+		return smtpErr(553, [3]int{5, 1, 3}, "Recipient address is not valid")
+	}
+	if s.role == RoleInbound && !s.cfg.IsOrgDomain(strings.ToLower(domainOf(to))) {
+		s.reject("relay_denied")
+		return smtpErr(550, [3]int{5, 7, 1}, "Relaying denied")
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+func (s *session) Reset() {
+	s.from, s.hasFrom, s.rcpts = "", false, s.rcpts[:0]
+	s.commands++
+}
+
+func (s *session) Logout() error {
+	if !s.loggedOut {
+		s.loggedOut = true
+		s.s.metrics.SessionsActive.WithLabelValues(s.role).Dec()
+	}
+	return nil
+}
+
+func (s *session) received(id string) string {
+	proto := "ESMTP"
+	tlsInfo := ""
+	if st, ok := s.conn.TLSConnectionState(); ok {
+		proto = "ESMTPS"
+		tlsInfo = fmt.Sprintf(" (using %s with cipher %s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	}
+	if s.authUser != "" {
+		proto += "A" // RFC 3848
+	}
+	helo := sanitizeHelo(s.conn.Hostname())
+	forClause := ""
+	if len(s.rcpts) == 1 {
+		forClause = "\r\n\tfor <" + s.rcpts[0] + ">"
+	}
+	return fmt.Sprintf("Received: from %s ([%s])\r\n\tby %s with %s id %s%s%s;\r\n\t%s\r\n",
+		helo, s.ip, s.cfg.SMTP.Hostname, proto, id, tlsInfo, forClause, time.Now().Format(time.RFC1123Z))
+}
+
+func sanitizeHelo(h string) string {
+	var b strings.Builder
+	for _, r := range h {
+		if r > ' ' && r < 0x7f && r != '(' && r != ')' && r != '\\' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "unknown"
+	}
+	return truncate(b.String(), 100)
+}
+
+func (s *session) Data(r io.Reader) error {
+	if err := s.count(); err != nil {
+		return err
+	}
+	q := s.s.queue
+	id := queue.NewID()
+	log := s.s.log.With("msgid", id, "role", s.role)
+	w, err := q.Spool().Create(id)
+	if err != nil {
+		log.Error("cannot create spool file", "err", err)
+		s.reject("storage")
+		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+	}
+	if _, err := io.WriteString(w, s.received(id)); err != nil {
+		w.Abort()
+		log.Error("spool write failed", "err", err)
+		s.reject("storage")
+		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+	}
+	sr := &strictReader{r: r}
+	hc := &headerCapture{max: 64 << 10}
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := sr.Read(buf)
+		if n > 0 {
+			hc.Write(buf[:n])
+			if _, err := w.Write(buf[:n]); err != nil {
+				w.Abort()
+				log.Error("spool write failed", "err", err)
+				s.reject("storage")
+				return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			w.Abort()
+			return s.dataError(log, rerr)
+		}
+	}
+	hi := hc.info()
+	if hi.Received >= maxHops {
+		w.Abort()
+		s.reject("loop")
+		return smtpErr(554, [3]int{5, 4, 6}, "Too many hops; the message is looping")
+	}
+	direction := "in"
+	if s.role == RoleOutbound {
+		direction = "out"
+	}
+	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
+		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.Hostname()), AuthUser: s.authUser,
+		HeaderFrom: hi.FromDomain, Subject: hi.Subject, MessageID: hi.MessageID}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := q.Accept(ctx, env, w); err != nil {
+		if errors.Is(err, queue.ErrStorage) {
+			log.Error("spool commit failed", "err", err)
+			s.reject("storage")
+			return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+		}
+		log.Error("queue commit failed", "err", err)
+		s.reject("queue")
+		return smtpErr(451, [3]int{4, 3, 0}, "Temporary failure; try again later")
+	}
+	s.s.metrics.AcceptLatency.WithLabelValues(s.role).Observe(time.Since(start).Seconds())
+	s.s.metrics.Accepted.WithLabelValues(s.role).Inc()
+	s.s.metrics.AcceptedBytes.WithLabelValues(s.role).Add(float64(w.Size()))
+	log.Info("accepted", "ip", s.ip.String(), "rcpts", len(env.Rcpts), "size", w.Size(), "tls", s.isTLS(), "auth", s.authUser != "")
+	return smtpErr(250, [3]int{2, 0, 0}, "OK queued as "+id)
+}
+
+func (s *session) isTLS() bool {
+	_, ok := s.conn.TLSConnectionState()
+	return ok
+}
+
+func (s *session) dataError(log *slog.Logger, err error) error {
+	switch {
+	case errors.Is(err, errBareLF), errors.Is(err, errBareCR):
+		s.reject("bare_newline")
+		log.Info("refused message with bare CR or LF", "ip", s.ip.String(), "kind", err.Error())
+		return smtpErr(550, [3]int{5, 5, 2}, "Message refused: line endings must be CRLF (bare CR or LF found)")
+	case errors.Is(err, errNUL):
+		s.reject("nul")
+		return smtpErr(550, [3]int{5, 6, 0}, "Message refused: it contains a NUL byte")
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		s.reject("size")
+		return smtpErr(552, [3]int{5, 3, 4}, fmt.Sprintf("Message too big; the limit is %d bytes", s.cfg.SMTP.MaxMessageBytes))
+	default:
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			s.reject("protocol")
+			return se
+		}
+		// The connection broke or timed out: no reply will be read.
+		s.reject("aborted")
+		return smtpErr(451, [3]int{4, 4, 2}, "Connection problem while receiving data")
+	}
+}
+
+// loginServer is the server side of the obsolete but common LOGIN SASL
+// mechanism (draft-murchison-sasl-login): two challenges, user then password.
+type loginServer struct {
+	check func(user, pass string) error
+	step  int
+	user  string
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if len(response) > 0 { // initial response carries the user name
+			l.user = string(response)
+			l.step = 2
+			return []byte("Password:"), false, nil
+		}
+		return []byte("Username:"), false, nil
+	case 1:
+		l.user = string(response)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.user, string(response))
+	}
+	return nil, true, errors.New("unexpected response")
+}

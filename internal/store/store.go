@@ -1,0 +1,406 @@
+// Package store keeps sealpost's metadata: the queue of messages and their
+// recipients, users, and the dev outbox index. The embedded backend is SQLite
+// (pure Go, WAL, synchronous=FULL so that a committed transaction survives a
+// power cut).
+//
+// Writes that make a message durable go through a Committer, which gathers
+// the writes of concurrent SMTP sessions and delivery workers into one
+// transaction and one fsync (group commit): durability costs one disk flush
+// per batch, not per message.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Store is an open metadata database.
+type Store struct {
+	DB *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS messages (
+	id          TEXT PRIMARY KEY,
+	direction   TEXT NOT NULL,
+	mail_from   TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	size        INTEGER NOT NULL,
+	remote_ip   TEXT NOT NULL DEFAULT '',
+	helo        TEXT NOT NULL DEFAULT '',
+	auth_user   TEXT NOT NULL DEFAULT '',
+	header_from TEXT NOT NULL DEFAULT '',
+	subject     TEXT NOT NULL DEFAULT '',
+	message_id  TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL DEFAULT 'queued',
+	done_at     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_state ON messages(state, done_at);
+CREATE TABLE IF NOT EXISTS recipients (
+	msg_id       TEXT NOT NULL,
+	rcpt         TEXT NOT NULL,
+	route        TEXT NOT NULL,
+	status       TEXT NOT NULL DEFAULT 'queued',
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	next_attempt INTEGER NOT NULL DEFAULT 0,
+	lease_until  INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT NOT NULL DEFAULT '',
+	tls          TEXT NOT NULL DEFAULT '',
+	relay        TEXT NOT NULL DEFAULT '',
+	updated_at   INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (msg_id, rcpt)
+);
+CREATE INDEX IF NOT EXISTS recipients_due ON recipients(next_attempt) WHERE status = 'queued';
+CREATE TABLE IF NOT EXISTS users (
+	name          TEXT PRIMARY KEY,
+	password_hash TEXT NOT NULL,
+	role          TEXT NOT NULL,
+	disabled      INTEGER NOT NULL DEFAULT 0,
+	created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dev_outbox (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	msg_id      TEXT NOT NULL,
+	mail_from   TEXT NOT NULL,
+	rcpts       TEXT NOT NULL,
+	route       TEXT NOT NULL,
+	subject     TEXT NOT NULL DEFAULT '',
+	size        INTEGER NOT NULL,
+	captured_at INTEGER NOT NULL,
+	file        TEXT NOT NULL
+);
+`
+
+// OpenSQLite opens (creating if needed) the SQLite database at path.
+func OpenSQLite(path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
+	}
+	return &Store{DB: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Message is one accepted message.
+type Message struct {
+	ID         string
+	Direction  string // "in", "out" or "dsn"
+	MailFrom   string
+	ReceivedAt time.Time
+	Size       int64
+	RemoteIP   string
+	Helo       string
+	AuthUser   string
+	HeaderFrom string
+	Subject    string
+	MessageID  string
+	State      string // "queued" or "done"
+	DoneAt     time.Time
+}
+
+// Recipient is the delivery state of one recipient of a message.
+type Recipient struct {
+	MsgID       string
+	Rcpt        string
+	Route       string // "mailhost" or "outbound"
+	Status      string // "queued", "delivered", "failed", "deleted"
+	Attempts    int
+	NextAttempt time.Time
+	LeaseUntil  time.Time
+	LastError   string
+	TLS         string
+	Relay       string
+	UpdatedAt   time.Time
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// InsertMessage adds a message and its recipients within tx.
+func InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued')`,
+		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID)
+	if err != nil {
+		return err
+	}
+	for _, r := range rcpts {
+		_, err := tx.ExecContext(ctx, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`,
+			m.ID, r.Rcpt, r.Route, ms(r.NextAttempt), ms(r.LeaseUntil), ms(m.ReceivedAt))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Result is the outcome of one delivery attempt for one recipient.
+type Result struct {
+	MsgID       string
+	Rcpt        string
+	Status      string // "queued" (try again), "delivered", "failed"
+	NextAttempt time.Time
+	Error       string
+	TLS         string
+	Relay       string
+}
+
+// ApplyResults records delivery results within tx and reports which of the
+// touched messages have no queued recipient left (they are then marked done).
+func ApplyResults(ctx context.Context, tx *sql.Tx, now time.Time, results []Result) (done []string, err error) {
+	touched := map[string]bool{}
+	for _, r := range results {
+		_, err := tx.ExecContext(ctx, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`,
+			r.Status, ms(r.NextAttempt), r.Error, r.TLS, r.Relay, ms(now), r.MsgID, r.Rcpt)
+		if err != nil {
+			return nil, err
+		}
+		touched[r.MsgID] = true
+	}
+	for id := range touched {
+		ok, err := finishIfDone(ctx, tx, now, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			done = append(done, id)
+		}
+	}
+	return done, nil
+}
+
+func finishIfDone(ctx context.Context, tx *sql.Tx, now time.Time, id string) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM recipients WHERE msg_id=? AND status='queued'`, id).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued'`, ms(now), id)
+	if err != nil {
+		return false, err
+	}
+	c, _ := res.RowsAffected()
+	return c > 0, nil
+}
+
+// ReleaseLeases makes every queued recipient available to this process again:
+// at start, leases held by a previous run of this node are void.
+func (s *Store) ReleaseLeases(ctx context.Context) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE recipients SET lease_until=0 WHERE status='queued' AND lease_until<>0`)
+	return err
+}
+
+// LeaseDue leases up to limit queued recipients whose next attempt is due and
+// whose lease has expired, and returns them.
+func (s *Store) LeaseDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Recipient, error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT msg_id, rcpt, route, attempts FROM recipients WHERE status='queued' AND next_attempt<=? AND lease_until<=? ORDER BY next_attempt LIMIT ?`, ms(now), ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []Recipient
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Attempts); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	until := ms(now.Add(lease))
+	for _, r := range out {
+		if _, err := tx.ExecContext(ctx, `UPDATE recipients SET lease_until=? WHERE msg_id=? AND rcpt=?`, until, r.MsgID, r.Rcpt); err != nil {
+			return nil, err
+		}
+	}
+	return out, tx.Commit()
+}
+
+// NextDue is the earliest next attempt among queued recipients (zero if none).
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	err := s.DB.QueryRowContext(ctx, `SELECT min(next_attempt) FROM recipients WHERE status='queued'`).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, err
+	}
+	return fromMS(v.Int64), nil
+}
+
+const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at`
+
+func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
+	var m Message
+	var recv, done int64
+	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done); err != nil {
+		return nil, err
+	}
+	m.ReceivedAt, m.DoneAt = fromMS(recv), fromMS(done)
+	return &m, nil
+}
+
+// Message returns one message.
+func (s *Store) Message(ctx context.Context, id string) (*Message, error) {
+	m, err := scanMessage(s.DB.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// Recipients returns the recipients of one message.
+func (s *Store) Recipients(ctx context.Context, id string) ([]Recipient, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT msg_id, rcpt, route, status, attempts, next_attempt, lease_until, last_error, tls, relay, updated_at FROM recipients WHERE msg_id=? ORDER BY rcpt`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Recipient
+	for rows.Next() {
+		var r Recipient
+		var next, lease, upd int64
+		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Status, &r.Attempts, &next, &lease, &r.LastError, &r.TLS, &r.Relay, &upd); err != nil {
+			return nil, err
+		}
+		r.NextAttempt, r.LeaseUntil, r.UpdatedAt = fromMS(next), fromMS(lease), fromMS(upd)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// QueuedMessages lists messages that still have recipients to deliver,
+// oldest first.
+func (s *Store) QueuedMessages(ctx context.Context, limit int) ([]*Message, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE state='queued' ORDER BY received_at LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// QueueDepth counts queued recipients.
+func (s *Store) QueueDepth(ctx context.Context) (int, error) {
+	var n int
+	err := s.DB.QueryRowContext(ctx, `SELECT count(*) FROM recipients WHERE status='queued'`).Scan(&n)
+	return n, err
+}
+
+// QueuedIDs returns the set of ids of messages in state queued: the spool
+// files the queue still needs.
+func (s *Store) QueuedIDs(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM messages WHERE state='queued'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
+}
+
+// RetryNow makes every queued recipient of message id due now. It reports
+// whether the message has queued recipients.
+func (s *Store) RetryNow(ctx context.Context, id string, now time.Time) (bool, error) {
+	res, err := s.DB.ExecContext(ctx, `UPDATE recipients SET next_attempt=?, lease_until=0 WHERE msg_id=? AND status='queued'`, ms(now), id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// DeleteQueued removes a message from delivery: its queued recipients become
+// "deleted" and the message done. It reports whether anything changed.
+func (s *Store) DeleteQueued(ctx context.Context, id string, now time.Time) (bool, error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE recipients SET status='deleted', last_error='deleted by operator', lease_until=0, updated_at=? WHERE msg_id=? AND status='queued'`, ms(now), id)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	if _, err := finishIfDone(ctx, tx, now, id); err != nil {
+		return false, err
+	}
+	return n > 0, tx.Commit()
+}
+
+// PruneDone removes messages finished before cutoff, with their recipients.
+func (s *Store) PruneDone(ctx context.Context, cutoff time.Time) (int64, error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE msg_id IN (SELECT id FROM messages WHERE state='done' AND done_at<?)`, ms(cutoff)); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE state='done' AND done_at<?`, ms(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
+}
+
+// Like escapes s for a LIKE pattern with ESCAPE '\'.
+func Like(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}

@@ -1,0 +1,199 @@
+// Package web serves sealpost's HTTP listener: metrics for Prometheus, a
+// health check, and in dev mode the dev outbox. The portal and the console
+// mount here too.
+//
+// Every response carries the same protective headers: a strict
+// Content-Security-Policy (no scripts, nothing from other origins, no
+// framing), nosniff, no referrer, and no caching of pages.
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sealpost/internal/metrics"
+	"sealpost/internal/queue"
+	"sealpost/internal/store"
+)
+
+//go:embed static templates
+var assets embed.FS
+
+var templates = template.Must(template.New("").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
+}).ParseFS(assets, "templates/*.html"))
+
+// Server is the HTTP listener.
+type Server struct {
+	OrgName string
+	Metrics *metrics.Metrics
+	Outbox  *queue.DevOutbox // nil unless dev mode
+	Log     *slog.Logger
+	Store   *store.Store
+
+	srv *http.Server
+}
+
+// Handler returns the HTTP handler with all routes and headers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.Handle("GET /static/", http.FileServerFS(assets))
+	mux.HandleFunc("GET /{$}", s.home)
+	if s.Outbox != nil {
+		mux.HandleFunc("GET /dev/outbox", s.outboxList)
+		mux.HandleFunc("GET /dev/outbox/{seq}", s.outboxShow)
+		mux.HandleFunc("GET /dev/outbox/{seq}/raw", s.outboxRaw)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or start again from the home page.")
+	})
+	return secureHeaders(mux)
+}
+
+func secureHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		hd.Set("Cache-Control", "no-store")
+		if r.TLS != nil {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Serve starts listening on addr in the background.
+func (s *Server) Serve(addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.srv = &http.Server{
+		Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("web listener stopped", "err", err)
+		}
+	}()
+	return l.Addr(), nil
+}
+
+// Shutdown stops the listener, waiting for requests up to ctx.
+func (s *Server) Shutdown(ctx context.Context) {
+	if s.srv != nil {
+		s.srv.Shutdown(ctx)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := templates.ExecuteTemplate(w, name, data); err != nil {
+		s.Log.Error("rendering page failed", "page", name, "err", err)
+	}
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, status int, title, advice string) {
+	s.render(w, status, "error.html", map[string]any{"Org": s.OrgName, "Title": title, "Advice": advice, "Status": status})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.DB.PingContext(ctx); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "home.html", map[string]any{"Org": s.OrgName, "Dev": s.Outbox != nil})
+}
+
+func (s *Server) outboxList(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.Outbox.List(r.Context(), 200)
+	if err != nil {
+		s.Log.Error("listing dev outbox failed", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "The outbox cannot be read", "The gateway could not read its store. Check the gateway's log, then reload this page.")
+		return
+	}
+	s.render(w, http.StatusOK, "outbox.html", map[string]any{"Org": s.OrgName, "Entries": entries})
+}
+
+func (s *Server) outboxEntry(w http.ResponseWriter, r *http.Request) (*queue.OutboxEntry, bool) {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		s.errorPage(w, http.StatusNotFound, "Message not found", "That message is not in the dev outbox. Go back to the outbox list.")
+		return nil, false
+	}
+	e, err := s.Outbox.Get(r.Context(), seq)
+	if err != nil {
+		s.errorPage(w, http.StatusNotFound, "Message not found", "That message is not in the dev outbox. Go back to the outbox list.")
+		return nil, false
+	}
+	return e, true
+}
+
+const maxShown = 256 << 10
+
+func (s *Server) outboxShow(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.outboxEntry(w, r)
+	if !ok {
+		return
+	}
+	rd, c, err := s.Outbox.Open(e)
+	if err != nil {
+		s.Log.Error("opening dev outbox message failed", "seq", e.Seq, "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "The message cannot be read", "Its file is missing or damaged. Check the gateway's log.")
+		return
+	}
+	defer c.Close()
+	b, _ := io.ReadAll(io.LimitReader(rd, maxShown))
+	s.render(w, http.StatusOK, "outbox_show.html", map[string]any{"Org": s.OrgName, "E": e, "Text": string(b), "Cut": e.Size > maxShown})
+}
+
+func (s *Server) outboxRaw(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.outboxEntry(w, r)
+	if !ok {
+		return
+	}
+	rd, c, err := s.Outbox.Open(e)
+	if err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "The message cannot be read", "Its file is missing or damaged. Check the gateway's log.")
+		return
+	}
+	defer c.Close()
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+e.MsgID+`.eml"`)
+	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	io.Copy(w, rd)
+}
