@@ -315,7 +315,7 @@ func (c *Config) validate() error {
 		if v == "" {
 			continue // an empty listen address turns that listener off
 		}
-		if err := checkHostPort(v); err != nil {
+		if err := checkListen(v); err != nil {
 			return c.errf(key, "%v", err)
 		}
 	}
@@ -428,6 +428,14 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("%q: port must be 1-65535", s)
 	}
 	return nil
+}
+
+// checkListen is checkHostPort, but port 0 (any free port) is allowed.
+func checkListen(s string) error {
+	if host, port, err := net.SplitHostPort(s); err == nil && port == "0" && host != "" {
+		return nil
+	}
+	return checkHostPort(s)
 }
 
 func validLabel(s string) bool {

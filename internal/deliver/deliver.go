@@ -63,7 +63,7 @@ type Transport struct {
 	TLSMode        string
 	Resolver       Resolver
 	Signer         *mailauth.Signer
-	SignDomain     func(headerFrom, mailFrom string) string // "" for no signature
+	SignDomain     func(headerFrom string) string // the d= domain, "" for no signature
 	ConnectTimeout time.Duration
 	CommandTimeout time.Duration
 	Log            *slog.Logger
@@ -147,11 +147,12 @@ func (t *Transport) Signature(ctx context.Context, d *queue.Delivery) string {
 	if t.Signer == nil || t.SignDomain == nil {
 		return ""
 	}
-	dom := t.SignDomain(d.Msg.HeaderFrom, d.Msg.MailFrom)
+	dom := t.SignDomain(d.Msg.HeaderFrom)
 	if dom == "" {
 		return ""
 	}
-	sig, err := t.Signer.Sign(ctx, dom, d.Body)
+	localpart := d.Msg.HeaderFrom[:strings.LastIndexByte(d.Msg.HeaderFrom, '@')]
+	sig, err := t.Signer.Sign(ctx, localpart, dom, d.Body)
 	if err != nil {
 		t.Log.Warn("DKIM signing failed; sending unsigned", "msgid", d.Msg.ID, "err", err)
 		return ""

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,8 @@ type Gateway struct {
 
 	InboundAddr, OutboundAddr, WebAddr net.Addr
 
-	cancel context.CancelFunc
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -106,9 +108,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
-			t.SignDomain = func(headerFrom, mailFrom string) string {
-				if headerFrom != "" && g.Config().IsOrgDomain(headerFrom) {
-					return headerFrom
+			t.SignDomain = func(headerFrom string) string {
+				if d := domainOf(headerFrom); d != "" && g.Config().IsOrgDomain(d) {
+					return d
 				}
 				return ""
 			}
@@ -170,6 +172,13 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	return g, nil
 }
 
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[i+1:])
+	}
+	return ""
+}
+
 func addrString(a net.Addr) string {
 	if a == nil {
 		return "off"
@@ -203,7 +212,9 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 	g.Log.Info("sealpost stopped")
 }
 
-func (g *Gateway) closeAll() {
+func (g *Gateway) closeAll() { g.closeOnce.Do(g.close) }
+
+func (g *Gateway) close() {
 	if g.cancel != nil {
 		g.cancel()
 		g.Queue.Wait()

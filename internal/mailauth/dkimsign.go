@@ -153,8 +153,8 @@ func (s *Signer) Enabled() bool { return len(s.keys) > 0 }
 func (s *Signer) Keys() []Key { return s.keys }
 
 // Sign returns DKIM-Signature header lines (CRLF-terminated) for msg, signed
-// for domain.
-func (s *Signer) Sign(ctx context.Context, domain string, msg io.ReaderAt) (string, error) {
+// for domain; localpart (of the From address) goes into the i= identity.
+func (s *Signer) Sign(ctx context.Context, localpart, domain string, msg io.ReaderAt) (string, error) {
 	if len(s.keys) == 0 {
 		return "", nil
 	}
@@ -173,7 +173,7 @@ func (s *Signer) Sign(ctx context.Context, domain string, msg io.ReaderAt) (stri
 			Headers: SignedHeaders, SealHeaders: true, PrivateKey: k.Signer, Domain: sd,
 		}
 	}
-	return dkim.Sign(ctx, s.log, smtp.Localpart(""), d, sels, false, msg)
+	return dkim.Sign(ctx, s.log, smtp.Localpart(localpart), d, sels, false, msg)
 }
 
 // Record is one DNS TXT record to publish for a key.

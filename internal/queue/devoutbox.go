@@ -43,7 +43,7 @@ func (o *DevOutbox) Deliver(ctx context.Context, d *Delivery) Attempt {
 		return fail(err)
 	}
 	sig := ""
-	if o.Sign != nil {
+	if o.Sign != nil && d.Route == RouteOutbound {
 		sig = o.Sign(ctx, d)
 	}
 	w, err := seal.NewWriter(f, o.Key, []byte(name))

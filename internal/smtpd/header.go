@@ -44,11 +44,11 @@ func (h *headerCapture) Write(p []byte) {
 }
 
 type headerInfo struct {
-	FromDomain string
-	Subject    string
-	MessageID  string
-	Received   int
-	From       int
+	From      string // the single From address, domain lower-cased; "" if not exactly one
+	Subject   string
+	MessageID string
+	Received  int
+	FromCount int
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
@@ -59,13 +59,13 @@ func (h *headerCapture) info() headerInfo {
 	hdr, _ := r.ReadMIMEHeader() // a partial header still yields what parsed
 	hi.Received = len(hdr.Values("Received"))
 	froms := hdr.Values("From")
-	hi.From = len(froms)
+	hi.FromCount = len(froms)
 	if len(froms) == 1 {
 		if addrs, err := mail.ParseAddressList(froms[0]); err == nil && len(addrs) == 1 {
-			hi.FromDomain = strings.ToLower(domainOf(addrs[0].Address))
-		} else if i := strings.LastIndexByte(froms[0], '@'); i >= 0 {
-			d := strings.TrimRight(froms[0][i+1:], "> \t")
-			hi.FromDomain = strings.ToLower(d)
+			a := addrs[0].Address
+			if i := strings.LastIndexByte(a, '@'); i > 0 {
+				hi.From = truncate(a[:i]+"@"+strings.ToLower(a[i+1:]), 254)
+			}
 		}
 	}
 	if s := hdr.Get("Subject"); s != "" {

@@ -421,7 +421,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
 		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.Hostname()), AuthUser: s.authUser,
-		HeaderFrom: hi.FromDomain, Subject: hi.Subject, MessageID: hi.MessageID}
+		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,0 +1,170 @@
+// Package testutil has helpers shared by tests: an SMTP sink that records
+// what it receives and answers as a test tells it to, and a fake DNS
+// resolver.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Received is one message the sink accepted.
+type Received struct {
+	From  string
+	Rcpts []string
+	Data  []byte
+	TLS   bool
+}
+
+// Sink is an SMTP server on loopback that records accepted messages.
+type Sink struct {
+	Addr string
+	// Rcpt, if set, decides a recipient's reply: nil accepts.
+	Rcpt func(rcpt string) error
+
+	mu   sync.Mutex
+	msgs []Received
+	cond *sync.Cond
+	srv  *smtp.Server
+}
+
+// NewSink starts a sink; it stops when the test ends.
+func NewSink(t testing.TB) *Sink {
+	t.Helper()
+	s := &Sink{}
+	s.cond = sync.NewCond(&s.mu)
+	s.srv = smtp.NewServer(sinkBackend{s})
+	s.srv.Domain = "sink.test"
+	s.srv.ReadTimeout = 10 * time.Second
+	s.srv.WriteTimeout = 10 * time.Second
+	s.srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Addr = l.Addr().String()
+	go s.srv.Serve(l)
+	t.Cleanup(func() { s.srv.Close() })
+	return s
+}
+
+// Messages returns a copy of what has been received.
+func (s *Sink) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.msgs...)
+}
+
+// Wait waits until n messages have arrived or the timeout passes.
+func (s *Sink) Wait(t testing.TB, n int, timeout time.Duration) []Received {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs := s.Messages()
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink got %d messages, want %d within %s", len(msgs), n, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type sinkBackend struct{ s *Sink }
+
+func (b sinkBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	_, tls := c.TLSConnectionState()
+	return &sinkSession{s: b.s, tls: tls}, nil
+}
+
+type sinkSession struct {
+	s     *Sink
+	from  string
+	rcpts []string
+	tls   bool
+}
+
+func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from, ss.rcpts = from, nil
+	return nil
+}
+
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.s.Rcpt != nil {
+		if err := ss.s.Rcpt(to); err != nil {
+			return err
+		}
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
+
+func (ss *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, Received{From: ss.from, Rcpts: ss.rcpts, Data: b, TLS: ss.tls})
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (ss *sinkSession) Reset()        {}
+func (ss *sinkSession) Logout() error { return nil }
+
+// SMTPError makes an error reply for Sink.Rcpt.
+func SMTPError(code int, enh [3]int, msg string) error {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: msg}
+}
+
+// Resolver is a fake DNS resolver with fixed answers.
+type Resolver struct {
+	MX  map[string][]*net.MX
+	TXT map[string][]string
+}
+
+// LookupMX implements deliver.Resolver.
+func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if mx, ok := r.MX[name]; ok {
+		return mx, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+// LookupTXT answers TXT queries.
+func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if txt, ok := r.TXT[name]; ok {
+		return txt, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+// Header returns the first value of a header field in a raw message,
+// unfolded.
+func Header(msg []byte, name string) string {
+	hdr, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(string(hdr))
+	for _, line := range strings.Split(unfolded, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// ErrTemp is a temporary failure for Sink.Rcpt.
+var ErrTemp = errors.New("temporary")
