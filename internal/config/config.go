@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -241,6 +242,11 @@ func Parse(file string, data []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, &Error{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 		}
+		// Type mismatches come as text: toml: line N (last key "k"): msg
+		if m := typeErrRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: file, Line: line, Key: m[2], Msg: m[3]}
+		}
 		return nil, &Error{File: file, Msg: err.Error()}
 	}
 	if undec := md.Undecoded(); len(undec) > 0 {
@@ -256,6 +262,8 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	return c, nil
 }
+
+var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
 // Validate checks a configuration built in code (such as Dev).
 func (c *Config) Validate() error { return c.validate() }

@@ -25,7 +25,7 @@ import (
 )
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	gw   *Gateway
 	sink *testutil.Sink
 	cfg  *config.Config
@@ -33,7 +33,7 @@ type env struct {
 
 // start runs a gateway on a temp dir whose mail host and smarthost are one
 // recording sink.
-func start(t *testing.T, mutate func(*config.Config)) *env {
+func start(t testing.TB, mutate func(*config.Config)) *env {
 	t.Helper()
 	sink := testutil.NewSink(t)
 	cfg := config.Default()
@@ -68,7 +68,7 @@ func start(t *testing.T, mutate func(*config.Config)) *env {
 	return &env{t: t, gw: gw, sink: sink, cfg: cfg}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
