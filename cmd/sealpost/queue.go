@@ -65,7 +65,7 @@ func withStore(g *globalFlags, f func(ctx context.Context, st *store.Store) erro
 }
 
 func queueCmd(g *globalFlags) *cobra.Command {
-	q := &cobra.Command{Use: "queue", Short: "The delivery queue: list, show, retry, delete"}
+	q := groupCmd("queue", "The delivery queue: list, show, retry, delete")
 	var asJSON bool
 	var limit int
 	list := newCmd("list", "Messages waiting for delivery, oldest first", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {

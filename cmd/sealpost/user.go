@@ -19,7 +19,7 @@ import (
 var roles = map[string]bool{"admin": true, "auditor": true, "sender": true}
 
 func userCmd(g *globalFlags) *cobra.Command {
-	u := &cobra.Command{Use: "user", Short: "Console users and SMTP AUTH users: add, list, disable"}
+	u := groupCmd("user", "Console users and SMTP AUTH users: add, list, disable")
 	var role string
 	var pwStdin bool
 	add := newCmd("add NAME", "Add a user (the password is read from stdin with --password-stdin, else generated and printed once)", cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {

@@ -190,7 +190,13 @@ func NewReaderAt(r io.ReaderAt, sealedSize int64, key, aad []byte) (*ReaderAt, e
 	if err != nil {
 		return nil, err
 	}
-	return &ReaderAt{r: r, aead: aead, aad: aad, size: size, last: size / ChunkSize, cur: -1}, nil
+	ra := &ReaderAt{r: r, aead: aead, aad: aad, size: size, last: size / ChunkSize, cur: -1}
+	// Authenticate the final chunk now: it proves the stream is not
+	// truncated, and an empty stream would otherwise never be checked.
+	if err := ra.load(ra.last); err != nil {
+		return nil, err
+	}
+	return ra, nil
 }
 
 // Size is the plaintext size.

@@ -1,0 +1,41 @@
+# sealpost: `make test` installs what the tests need (Debian, as root) and
+# runs every test. `make run` starts the dev gateway.
+GO ?= go
+
+.PHONY: test deps check unit fuzz build run bench clean
+
+test: deps check
+	SEALPOST_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
+
+deps:
+	./scripts/install-test-deps.sh
+
+check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit and in-process tests only (no external programs needed).
+unit:
+	$(GO) test -count=1 ./internal/...
+
+# Run each fuzzer for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzStrictReader -fuzztime $(FUZZTIME) ./internal/smtpd/
+	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/smtpd/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/gateway/
+	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/
+	$(GO) test -run XXX -fuzz FuzzSealOpen -fuzztime $(FUZZTIME) ./internal/seal/
+
+build:
+	$(GO) build -o sealpost ./cmd/sealpost
+
+run:
+	$(GO) run ./cmd/sealpost serve --dev
+
+bench:
+	./bench/relay.sh
+
+clean:
+	rm -rf sealpost sealpost-data

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests drive: Postfix's smtp-source and smtp-sink, swaks
+# (with TLS support), openssl. Debian/Ubuntu, as root; does nothing when
+# everything is there already. Postfix is installed with "No configuration",
+# so it does not start or listen: the tests only use its load tools.
+set -euo pipefail
+
+need=()
+command -v smtp-source >/dev/null || need+=(postfix)
+command -v smtp-sink   >/dev/null || need+=(postfix)
+command -v swaks       >/dev/null || need+=(swaks)
+perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
+perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
+command -v openssl     >/dev/null || need+=(openssl)
+command -v timeout     >/dev/null || need+=(coreutils)
+id postfix >/dev/null 2>&1 || need+=(postfix)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "install-test-deps: missing $pkgs; run as root on Debian, or install them yourself" >&2
+  exit 1
+fi
+echo "install-test-deps: installing $pkgs" >&2
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string localhost" | debconf-set-selections
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $pkgs ca-certificates >/dev/null
