@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -19,10 +20,19 @@ import (
 )
 
 func serveCmd(g *globalFlags) *cobra.Command {
+	var cpuProfile string
 	c := newCmd("serve", "Run the gateway: SMTP listeners, delivery, web", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
 		cfg, err := g.loadConfig()
 		if err != nil {
 			return err
+		}
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
 		}
 		log := gateway.NewLogger(cfg, os.Stderr)
 		gw, err := gateway.Start(cfg, log, nil)
@@ -64,6 +74,8 @@ func serveCmd(g *globalFlags) *cobra.Command {
 		}
 		return nil
 	})
+	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until stopped (for benchmarks)")
+	c.Flags().MarkHidden("cpuprofile")
 	c.Flags().BoolVar(&g.dev, "dev", false, "development mode: no config, data in ./sealpost-data, loopback listeners, outbound mail captured in the dev outbox")
 	return c
 }

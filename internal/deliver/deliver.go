@@ -29,10 +29,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/smtp"
-	"net/textproto"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -160,17 +157,19 @@ func (t *Transport) Signature(ctx context.Context, d *queue.Delivery) string {
 	return sig
 }
 
+// smtpText turns a client error into the reply text kept for the
+// recipient, and whether it is permanent (a 5xx reply).
 func smtpText(err error) (text string, permanent bool) {
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		return strconv.Itoa(te.Code) + " " + strings.ReplaceAll(te.Msg, "\n", " "), te.Code >= 500
+	var re *replyError
+	if errors.As(err, &re) {
+		return shortErr(re), re.code >= 500
 	}
 	return "451 4.4.2 " + shortErr(err), false
 }
 
 func isReply(err error) bool {
-	var te *textproto.Error
-	return errors.As(err, &te)
+	var re *replyError
+	return errors.As(err, &re)
 }
 
 // tryHost runs one transaction with host. A hostError means the host could
@@ -184,90 +183,55 @@ func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery,
 		}
 		att, reusable, stale := t.transaction(pc, d, sig, fresh)
 		if stale && !fresh && try == 0 {
-			pc.c.Close() // an idle connection the server had closed: once more on a new one
+			pc.c.conn.Close() // an idle connection the server had closed: once more on a new one
 			continue
 		}
 		att.Relay, att.TLS = host, pc.tls
 		if reusable {
 			t.Pool.put(host, pc)
 		} else {
-			pc.c.Close()
+			pc.c.conn.Close()
 		}
 		return att, nil
 	}
 }
 
 func (t *Transport) transaction(pc *pooledConn, d *queue.Delivery, sig string, fresh bool) (att queue.Attempt, reusable, stale bool) {
-	c := pc.c
-	pc.deadline(t.CommandTimeout)
 	att.Rcpts = make([]queue.RcptResult, len(d.Rcpts))
-	failAll := func(err error) (queue.Attempt, bool, bool) {
-		text, perm := smtpText(err)
-		for i := range att.Rcpts {
-			if !att.Rcpts[i].OK && att.Rcpts[i].Text == "" || att.Rcpts[i].OK {
-				att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: perm}
-			}
-		}
-		return att, false, false
-	}
-	// net/smtp adds BODY=8BITMIME and SMTPUTF8 when the server offers them.
-	if err := c.Mail(d.Msg.MailFrom); err != nil {
-		if !isReply(err) {
-			// Network failure on the first command of a reused connection.
+	replies, err := pc.c.send(d.Msg.MailFrom, d.Rcpts, sig, io.NewSectionReader(d.Body, 0, d.Size), d.Size+int64(len(sig)))
+	if err != nil {
+		if !isReply(err) && !fresh && replies == nil {
+			// The first write on an idle pooled session failed: the server
+			// had closed it. Try once more on a new one.
 			return att, false, true
 		}
-		return failAll(err)
-	}
-	accepted := 0
-	for i, r := range d.Rcpts {
-		if err := c.Rcpt(r); err != nil {
-			if !isReply(err) {
-				return failAll(err)
+		text, perm := smtpText(err)
+		for i := range att.Rcpts {
+			if replies != nil && replies[i].err != nil {
+				t, p := smtpText(replies[i].err)
+				att.Rcpts[i] = queue.RcptResult{Text: t, Permanent: p}
+				continue
 			}
-			text, perm := smtpText(err)
 			att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: perm}
-			continue
 		}
-		att.Rcpts[i] = queue.RcptResult{OK: true}
-		accepted++
+		return att, isReply(err), false
 	}
-	if accepted == 0 {
-		return att, c.Reset() == nil, false
-	}
-	pc.deadline(t.CommandTimeout)
-	w, err := c.Data()
-	if err != nil {
-		return failAll(err)
-	}
-	if sig != "" {
-		if _, err := io.WriteString(w, sig); err != nil {
-			return failAll(err)
-		}
-	}
-	pc.deadline(2 * t.CommandTimeout) // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to DATA's end
-	if _, err := io.Copy(w, io.NewSectionReader(d.Body, 0, d.Size)); err != nil {
-		return failAll(err)
-	}
-	if err := w.Close(); err != nil {
-		return failAll(err)
-	}
-	for i := range att.Rcpts {
-		if att.Rcpts[i].OK {
-			att.Rcpts[i].Text = "250 accepted"
+	for i, r := range replies {
+		if r.ok {
+			att.Rcpts[i] = queue.RcptResult{OK: true, Text: "250 accepted"}
+		} else {
+			text, perm := smtpText(r.err)
+			att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: perm}
 		}
 	}
 	return att, true, false
 }
 
 type pooledConn struct {
-	c      *smtp.Client
-	raw    net.Conn
+	c      *client
 	tls    string
 	idleAt time.Time
 }
-
-// deadline bounds the next commands: net/smtp has no timeouts of its own.
-func (pc *pooledConn) deadline(d time.Duration) { pc.raw.SetDeadline(time.Now().Add(d)) }
 
 // conn returns a pooled or new session with host; fresh is true for a new one.
 func (t *Transport) conn(ctx context.Context, host string) (*pooledConn, bool, *hostError) {
@@ -279,32 +243,25 @@ func (t *Transport) conn(ctx context.Context, host string) (*pooledConn, bool, *
 	if err != nil {
 		return nil, true, &hostError{text: "451 4.4.1 cannot connect to " + host + ": " + shortErr(err)}
 	}
-	conn.SetDeadline(time.Now().Add(t.CommandTimeout))
 	hostname, _, _ := net.SplitHostPort(host)
-	c, err := smtp.NewClient(conn, hostname)
-	if err != nil {
+	c := newClient(conn, t.CommandTimeout)
+	if err := c.greet(t.Hello); err != nil {
 		conn.Close()
 		text, _ := smtpText(err)
 		return nil, true, &hostError{text: text}
 	}
-	if err := c.Hello(t.Hello); err != nil {
-		c.Close()
-		text, _ := smtpText(err)
-		return nil, true, &hostError{text: text}
-	}
-	pc := &pooledConn{c: c, raw: conn}
+	pc := &pooledConn{c: c}
 	if t.TLSMode != TLSNone {
-		if ok, _ := c.Extension("STARTTLS"); ok {
+		if c.has("STARTTLS") {
 			cfg := &tls.Config{ServerName: hostname, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
-			if err := c.StartTLS(cfg); err != nil {
-				c.Close()
+			st, err := c.startTLS(cfg, t.Hello)
+			if err != nil {
+				conn.Close()
 				return nil, true, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err)}
 			}
-			if st, ok := c.TLSConnectionState(); ok {
-				pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
-			}
+			pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
 		} else if t.TLSMode == TLSRequired {
-			c.Quit()
+			c.quit()
 			return nil, true, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
 		}
 	}
@@ -347,7 +304,7 @@ func (p *Pool) get(host string) *pooledConn {
 		if time.Since(pc.idleAt) < p.timeout {
 			return pc
 		}
-		go pc.c.Close()
+		go pc.c.conn.Close()
 	}
 	return nil
 }
@@ -365,10 +322,7 @@ func (p *Pool) put(host string, pc *pooledConn) {
 	}
 }
 
-func (pc *pooledConn) quit() {
-	pc.deadline(5 * time.Second)
-	pc.c.Quit()
-}
+func (pc *pooledConn) quit() { pc.c.quit() }
 
 func (p *Pool) janitor() {
 	t := time.NewTicker(p.timeout / 2)

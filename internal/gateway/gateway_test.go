@@ -617,7 +617,7 @@ func TestRecoveryAfterRestart(t *testing.T) {
 	e1.gw.Shutdown(ctx)
 	cancel()
 	// Leave an orphan spool file as a crash between rename and commit would.
-	orphan := filepath.Join(dir, "spool", "0", "00000000000000000000000000")
+	orphan := filepath.Join(dir, "spool", "q", "00000000000000000000000000")
 	os.WriteFile(orphan, []byte("junk"), 0o600)
 
 	e2 := start(t, func(c *config.Config) { c.DataDir = dir; c.Org.MailHost = sink.Addr })

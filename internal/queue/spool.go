@@ -15,7 +15,9 @@ import (
 
 // Spool holds message files, each sealed under the installation's key with
 // the message id as additional data. Files are written in tmp/, fsynced and
-// renamed into one of 16 shard directories, named by the id's last character.
+// renamed into q/. One directory, not shards: a batch of acceptances then
+// needs one directory fsync, whatever its size (ext4 and XFS index large
+// directories).
 type Spool struct {
 	dir string
 	key []byte
@@ -26,7 +28,7 @@ func OpenSpool(dir string, key []byte) (*Spool, error) {
 	if len(key) != seal.KeyLen {
 		return nil, errors.New("spool: bad key length")
 	}
-	for _, d := range append([]string{"tmp"}, shards()...) {
+	for _, d := range []string{"tmp", "q"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
 		}
@@ -34,22 +36,9 @@ func OpenSpool(dir string, key []byte) (*Spool, error) {
 	return &Spool{dir: dir, key: key}, nil
 }
 
-const shardChars = "0123456789abcdef"
+func (s *Spool) shardDir(string) string { return filepath.Join(s.dir, "q") }
 
-func shards() []string {
-	out := make([]string, len(shardChars))
-	for i := range shardChars {
-		out[i] = shardChars[i : i+1]
-	}
-	return out
-}
-
-func (s *Spool) shardDir(id string) string {
-	c := id[len(id)-1]
-	return filepath.Join(s.dir, shardChars[int(c)%16:int(c)%16+1])
-}
-
-func (s *Spool) path(id string) string { return filepath.Join(s.shardDir(id), id) }
+func (s *Spool) path(id string) string { return filepath.Join(s.dir, "q", id) }
 
 // ErrStorage marks failures of local storage (disk full, I/O error): the
 // SMTP layer answers them with 452 4.3.1.
@@ -187,16 +176,14 @@ func (s *Spool) Sweep(keep map[string]bool) (int, error) {
 			n++
 		}
 	}
-	for _, sh := range shards() {
-		entries, err := os.ReadDir(filepath.Join(s.dir, sh))
-		if err != nil {
-			return n, err
-		}
-		for _, e := range entries {
-			if !keep[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
-				if os.Remove(filepath.Join(s.dir, sh, e.Name())) == nil {
-					n++
-				}
+	entries, err := os.ReadDir(filepath.Join(s.dir, "q"))
+	if err != nil {
+		return n, err
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+			if os.Remove(filepath.Join(s.dir, "q", e.Name())) == nil {
+				n++
 			}
 		}
 	}

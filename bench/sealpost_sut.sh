@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# sealpost_sut.sh start|stop - run sealpost as the relay under test for the
+# harness: outbound (connector) listener on 127.0.0.1:2600, smarthost the
+# harness's smtp-sink on 127.0.0.1:2526, durable acceptance, DKIM signing
+# of every message (From: is in the org domain), a fresh queue per run.
+# Environment: SEALPOST_BIN (built binary), BENCH_DKIM (rsa-2048 | ed25519 |
+# rsa-2048+ed25519 | off; default rsa-2048), BENCH_DIR_SP (work directory).
+set -euo pipefail
+BIN=${SEALPOST_BIN:-/tmp/bench-bin/sealpost}
+DIR=${BENCH_DIR_SP:-/tmp/bench-sealpost}
+ALG=${BENCH_DKIM:-rsa-2048}
+PORT=${BENCH_SP_PORT:-2600}
+case "${1:-}" in
+start)
+  # Keys survive between runs (key generation is not what we measure).
+  mkdir -p "$DIR/keys-$ALG"
+  rm -rf "$DIR/data" && mkdir -p "$DIR/data"
+  cp -a "$DIR/keys-$ALG" "$DIR/data/keys"
+  cat > "$DIR/sealpost.toml" <<TOML
+data_dir = "$DIR/data"
+[org]
+name = "Bench"
+domains = ["loadgen.bench.example"]
+mail_host = "127.0.0.1:2526"
+connector_networks = ["127.0.0.0/8"]
+[smtp]
+hostname = "gw.bench.example"
+inbound_listen = "127.0.0.1:$((PORT+1))"
+outbound_listen = "127.0.0.1:$PORT"
+max_sessions = 5000
+max_sessions_per_ip = 5000
+[outbound]
+smarthost = "127.0.0.1:2526"
+[dkim]
+algorithm = "$ALG"
+[web]
+listen = "127.0.0.1:$((PORT+2))"
+public_url = "http://127.0.0.1:$((PORT+2))"
+TOML
+  "$BIN" serve --config "$DIR/sealpost.toml" ${BENCH_PROFILE:+--cpuprofile "$BENCH_PROFILE"} >"$DIR/sealpost.log" 2>&1 &
+  echo $! > "$DIR/pid"
+  for _ in $(seq 1 200); do
+    if ss -Hltn "sport = :$PORT" | grep -q .; then
+      rm -rf "$DIR/keys-$ALG" && cp -a "$DIR/data/keys" "$DIR/keys-$ALG"
+      exit 0
+    fi
+    kill -0 "$(cat "$DIR/pid")" 2>/dev/null || { cat "$DIR/sealpost.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "sealpost did not listen on $PORT" >&2; exit 1 ;;
+stop)
+  [ -f "$DIR/pid" ] || exit 0
+  pid=$(cat "$DIR/pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$DIR/pid" ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
