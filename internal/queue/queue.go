@@ -197,7 +197,7 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		}
 	}
 	err = q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return store.InsertMessage(ctx, tx, msg, rcpts)
+		return q.store.InsertMessage(ctx, tx, msg, rcpts)
 	}, dir)
 	if err != nil {
 		if inMemory {
@@ -454,11 +454,11 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	}
 	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		done, err = store.ApplyResults(ctx, tx, now, results)
+		done, err = q.store.ApplyResults(ctx, tx, now, results)
 		if err != nil || bounce == nil {
 			return err
 		}
-		return store.InsertMessage(ctx, tx, bounce.msg, bounce.rcpts)
+		return q.store.InsertMessage(ctx, tx, bounce.msg, bounce.rcpts)
 	}, syncDir)
 	if err != nil {
 		log.Error("recording delivery results failed; they will be retried", "err", err)

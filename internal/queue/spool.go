@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +55,6 @@ type SpoolWriter struct {
 	s    *Spool
 	id   string
 	f    *os.File
-	bw   *bufio.Writer
 	sw   *seal.Writer
 	done bool
 }
@@ -67,14 +65,13 @@ func (s *Spool) Create(id string) (*SpoolWriter, error) {
 	if err != nil {
 		return nil, storageErr("create", err)
 	}
-	bw := bufio.NewWriterSize(f, seal.ChunkSize+64)
-	sw, err := seal.NewWriter(bw, s.key, []byte(id))
+	sw, err := seal.NewWriter(f, s.key, []byte(id))
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, storageErr("seal", err)
 	}
-	return &SpoolWriter{s: s, id: id, f: f, bw: bw, sw: sw}, nil
+	return &SpoolWriter{s: s, id: id, f: f, sw: sw}, nil
 }
 
 func (w *SpoolWriter) Write(p []byte) (int, error) {
@@ -99,9 +96,6 @@ func (w *SpoolWriter) Commit() (dir string, err error) {
 	if err := w.sw.Close(); err != nil {
 		return "", storageErr("write", err)
 	}
-	if err := w.bw.Flush(); err != nil {
-		return "", storageErr("write", err)
-	}
 	if err := w.f.Sync(); err != nil {
 		return "", storageErr("fsync", err)
 	}
@@ -121,6 +115,7 @@ func (w *SpoolWriter) Abort() {
 		return
 	}
 	w.done = true
+	w.sw.Close() // returns its buffers; the file is removed anyway
 	w.f.Close()
 	os.Remove(w.f.Name())
 }
@@ -132,7 +127,10 @@ type Message struct {
 }
 
 // Close closes the file.
-func (m *Message) Close() error { return m.f.Close() }
+func (m *Message) Close() error {
+	m.ReaderAt.Release()
+	return m.f.Close()
+}
 
 // Open opens message id for reading.
 func (s *Spool) Open(id string) (*Message, error) {

@@ -27,7 +27,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
+
+// bufPool holds chunk buffers (room for a header and a sealed chunk):
+// a busy gateway seals and opens thousands of messages a second, and
+// fresh 64 KiB buffers for each would keep the garbage collector busy.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, HeaderLen+sealedSize)
+	return &b
+}}
+
+func getBuf() []byte  { return (*bufPool.Get().(*[]byte))[:0] }
+func putBuf(b []byte) { b = b[:0]; bufPool.Put(&b) }
 
 const (
 	magic      = "SPL1"
@@ -70,20 +82,22 @@ func nonce(dst *[12]byte, counter uint64, final bool) []byte {
 }
 
 // Writer encrypts what is written to it. Close must be called to write the
-// final chunk; without it the data cannot be read back.
+// final chunk; without it the data cannot be read back. The header goes out
+// with the first chunk, so a small message is one write.
 type Writer struct {
 	w       io.Writer
 	aead    cipher.AEAD
 	aad     []byte
+	hdr     []byte // not yet written
 	buf     []byte // plaintext of the current chunk, cap ChunkSize
-	out     []byte // sealed chunk
+	out     []byte // header (first time) and sealed chunk
 	counter uint64
 	n       int64
 	closed  bool
 	nonce   [12]byte
 }
 
-// NewWriter writes the header to w and returns a Writer sealing with key.
+// NewWriter returns a Writer sealing with key into w.
 func NewWriter(w io.Writer, key, aad []byte) (*Writer, error) {
 	hdr := make([]byte, HeaderLen)
 	copy(hdr, magic)
@@ -94,10 +108,7 @@ func NewWriter(w io.Writer, key, aad []byte) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write(hdr); err != nil {
-		return nil, err
-	}
-	return &Writer{w: w, aead: aead, aad: aad, buf: make([]byte, 0, ChunkSize), out: make([]byte, 0, sealedSize)}, nil
+	return &Writer{w: w, aead: aead, aad: aad, hdr: hdr, buf: getBuf(), out: getBuf()}, nil
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
@@ -121,7 +132,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 func (w *Writer) flush(final bool) error {
-	w.out = w.aead.Seal(w.out[:0], nonce(&w.nonce, w.counter, final), w.buf, w.aad)
+	out := append(w.out[:0], w.hdr...)
+	w.hdr = nil
+	w.out = w.aead.Seal(out, nonce(&w.nonce, w.counter, final), w.buf, w.aad)
 	w.counter++
 	w.buf = w.buf[:0]
 	_, err := w.w.Write(w.out)
@@ -137,7 +150,11 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	return w.flush(true)
+	err := w.flush(true)
+	putBuf(w.buf)
+	putBuf(w.out)
+	w.buf, w.out = nil, nil
+	return err
 }
 
 // SealedLen is the size of the sealed form of n plaintext bytes.
@@ -194,6 +211,7 @@ func NewReaderAt(r io.ReaderAt, sealedSize int64, key, aad []byte) (*ReaderAt, e
 	// Authenticate the final chunk now: it proves the stream is not
 	// truncated, and an empty stream would otherwise never be checked.
 	if err := ra.load(ra.last); err != nil {
+		ra.Release()
 		return nil, err
 	}
 	return ra, nil
@@ -210,8 +228,8 @@ func (ra *ReaderAt) load(idx int64) error {
 	if idx == ra.last {
 		n = int(ra.size%ChunkSize) + tagLen
 	}
-	if cap(ra.in) < n {
-		ra.in = make([]byte, sealedSize)
+	if ra.in == nil {
+		ra.in, ra.plain = getBuf(), getBuf()
 	}
 	in := ra.in[:n]
 	if _, err := ra.r.ReadAt(in, int64(HeaderLen)+idx*sealedSize); err != nil {
@@ -248,6 +266,16 @@ func (ra *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		off += int64(c)
 	}
 	return n, nil
+}
+
+// Release returns the ReaderAt's buffers for reuse; it must not be used
+// afterwards.
+func (ra *ReaderAt) Release() {
+	if ra.in != nil {
+		putBuf(ra.in)
+		putBuf(ra.plain)
+		ra.in, ra.plain, ra.cur = nil, nil, -1
+	}
 }
 
 // Reader returns a sequential reader over the plaintext from the start.

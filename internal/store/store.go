@@ -23,6 +23,10 @@ import (
 // Store is an open metadata database.
 type Store struct {
 	DB *sql.DB
+
+	// Statements of the hot path, prepared once: SQLite compiles a
+	// statement in about as much time as it takes to run it.
+	insMessage, insRecipient, updRecipient, countQueued, finishMessage *sql.Stmt
 }
 
 const schema = `
@@ -91,7 +95,23 @@ func OpenSQLite(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
-	return &Store{DB: db}, nil
+	st := &Store{DB: db}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued')`},
+		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`},
+		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
+		{&st.countQueued, `SELECT count(*) FROM recipients WHERE msg_id=? AND status='queued'`},
+		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued'`},
+	} {
+		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: preparing %q: %w", p.query, err)
+		}
+	}
+	return st, nil
 }
 
 // Close closes the database.
@@ -147,16 +167,15 @@ func fromMS(v int64) time.Time {
 }
 
 // InsertMessage adds a message and its recipients within tx.
-func InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued')`,
+func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
+	_, err := tx.StmtContext(ctx, s.insMessage).ExecContext(ctx,
 		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID)
 	if err != nil {
 		return err
 	}
+	ins := tx.StmtContext(ctx, s.insRecipient)
 	for _, r := range rcpts {
-		_, err := tx.ExecContext(ctx, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`,
-			m.ID, r.Rcpt, r.Route, ms(r.NextAttempt), ms(r.LeaseUntil), ms(m.ReceivedAt))
-		if err != nil {
+		if _, err := ins.ExecContext(ctx, m.ID, r.Rcpt, r.Route, ms(r.NextAttempt), ms(r.LeaseUntil), ms(m.ReceivedAt)); err != nil {
 			return err
 		}
 	}
@@ -176,18 +195,18 @@ type Result struct {
 
 // ApplyResults records delivery results within tx and reports which of the
 // touched messages have no queued recipient left (they are then marked done).
-func ApplyResults(ctx context.Context, tx *sql.Tx, now time.Time, results []Result) (done []string, err error) {
+func (s *Store) ApplyResults(ctx context.Context, tx *sql.Tx, now time.Time, results []Result) (done []string, err error) {
 	touched := map[string]bool{}
+	upd := tx.StmtContext(ctx, s.updRecipient)
 	for _, r := range results {
-		_, err := tx.ExecContext(ctx, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`,
-			r.Status, ms(r.NextAttempt), r.Error, r.TLS, r.Relay, ms(now), r.MsgID, r.Rcpt)
+		_, err := upd.ExecContext(ctx, r.Status, ms(r.NextAttempt), r.Error, r.TLS, r.Relay, ms(now), r.MsgID, r.Rcpt)
 		if err != nil {
 			return nil, err
 		}
 		touched[r.MsgID] = true
 	}
 	for id := range touched {
-		ok, err := finishIfDone(ctx, tx, now, id)
+		ok, err := s.finishIfDone(ctx, tx, now, id)
 		if err != nil {
 			return nil, err
 		}
@@ -198,15 +217,15 @@ func ApplyResults(ctx context.Context, tx *sql.Tx, now time.Time, results []Resu
 	return done, nil
 }
 
-func finishIfDone(ctx context.Context, tx *sql.Tx, now time.Time, id string) (bool, error) {
+func (s *Store) finishIfDone(ctx context.Context, tx *sql.Tx, now time.Time, id string) (bool, error) {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM recipients WHERE msg_id=? AND status='queued'`, id).Scan(&n); err != nil {
+	if err := tx.StmtContext(ctx, s.countQueued).QueryRowContext(ctx, id).Scan(&n); err != nil {
 		return false, err
 	}
 	if n > 0 {
 		return false, nil
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued'`, ms(now), id)
+	res, err := tx.StmtContext(ctx, s.finishMessage).ExecContext(ctx, ms(now), id)
 	if err != nil {
 		return false, err
 	}
@@ -375,7 +394,7 @@ func (s *Store) DeleteQueued(ctx context.Context, id string, now time.Time) (boo
 		return false, err
 	}
 	n, _ := res.RowsAffected()
-	if _, err := finishIfDone(ctx, tx, now, id); err != nil {
+	if _, err := s.finishIfDone(ctx, tx, now, id); err != nil {
 		return false, err
 	}
 	return n > 0, tx.Commit()
