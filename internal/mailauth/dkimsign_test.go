@@ -118,3 +118,27 @@ func TestKeysPersist(t *testing.T) {
 		t.Fatal("off signs")
 	}
 }
+
+// TestSignFoldedAndOddHeaders: folded fields, odd spacing and repeated
+// fields still verify with mox.
+func TestSignFoldedAndOddHeaders(t *testing.T) {
+	s, err := LoadOrCreate(t.TempDir(), "ed25519", "", slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := "Received: x\r\nFrom : Ann\r\n  <ann@example.gov.uk>\r\nSubject:   a\t long\r\n\tfolded   subject  \r\nTo: a@b.example\r\nTo: c@d.example\r\n\r\nbody  \r\n\r\n"
+	sig, err := s.Sign(context.Background(), "ann", "example.gov.uk", strings.NewReader(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.Records("example.gov.uk")
+	res, err := dkim.Verify(context.Background(), slog.Default(), dns.MockResolver{TXT: map[string][]string{recs[0].Name + ".": {recs[0].Value}}}, false, dkim.DefaultPolicy, strings.NewReader(sig+m), false)
+	if err != nil || len(res) != 1 || res[0].Status != dkim.StatusPass {
+		t.Fatalf("%v %+v\n%s", err, res, sig)
+	}
+	for _, l := range strings.Split(sig, "\r\n") {
+		if len(l) > 998 {
+			t.Fatalf("line of %d characters", len(l))
+		}
+	}
+}
