@@ -16,6 +16,7 @@
 package smtpd
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -28,9 +29,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
@@ -64,14 +62,21 @@ type Server struct {
 	tls      *tls.Config
 	authFail *auth.Limiter
 
-	mu      sync.Mutex
-	servers []*smtp.Server
-	limits  *connLimits
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+	limits    *connLimits
 }
 
 // New returns a server. tlsConfig may be nil (no STARTTLS, and so no AUTH).
 func New(cfg *config.Config, q *queue.Queue, users Users, tlsConfig *tls.Config, m *metrics.Metrics, log *slog.Logger) *Server {
-	s := &Server{queue: q, users: users, metrics: m, log: log, tls: tlsConfig,
+	if tlsConfig != nil {
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.MinVersion = tls.VersionTLS12
+	}
+	s := &Server{queue: q, users: users, metrics: m, log: log, tls: tlsConfig, conns: map[*conn]struct{}{},
 		authFail: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute)}
 	s.cfg.Store(cfg)
 	s.limits = newConnLimits(cfg.SMTP.MaxSessions, cfg.SMTP.MaxSessionsPerIP)
@@ -95,75 +100,98 @@ func (s *Server) Listen(role, addr string) (net.Addr, error) {
 // Serve serves role on l in the background.
 func (s *Server) Serve(role string, l net.Listener) net.Addr {
 	cfg := s.cfg.Load()
-	srv := smtp.NewServer(&backend{s: s, role: role})
-	srv.Domain = cfg.SMTP.Hostname
-	srv.ReadTimeout = cfg.SMTP.CommandTimeout.Duration
-	srv.WriteTimeout = cfg.SMTP.CommandTimeout.Duration
-	srv.MaxMessageBytes = cfg.SMTP.MaxMessageBytes
-	srv.MaxRecipients = cfg.SMTP.MaxRecipients
-	srv.MaxLineLength = cfg.SMTP.MaxLineLength
-	srv.AllowInsecureAuth = false
-	srv.TLSConfig = s.tls
-	srv.EnableSMTPUTF8 = true
-	srv.ErrorLog = slogErrorLog{s.log}
 	s.mu.Lock()
-	s.servers = append(s.servers, srv)
+	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
 	ll := &limitListener{Listener: l, limits: s.limits, role: role, metrics: s.metrics, sessionTimeout: cfg.SMTP.SessionTimeout.Duration}
+	s.wg.Add(1)
 	go func() {
-		if err := srv.Serve(ll); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-			s.log.Error("SMTP listener stopped", "role", role, "err", err)
+		defer s.wg.Done()
+		for {
+			nc, err := ll.Accept()
+			if err != nil {
+				s.mu.Lock()
+				closing := s.closing
+				s.mu.Unlock()
+				if !closing {
+					s.log.Error("SMTP listener stopped", "role", role, "err", err)
+				}
+				return
+			}
+			s.serveConn(role, nc)
 		}
 	}()
 	return l.Addr()
 }
 
-// Shutdown stops accepting and waits for open sessions to end, up to ctx;
-// then closes what remains.
-func (s *Server) Shutdown(ctx context.Context) {
-	s.mu.Lock()
-	servers := s.servers
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, srv := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Shutdown(ctx); err != nil {
-				srv.Close()
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-type slogErrorLog struct{ log *slog.Logger }
-
-func (l slogErrorLog) Printf(format string, v ...any) {
-	l.log.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
-}
-func (l slogErrorLog) Println(v ...any) { l.log.Warn("smtp server", "detail", fmt.Sprint(v...)) }
-
-type backend struct {
-	s    *Server
-	role string
-}
-
-func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+func (s *Server) serveConn(role string, nc net.Conn) {
+	cfg := s.cfg.Load()
 	ip := netip.Addr{}
-	if ta, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip, _ = netip.AddrFromSlice(ta.IP)
 		ip = ip.Unmap()
 	}
-	b.s.metrics.Sessions.WithLabelValues(b.role).Inc()
-	b.s.metrics.SessionsActive.WithLabelValues(b.role).Inc()
-	return &session{s: b.s, role: b.role, conn: c, ip: ip, cfg: b.s.cfg.Load()}, nil
+	s.metrics.Sessions.WithLabelValues(role).Inc()
+	s.metrics.SessionsActive.WithLabelValues(role).Inc()
+	c := &conn{srv: s, nc: nc, timeout: cfg.SMTP.CommandTimeout.Duration, maxLine: cfg.SMTP.MaxLineLength, maxBytes: cfg.SMTP.MaxMessageBytes}
+	c.sess = &session{s: s, role: role, conn: c, ip: ip, cfg: cfg}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Write([]byte("421 4.3.2 Shutting down; try again later\r\n"))
+		nc.Close()
+		s.metrics.SessionsActive.WithLabelValues(role).Dec()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("SMTP session failed", "role", role, "panic", fmt.Sprint(p))
+				nc.Close()
+			}
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+		c.br = bufio.NewReaderSize(nc, max(c.maxLine+2, maxCommandLine+2))
+		c.bw = bufio.NewWriterSize(nc, 4096)
+		c.serve()
+	}()
+}
+
+// Shutdown stops accepting and waits for open sessions to end, up to ctx;
+// then closes what remains. A message in DATA when its connection is cut
+// was not answered 250, so the client keeps it.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	<-done
 }
 
 type session struct {
 	s    *Server
 	role string
-	conn *smtp.Conn
+	conn *conn
 	ip   netip.Addr
 	cfg  *config.Config
 
@@ -175,15 +203,15 @@ type session struct {
 	loggedOut bool
 }
 
-func smtpErr(code int, enh [3]int, msg string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: msg}
+func smtpErr(code int, enh [3]int, msg string) *Reply {
+	return reply(code, fmt.Sprintf("%d.%d.%d", enh[0], enh[1], enh[2]), msg)
 }
 
 // maxTransactionCommands bounds MAIL/RCPT/RSET per session, so that one
 // connection cannot keep the server busy for ever below the time limits.
 const maxTransactionCommands = 10000
 
-func (s *session) count() error {
+func (s *session) count() *Reply {
 	s.commands++
 	if s.commands > maxTransactionCommands {
 		return smtpErr(421, [3]int{4, 7, 0}, "Too many commands in one session; please reconnect")
@@ -193,33 +221,7 @@ func (s *session) count() error {
 
 func (s *session) reject(reason string) { s.s.metrics.Rejected.WithLabelValues(s.role, reason).Inc() }
 
-func (s *session) AuthMechanisms() []string {
-	if s.role != RoleOutbound {
-		return nil
-	}
-	return []string{sasl.Plain, sasl.Login}
-}
-
-func (s *session) Auth(mech string) (sasl.Server, error) {
-	if s.role != RoleOutbound {
-		return nil, smtpErr(504, [3]int{5, 5, 4}, "Authentication is not offered here")
-	}
-	check := func(identity, user, pass string) error {
-		if identity != "" && identity != user {
-			return smtpErr(535, [3]int{5, 7, 8}, "Authentication credentials invalid")
-		}
-		return s.authenticate(user, pass)
-	}
-	switch mech {
-	case sasl.Plain:
-		return sasl.NewPlainServer(check), nil
-	case sasl.Login:
-		return &loginServer{check: func(u, p string) error { return check("", u, p) }}, nil
-	}
-	return nil, smtpErr(504, [3]int{5, 5, 4}, "Unsupported authentication mechanism")
-}
-
-func (s *session) authenticate(user, pass string) error {
+func (s *session) authenticate(user, pass string) *Reply {
 	ipKey := "ip:" + s.ip.String()
 	userKey := "user:" + strings.ToLower(user)
 	if locked, _ := s.s.authFail.Locked(ipKey); locked {
@@ -283,10 +285,7 @@ func validAddress(a string) bool {
 	return true
 }
 
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if err := s.count(); err != nil {
-		return err
-	}
+func (s *session) mail(from string, size int64) *Reply {
 	if s.role == RoleOutbound && s.authUser == "" && !s.cfg.IsConnector(s.ip) {
 		s.reject("auth_required")
 		return smtpErr(530, [3]int{5, 7, 0}, "Authentication required")
@@ -299,7 +298,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.reject("foreign_sender")
 		return smtpErr(550, [3]int{5, 7, 1}, "Sender domain is not served by this gateway")
 	}
-	if opts != nil && opts.Size > s.cfg.SMTP.MaxMessageBytes {
+	if size > s.cfg.SMTP.MaxMessageBytes {
 		s.reject("size")
 		return smtpErr(552, [3]int{5, 3, 4}, fmt.Sprintf("Message too big; the limit is %d bytes", s.cfg.SMTP.MaxMessageBytes))
 	}
@@ -307,10 +306,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if err := s.count(); err != nil {
-		return err
-	}
+func (s *session) rcpt(to string) *Reply {
 	if !validAddress(to) {
 		s.reject("bad_recipient")
 		return smtpErr(553, [3]int{5, 1, 3}, "Recipient address is not valid")
@@ -323,30 +319,29 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *session) Reset() {
+func (s *session) reset() {
 	s.from, s.hasFrom, s.rcpts = "", false, s.rcpts[:0]
-	s.commands++
 }
 
-func (s *session) Logout() error {
+func (s *session) logout() {
 	if !s.loggedOut {
 		s.loggedOut = true
 		s.s.metrics.SessionsActive.WithLabelValues(s.role).Dec()
 	}
-	return nil
 }
 
 func (s *session) received(id string) string {
 	proto := "ESMTP"
 	tlsInfo := ""
-	if st, ok := s.conn.TLSConnectionState(); ok {
+	if tc, ok := s.conn.nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
 		proto = "ESMTPS"
 		tlsInfo = fmt.Sprintf(" (using %s with cipher %s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	}
 	if s.authUser != "" {
 		proto += "A" // RFC 3848
 	}
-	helo := sanitizeHelo(s.conn.Hostname())
+	helo := sanitizeHelo(s.conn.helo)
 	forClause := ""
 	if len(s.rcpts) == 1 {
 		forClause = "\r\n\tfor <" + s.rcpts[0] + ">"
@@ -368,10 +363,7 @@ func sanitizeHelo(h string) string {
 	return truncate(b.String(), 100)
 }
 
-func (s *session) Data(r io.Reader) error {
-	if err := s.count(); err != nil {
-		return err
-	}
+func (s *session) data(r io.Reader) *Reply {
 	q := s.s.queue
 	id := queue.NewID()
 	log := s.s.log.With("msgid", id, "role", s.role)
@@ -387,11 +379,10 @@ func (s *session) Data(r io.Reader) error {
 		s.reject("storage")
 		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
 	}
-	sr := &strictReader{r: r}
 	hc := &headerCapture{max: 64 << 10}
 	buf := make([]byte, 32<<10)
 	for {
-		n, rerr := sr.Read(buf)
+		n, rerr := r.Read(buf)
 		if n > 0 {
 			hc.Write(buf[:n])
 			if _, err := w.Write(buf[:n]); err != nil {
@@ -420,7 +411,7 @@ func (s *session) Data(r io.Reader) error {
 		direction = "out"
 	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
-		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.Hostname()), AuthUser: s.authUser,
+		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.helo), AuthUser: s.authUser,
 		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -442,12 +433,9 @@ func (s *session) Data(r io.Reader) error {
 	return smtpErr(250, [3]int{2, 0, 0}, "OK queued as "+id)
 }
 
-func (s *session) isTLS() bool {
-	_, ok := s.conn.TLSConnectionState()
-	return ok
-}
+func (s *session) isTLS() bool { return s.conn.tls }
 
-func (s *session) dataError(log *slog.Logger, err error) error {
+func (s *session) dataError(log *slog.Logger, err error) *Reply {
 	switch {
 	case errors.Is(err, errBareLF), errors.Is(err, errBareCR):
 		s.reject("bare_newline")
@@ -456,46 +444,15 @@ func (s *session) dataError(log *slog.Logger, err error) error {
 	case errors.Is(err, errNUL):
 		s.reject("nul")
 		return smtpErr(550, [3]int{5, 6, 0}, "Message refused: it contains a NUL byte")
-	case errors.Is(err, smtp.ErrDataTooLarge):
+	case errors.Is(err, errTooBig):
 		s.reject("size")
 		return smtpErr(552, [3]int{5, 3, 4}, fmt.Sprintf("Message too big; the limit is %d bytes", s.cfg.SMTP.MaxMessageBytes))
+	case errors.Is(err, errLongLine):
+		s.reject("long_line")
+		return smtpErr(500, [3]int{5, 5, 2}, fmt.Sprintf("Message refused: a line is longer than %d bytes", s.cfg.SMTP.MaxLineLength))
 	default:
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			s.reject("protocol")
-			return se
-		}
 		// The connection broke or timed out: no reply will be read.
 		s.reject("aborted")
 		return smtpErr(451, [3]int{4, 4, 2}, "Connection problem while receiving data")
 	}
-}
-
-// loginServer is the server side of the obsolete but common LOGIN SASL
-// mechanism (draft-murchison-sasl-login): two challenges, user then password.
-type loginServer struct {
-	check func(user, pass string) error
-	step  int
-	user  string
-}
-
-func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
-	switch l.step {
-	case 0:
-		l.step = 1
-		if len(response) > 0 { // initial response carries the user name
-			l.user = string(response)
-			l.step = 2
-			return []byte("Password:"), false, nil
-		}
-		return []byte("Username:"), false, nil
-	case 1:
-		l.user = string(response)
-		l.step = 2
-		return []byte("Password:"), false, nil
-	case 2:
-		l.step = 3
-		return nil, true, l.check(l.user, string(response))
-	}
-	return nil, true, errors.New("unexpected response")
 }

@@ -1,0 +1,530 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reply is an SMTP reply with its enhanced status code (RFC 3463).
+type Reply struct {
+	Code int
+	Enh  string // e.g. "5.7.1"; "" for none
+	Text string
+}
+
+func (r *Reply) Error() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enh, r.Text) }
+
+func reply(code int, enh, text string) *Reply { return &Reply{Code: code, Enh: enh, Text: text} }
+
+// Errors of the DATA reader.
+var (
+	errBareLF   = errors.New("bare LF")
+	errBareCR   = errors.New("bare CR")
+	errNUL      = errors.New("NUL byte")
+	errTooBig   = errors.New("message too big")
+	errLongLine = errors.New("line too long")
+)
+
+// conn is one SMTP session on the wire (RFC 5321). It owns parsing, the
+// command sequence and replies; session holds the policy.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	sess     *session
+	helo     string
+	tls      bool
+	badCmds  int
+	timeout  time.Duration
+	maxLine  int
+	maxBytes int64
+}
+
+const maxCommandLine = 2048 // RFC 5321 §4.5.3.1.4 says 512; extensions need more
+
+func (c *conn) write(r *Reply) {
+	if r.Enh != "" {
+		fmt.Fprintf(c.bw, "%d %s %s\r\n", r.Code, r.Enh, r.Text)
+	} else {
+		fmt.Fprintf(c.bw, "%d %s\r\n", r.Code, r.Text)
+	}
+}
+
+// flush sends the replies written so far unless more pipelined commands
+// are already waiting (RFC 2920: replies to a group may go out together).
+func (c *conn) flush(force bool) error {
+	if !force && c.br.Buffered() > 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.bw.Flush()
+}
+
+func (c *conn) readLine(max int) (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+	line, err := c.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > max {
+		// Skip the rest of the over-long line.
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = c.br.ReadSlice('\n')
+		}
+		if err != nil {
+			return "", err
+		}
+		return "", errLongLine
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return "", errBareLF
+	}
+	return string(line[:len(line)-2]), nil
+}
+
+// serve runs the session until QUIT, an error or a time-out.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.sess.logout()
+	c.write(reply(220, "", c.srv.cfg.Load().SMTP.Hostname+" ESMTP"))
+	if c.flush(true) != nil {
+		return
+	}
+	for {
+		line, err := c.readLine(maxCommandLine)
+		switch {
+		case errors.Is(err, errLongLine):
+			c.write(reply(500, "5.5.2", "Line too long"))
+		case errors.Is(err, errBareLF):
+			c.write(reply(500, "5.5.2", "Commands must end with CRLF"))
+		case err != nil:
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.write(reply(421, "4.4.2", "Timeout; closing the connection"))
+				c.flush(true)
+			}
+			return
+		default:
+			if !c.command(line) {
+				c.flush(true)
+				return
+			}
+		}
+		if err != nil {
+			if c.badCmds++; c.badCmds > 10 {
+				c.write(reply(421, "4.7.0", "Too many errors; closing the connection"))
+				c.flush(true)
+				return
+			}
+		}
+		if c.flush(false) != nil {
+			return
+		}
+	}
+}
+
+// command runs one command line; false ends the session.
+func (c *conn) command(line string) bool {
+	verb, arg, _ := strings.Cut(line, " ")
+	verb = strings.ToUpper(verb)
+	if err := c.sess.count(); err != nil {
+		c.write(err)
+		return false
+	}
+	bad := func(r *Reply) bool {
+		c.write(r)
+		if c.badCmds++; c.badCmds > 10 {
+			c.write(reply(421, "4.7.0", "Too many errors; closing the connection"))
+			return false
+		}
+		return true
+	}
+	switch verb {
+	case "EHLO", "HELO":
+		arg = strings.TrimSpace(arg)
+		if arg == "" || strings.ContainsAny(arg, " \t\x00") {
+			return bad(reply(501, "5.5.4", "Syntax: "+verb+" hostname"))
+		}
+		c.helo = arg
+		c.sess.reset()
+		if verb == "HELO" {
+			c.write(reply(250, "", c.srv.cfg.Load().SMTP.Hostname))
+			return true
+		}
+		c.ehloReply()
+	case "STARTTLS":
+		if c.tls || c.srv.tls == nil {
+			return bad(reply(502, "5.5.1", "STARTTLS not available"))
+		}
+		if arg != "" {
+			return bad(reply(501, "5.5.4", "Syntax: STARTTLS"))
+		}
+		c.write(reply(220, "2.0.0", "Ready to start TLS"))
+		if c.flush(true) != nil {
+			return false
+		}
+		// RFC 3207 §4.2, CVE-2011-0411: commands pipelined after STARTTLS
+		// were sent in clear and must not run inside the TLS session.
+		if c.br.Buffered() > 0 {
+			return false
+		}
+		tc := tls.Server(c.nc, c.srv.tls)
+		tc.SetDeadline(time.Now().Add(c.timeout))
+		if err := tc.Handshake(); err != nil {
+			return false
+		}
+		c.nc, c.tls = tc, true
+		c.br.Reset(tc)
+		c.bw.Reset(tc)
+		c.helo = "" // RFC 3207 §4.2: the client must say EHLO again
+		c.sess.reset()
+	case "AUTH":
+		return c.auth(arg, bad)
+	case "MAIL":
+		if c.helo == "" {
+			return bad(reply(503, "5.5.1", "Say EHLO first"))
+		}
+		if c.sess.hasFrom {
+			return bad(reply(503, "5.5.1", "Nested MAIL command"))
+		}
+		addr, params, ok := parsePath(arg, "FROM:")
+		if !ok {
+			return bad(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
+		}
+		var size int64
+		for _, p := range params {
+			k, v, _ := strings.Cut(p, "=")
+			switch strings.ToUpper(k) {
+			case "SIZE":
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 0 {
+					return bad(reply(501, "5.5.4", "Bad SIZE parameter"))
+				}
+				size = n
+			case "BODY":
+				if u := strings.ToUpper(v); u != "7BIT" && u != "8BITMIME" {
+					return bad(reply(555, "5.5.4", "Unsupported BODY parameter"))
+				}
+			case "SMTPUTF8", "AUTH", "RET", "ENVID":
+				// accepted; AUTH= is ignored (RFC 4954 §5: a server may)
+			default:
+				return bad(reply(555, "5.5.4", "Unsupported MAIL parameter "+k))
+			}
+		}
+		if r := c.sess.mail(addr, size); r != nil {
+			return bad(r)
+		}
+		c.write(reply(250, "2.1.0", "OK"))
+	case "RCPT":
+		if !c.sess.hasFrom {
+			return bad(reply(503, "5.5.1", "MAIL first"))
+		}
+		addr, params, ok := parsePath(arg, "TO:")
+		if !ok || addr == "" {
+			return bad(reply(501, "5.5.4", "Syntax: RCPT TO:<address>"))
+		}
+		for _, p := range params {
+			k, _, _ := strings.Cut(p, "=")
+			if u := strings.ToUpper(k); u != "NOTIFY" && u != "ORCPT" {
+				return bad(reply(555, "5.5.4", "Unsupported RCPT parameter "+k))
+			}
+		}
+		if len(c.sess.rcpts) >= c.sess.cfg.SMTP.MaxRecipients {
+			return bad(reply(452, "4.5.3", "Too many recipients"))
+		}
+		if r := c.sess.rcpt(addr); r != nil {
+			return bad(r)
+		}
+		c.write(reply(250, "2.1.5", "OK"))
+	case "DATA":
+		if arg != "" {
+			return bad(reply(501, "5.5.4", "Syntax: DATA"))
+		}
+		if !c.sess.hasFrom || len(c.sess.rcpts) == 0 {
+			return bad(reply(503, "5.5.1", "No valid recipients"))
+		}
+		c.write(reply(354, "", "End data with <CR><LF>.<CR><LF>"))
+		if c.flush(true) != nil {
+			return false
+		}
+		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() { c.nc.SetReadDeadline(time.Now().Add(c.timeout)) }}
+		r := c.sess.data(dr)
+		if err := dr.drain(); err != nil {
+			return false // the connection broke: nobody to answer
+		}
+		if r == nil {
+			r = dr.reply()
+		}
+		c.write(r)
+		c.sess.reset()
+	case "BDAT":
+		return bad(reply(502, "5.5.1", "CHUNKING is not offered"))
+	case "RSET":
+		c.sess.reset()
+		c.write(reply(250, "2.0.0", "OK"))
+	case "NOOP":
+		c.write(reply(250, "2.0.0", "OK"))
+	case "VRFY":
+		c.write(reply(252, "2.5.0", "Cannot verify the user; send mail and it will be tried"))
+	case "HELP":
+		c.write(reply(214, "2.0.0", "See RFC 5321"))
+	case "QUIT":
+		c.write(reply(221, "2.0.0", "Bye"))
+		return false
+	default:
+		return bad(reply(500, "5.5.2", "Command not recognised"))
+	}
+	return true
+}
+
+func (c *conn) ehloReply() {
+	cfg := c.srv.cfg.Load()
+	lines := []string{cfg.SMTP.Hostname, "PIPELINING", "SIZE " + strconv.FormatInt(cfg.SMTP.MaxMessageBytes, 10), "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"}
+	if !c.tls && c.srv.tls != nil {
+		lines = append(lines, "STARTTLS")
+	}
+	if c.tls && c.sess.role == RoleOutbound && c.sess.authUser == "" {
+		lines = append(lines, "AUTH PLAIN LOGIN")
+	}
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		c.bw.WriteString("250" + sep + l + "\r\n")
+	}
+}
+
+func (c *conn) auth(arg string, bad func(*Reply) bool) bool {
+	if c.sess.role != RoleOutbound {
+		return bad(reply(502, "5.5.1", "Authentication is not offered here"))
+	}
+	if !c.tls {
+		return bad(reply(538, "5.7.11", "Encryption required for authentication"))
+	}
+	if c.helo == "" {
+		return bad(reply(503, "5.5.1", "Say EHLO first"))
+	}
+	if c.sess.authUser != "" {
+		return bad(reply(503, "5.5.1", "Already authenticated"))
+	}
+	if c.sess.hasFrom {
+		return bad(reply(503, "5.5.1", "AUTH not allowed during a mail transaction"))
+	}
+	mech, initial, _ := strings.Cut(arg, " ")
+	// challenge sends a 334 and reads the client's base64 answer.
+	challenge := func(prompt string) (string, *Reply) {
+		c.write(reply(334, "", base64.StdEncoding.EncodeToString([]byte(prompt))))
+		if c.flush(true) != nil {
+			return "", reply(421, "4.4.2", "Connection problem")
+		}
+		line, err := c.readLine(maxCommandLine)
+		if err != nil {
+			return "", reply(501, "5.5.2", "Bad response")
+		}
+		if line == "*" {
+			return "", reply(501, "5.0.0", "Authentication cancelled")
+		}
+		b, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return "", reply(501, "5.5.2", "Bad base64")
+		}
+		return string(b), nil
+	}
+	decode := func(s string) (string, *Reply) {
+		if s == "=" {
+			return "", nil
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return "", reply(501, "5.5.2", "Bad base64")
+		}
+		return string(b), nil
+	}
+	var user, pass string
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		var resp string
+		var r *Reply
+		if initial != "" {
+			resp, r = decode(initial)
+		} else {
+			resp, r = challenge("")
+		}
+		if r != nil {
+			return bad(r)
+		}
+		parts := strings.Split(resp, "\x00")
+		if len(parts) != 3 || (parts[0] != "" && parts[0] != parts[1]) {
+			return bad(reply(501, "5.5.2", "Bad PLAIN response"))
+		}
+		user, pass = parts[1], parts[2]
+	case "LOGIN":
+		var r *Reply
+		if initial != "" {
+			user, r = decode(initial)
+		} else {
+			user, r = challenge("Username:")
+		}
+		if r != nil {
+			return bad(r)
+		}
+		if pass, r = challenge("Password:"); r != nil {
+			return bad(r)
+		}
+	default:
+		return bad(reply(504, "5.5.4", "Unsupported authentication mechanism"))
+	}
+	if r := c.sess.authenticate(user, pass); r != nil {
+		return bad(r)
+	}
+	c.write(reply(235, "2.7.0", "Authentication succeeded"))
+	return true
+}
+
+// parsePath parses "FROM:<addr> params" (RFC 5321 §4.1.2), tolerating a
+// space after the colon.
+func parsePath(arg, prefix string) (addr string, params []string, ok bool) {
+	if len(arg) < len(prefix) || !strings.EqualFold(arg[:len(prefix)], prefix) {
+		return "", nil, false
+	}
+	rest := strings.TrimLeft(arg[len(prefix):], " ")
+	if !strings.HasPrefix(rest, "<") {
+		return "", nil, false
+	}
+	end := strings.IndexByte(rest, '>')
+	if end < 0 {
+		return "", nil, false
+	}
+	addr = rest[1:end]
+	if i := strings.IndexByte(addr, ':'); i >= 0 && strings.HasPrefix(addr, "@") {
+		addr = addr[i+1:] // source route (RFC 5321 §4.1.2: accept and ignore)
+	}
+	return addr, strings.Fields(rest[end+1:]), true
+}
+
+// dataReader reads the DATA stream (RFC 5321 §4.1.1.4) a line at a time:
+// it removes dot-stuffing, stops at the line ".", and refuses bare CR, bare
+// LF and NUL (strict CRLF: no SMTP smuggling, RFC 5321 §2.3.8) and
+// anything over the size limit. After an error it keeps reading to the end
+// of the data, so that the session stays in step.
+type dataReader struct {
+	br       *bufio.Reader
+	deadline func() // before each read: the connection's read deadline
+	max      int64
+	n        int64
+	line     []byte
+	err      error // first error
+	eof      bool
+	cont     bool // the next read continues an over-long line
+	bare     bool // the previous line did not end in CRLF
+}
+
+func (d *dataReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(d.line) == 0 {
+			if d.eof || d.err != nil {
+				break
+			}
+			d.next()
+			continue
+		}
+		m := copy(p[n:], d.line)
+		d.line = d.line[m:]
+		n += m
+	}
+	if n > 0 {
+		return n, nil
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	return 0, io.EOF
+}
+
+// next reads one line into d.line, or sets eof/err.
+func (d *dataReader) next() {
+	d.deadline()
+	line, err := d.br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			d.fail(errLongLine)
+			d.line, d.cont = nil, true
+			return
+		}
+		d.err = err // connection error: fatal
+		return
+	}
+	if d.cont {
+		// The tail of an over-long line: never a line of its own (so never
+		// the end of data), and already refused.
+		d.cont = false
+		return
+	}
+	// The end of data is CRLF "." CRLF: the "." line counts only after a
+	// line that itself ended in CRLF. After "\n" alone it is data, or a
+	// lax server before us and we would disagree on where the message ends
+	// (SMTP smuggling).
+	if len(line) == 3 && line[0] == '.' && line[1] == '\r' && !d.bare {
+		d.eof = true
+		return
+	}
+	body := line[:len(line)-1]
+	d.bare = len(body) == 0 || body[len(body)-1] != '\r'
+	if d.bare {
+		d.fail(errBareLF)
+	} else if bytes.IndexByte(body[:len(body)-1], '\r') >= 0 {
+		d.fail(errBareCR)
+	} else if bytes.IndexByte(line, 0) >= 0 {
+		d.fail(errNUL)
+	}
+	if line[0] == '.' {
+		line = line[1:] // dot-unstuffing
+	}
+	d.n += int64(len(line))
+	if d.n > d.max {
+		d.fail(errTooBig)
+	}
+	if d.err == nil {
+		d.line = line
+	}
+}
+
+func (d *dataReader) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+}
+
+// drain reads to the end of the data; it returns an error only if the
+// connection failed.
+func (d *dataReader) drain() error {
+	d.line = nil
+	for !d.eof {
+		if d.err != nil && !isDataErr(d.err) {
+			return d.err
+		}
+		d.next()
+	}
+	return nil
+}
+
+func isDataErr(err error) bool {
+	return errors.Is(err, errBareLF) || errors.Is(err, errBareCR) || errors.Is(err, errNUL) || errors.Is(err, errTooBig) || errors.Is(err, errLongLine)
+}
+
+// reply is the answer for a reader error the session did not turn into one.
+func (d *dataReader) reply() *Reply {
+	return reply(451, "4.3.0", "Temporary failure; try again later")
+}
