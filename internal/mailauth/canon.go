@@ -29,29 +29,49 @@ func newRelaxedBody(h hash.Hash) *relaxedBody {
 	return &relaxedBody{h: h, out: make([]byte, 0, 32<<10)}
 }
 
+// special marks the bytes the canonicaliser must look at; runs of other
+// bytes are copied as they are.
+var special = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
+
 func (r *relaxedBody) Write(p []byte) (int, error) {
-	for _, c := range p {
+	for i := 0; i < len(p); {
+		if len(r.out) >= 16<<10 {
+			r.h.Write(r.out)
+			r.out = r.out[:0]
+		}
 		if r.cr {
 			r.cr = false
-			if c == '\n' {
+			if p[i] == '\n' {
 				r.wsp = false // trailing whitespace is dropped
 				r.pendingEOL++
+				i++
 				continue
 			}
 			r.emit('\r') // a lone CR is ordinary text
 		}
-		switch c {
-		case '\r':
+		c := p[i]
+		switch {
+		case c == '\r':
 			r.cr = true
-		case ' ', '\t':
+			i++
+		case c == ' ' || c == '\t':
 			r.wsp = true
-		default:
+			i++
+		case c == '\n':
 			r.emit(c)
+			i++
+		default:
+			// A run of ordinary bytes: flush what is pending once, then copy.
+			// A single SP between ordinary bytes is already canonical, so
+			// it stays in the run: runs are then whole words and phrases.
+			j := i + 1
+			for j < len(p) && (!special[p[j]] || p[j] == ' ' && j+1 < len(p) && !special[p[j+1]]) {
+				j++
+			}
+			r.emit(c)
+			r.out = append(r.out, p[i+1:j]...)
+			i = j
 		}
-	}
-	if len(r.out) >= 16<<10 {
-		r.h.Write(r.out)
-		r.out = r.out[:0]
 	}
 	return len(p), nil
 }

@@ -207,6 +207,9 @@ func smtpErr(code int, enh [3]int, msg string) *Reply {
 	return reply(code, fmt.Sprintf("%d.%d.%d", enh[0], enh[1], enh[2]), msg)
 }
 
+// copyBufs are the buffers DATA is copied through into the spool.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // maxTransactionCommands bounds MAIL/RCPT/RSET per session, so that one
 // connection cannot keep the server busy for ever below the time limits.
 const maxTransactionCommands = 10000
@@ -380,7 +383,9 @@ func (s *session) data(r io.Reader) *Reply {
 		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
 	}
 	hc := &headerCapture{max: 64 << 10}
-	buf := make([]byte, 32<<10)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {

@@ -26,7 +26,7 @@ type Store struct {
 
 	// Statements of the hot path, prepared once: SQLite compiles a
 	// statement in about as much time as it takes to run it.
-	insMessage, insRecipient, updRecipient, countQueued, finishMessage *sql.Stmt
+	insMessage, insRecipient, updRecipient, finishMessage *sql.Stmt
 }
 
 const schema = `
@@ -103,8 +103,7 @@ func OpenSQLite(path string) (*Store, error) {
 		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued')`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
-		{&st.countQueued, `SELECT count(*) FROM recipients WHERE msg_id=? AND status='queued'`},
-		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued'`},
+		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status='queued')`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
 			db.Close()
@@ -217,14 +216,8 @@ func (s *Store) ApplyResults(ctx context.Context, tx *sql.Tx, now time.Time, res
 	return done, nil
 }
 
+// finishIfDone marks message id done if none of its recipients is queued.
 func (s *Store) finishIfDone(ctx context.Context, tx *sql.Tx, now time.Time, id string) (bool, error) {
-	var n int
-	if err := tx.StmtContext(ctx, s.countQueued).QueryRowContext(ctx, id).Scan(&n); err != nil {
-		return false, err
-	}
-	if n > 0 {
-		return false, nil
-	}
 	res, err := tx.StmtContext(ctx, s.finishMessage).ExecContext(ctx, ms(now), id)
 	if err != nil {
 		return false, err
