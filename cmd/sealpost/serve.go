@@ -76,7 +76,6 @@ func serveCmd(g *globalFlags) *cobra.Command {
 	})
 	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until stopped (for benchmarks)")
 	c.Flags().MarkHidden("cpuprofile")
-	c.Flags().BoolVar(&g.dev, "dev", false, "development mode: no config, data in ./sealpost-data, loopback listeners, outbound mail captured in the dev outbox")
 	return c
 }
 

@@ -34,6 +34,7 @@ type Config struct {
 	DKIM     DKIM     `toml:"dkim"`
 	Web      Web      `toml:"web"`
 	Log      Log      `toml:"log"`
+	DLP      DLP      `toml:"dlp"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
@@ -63,6 +64,7 @@ type SMTP struct {
 	CommandTimeout   Duration `toml:"command_timeout"`
 	DataTimeout      Duration `toml:"data_timeout"`
 	SessionTimeout   Duration `toml:"session_timeout"`
+	Banner           string   `toml:"banner"`
 	TLSCert          string   `toml:"tls_cert"`
 	TLSKey           string   `toml:"tls_key"`
 }
@@ -92,6 +94,19 @@ type DKIM struct {
 type Web struct {
 	Listen    string `toml:"listen"`
 	PublicURL string `toml:"public_url"`
+}
+
+// DLP configures data-loss prevention.
+type DLP struct {
+	Custom []DLPCustom `toml:"custom"`
+}
+
+// DLPCustom is a detector of the organisation's own: keywords (literal,
+// case-insensitive, whole words or phrases) and RE2 patterns.
+type DLPCustom struct {
+	Name     string   `toml:"name"`
+	Keywords []string `toml:"keywords"`
+	Patterns []string `toml:"patterns"`
 }
 
 type Log struct {
@@ -263,6 +278,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+var builtinDetector = map[string]bool{"uk-nino": true, "uk-nhs-number": true, "payment-card": true, "iban": true, "uk-sort-code-account": true,
+	"uk-passport": true, "uk-driving-licence": true, "uk-postcode": true, "uk-vat": true, "private-key": true, "unscannable": true}
+
 var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
 // Validate checks a configuration built in code (such as Dev).
@@ -344,6 +362,14 @@ func (c *Config) validate() error {
 	if c.SMTP.MaxLineLength < 1000 {
 		return c.errf("smtp.max_line_length", "must be at least 1000 (RFC 5321 §4.5.3.1.6)")
 	}
+	for _, r := range c.SMTP.Banner {
+		if r < ' ' || r > '~' {
+			return c.errf("smtp.banner", "printable ASCII only")
+		}
+	}
+	if len(c.SMTP.Banner) > 200 {
+		return c.errf("smtp.banner", "at most 200 characters")
+	}
 	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
 		return c.errf("smtp.tls_cert", "smtp.tls_cert and smtp.tls_key go together")
 	}
@@ -385,6 +411,25 @@ func (c *Config) validate() error {
 		return c.errf("web.public_url", "%q: want an http:// or https:// URL", c.Web.PublicURL)
 	}
 	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
+	seen := map[string]bool{}
+	for i, d := range c.DLP.Custom {
+		key := fmt.Sprintf("dlp.custom[%d]", i)
+		if d.Name == "" || !validLabel(strings.ReplaceAll(d.Name, ".", "-")) {
+			return c.errf(key+".name", "%q: a name of letters, digits and hyphens is needed (findings report it)", d.Name)
+		}
+		if seen[d.Name] || builtinDetector[d.Name] {
+			return c.errf(key+".name", "%q is already a detector's name", d.Name)
+		}
+		seen[d.Name] = true
+		if len(d.Keywords) == 0 && len(d.Patterns) == 0 {
+			return c.errf(key, "detector %q has neither keywords nor patterns", d.Name)
+		}
+		for _, p := range d.Patterns {
+			if _, err := regexp.Compile(p); err != nil {
+				return c.errf(key+".patterns", "detector %q: %v", d.Name, err)
+			}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -477,6 +522,11 @@ func keyLine(data []byte, key string) int {
 	table, leaf := "", key
 	if i := strings.LastIndexByte(key, '.'); i >= 0 {
 		table, leaf = key[:i], key[i+1:]
+	}
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		// dlp.custom[2].patterns: the table's first line is close enough
+		table, leaf = key[:i], ""
+		key = table
 	}
 	current := ""
 	for n, line := range strings.Split(string(data), "\n") {

@@ -43,11 +43,14 @@ max_sessions = 2000
 max_sessions_per_ip = 50
 # Longest line accepted (RFC 5321 says 1000; many clients send more).
 max_line_length = 4096
-# Time allowed for each command and for each read during DATA (RFC 5321
+# Time allowed for each command, for each read during DATA (RFC 5321
 # §4.5.3.2), and for a whole session.
 command_timeout = "5m"
 data_timeout = "10m"
 session_timeout = "30m"
+# Text after "ESMTP" in the greeting. Empty (the default) names nothing:
+# telling the world what guards the domain helps attackers.
+banner = ""
 # PEM certificate and key for STARTTLS. Empty: the self-signed pair made by
 # init in data_dir/keys (replace it for production).
 tls_cert = ""
@@ -89,6 +92,12 @@ algorithm = "rsa-2048"
 listen = "127.0.0.1:8080"
 # Base of links in notification mails.
 public_url = "http://127.0.0.1:8080"
+
+# Detectors of your own, any number; findings report them by name.
+# [[dlp.custom]]
+# name = "project-falcon"
+# keywords = ["Project Falcon", "FALCON-7"]   # case-insensitive words or phrases
+# patterns = ['\bFAL-[0-9]{6}\b']           # regular expressions (RE2 syntax)
 
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,

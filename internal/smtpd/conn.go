@@ -45,7 +45,8 @@ type conn struct {
 	helo     string
 	tls      bool
 	badCmds  int
-	timeout  time.Duration
+	timeout  time.Duration // per command (RFC 5321 §4.5.3.2.7: 5 minutes)
+	dataWait time.Duration // per read during DATA (§4.5.3.2.5: 3 minutes, we allow more)
 	maxLine  int
 	maxBytes int64
 }
@@ -96,7 +97,11 @@ func (c *conn) readLine(max int) (string, error) {
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.sess.logout()
-	c.write(reply(220, "", c.srv.cfg.Load().SMTP.Hostname+" ESMTP"))
+	greeting := c.srv.cfg.Load().SMTP.Hostname + " ESMTP"
+	if b := c.srv.cfg.Load().SMTP.Banner; b != "" {
+		greeting += " " + b
+	}
+	c.write(reply(220, "", greeting))
 	if c.flush(true) != nil {
 		return
 	}
@@ -257,7 +262,7 @@ func (c *conn) command(line string) bool {
 		if c.flush(true) != nil {
 			return false
 		}
-		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() { c.nc.SetReadDeadline(time.Now().Add(c.timeout)) }}
+		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() { c.nc.SetReadDeadline(time.Now().Add(c.dataWait)) }}
 		r := c.sess.data(dr)
 		if err := dr.drain(); err != nil {
 			return false // the connection broke: nobody to answer

@@ -133,7 +133,7 @@ func (s *Server) serveConn(role string, nc net.Conn) {
 	}
 	s.metrics.Sessions.WithLabelValues(role).Inc()
 	s.metrics.SessionsActive.WithLabelValues(role).Inc()
-	c := &conn{srv: s, nc: nc, timeout: cfg.SMTP.CommandTimeout.Duration, maxLine: cfg.SMTP.MaxLineLength, maxBytes: cfg.SMTP.MaxMessageBytes}
+	c := &conn{srv: s, nc: nc, timeout: cfg.SMTP.CommandTimeout.Duration, dataWait: cfg.SMTP.DataTimeout.Duration, maxLine: cfg.SMTP.MaxLineLength, maxBytes: cfg.SMTP.MaxMessageBytes}
 	c.sess = &session{s: s, role: role, conn: c, ip: ip, cfg: cfg}
 	s.mu.Lock()
 	if s.closing {

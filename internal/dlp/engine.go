@@ -1,0 +1,536 @@
+package dlp
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/textproto"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/text/encoding/htmlindex"
+)
+
+// Finding is what a scan reports for one detector at one place
+// (INTERFACE.md: dlp scan --json).
+type Finding struct {
+	Detector   string `json:"detector"`
+	Count      int    `json:"count"`
+	Confidence string `json:"confidence"`
+	Where      string `json:"where"`
+}
+
+// Result is the outcome of scanning one message or document.
+type Result struct {
+	Classification string    `json:"classification"`
+	Findings       []Finding `json:"findings"`
+}
+
+// Custom is a detector from configuration: case-insensitive keywords or
+// phrases, and regular expressions (RE2).
+type Custom struct {
+	Name     string
+	Keywords []string
+	Patterns []string
+}
+
+// Limits bound what one scan may expand: nested containers, bytes of
+// extracted content, the expansion ratio of compressed entries (zip bombs)
+// and time. What a bound stops is reported as "unscannable".
+type Limits struct {
+	MaxDepth int
+	MaxBytes int64
+	MaxRatio int64
+	Timeout  time.Duration
+}
+
+// DefaultLimits suit mail of up to 150 MB.
+var DefaultLimits = Limits{MaxDepth: 6, MaxBytes: 512 << 20, MaxRatio: 200, Timeout: 30 * time.Second}
+
+type custom struct {
+	name     string
+	keywords [][]byte
+	patterns []*regexp.Regexp
+}
+
+// Engine scans messages and documents.
+type Engine struct {
+	custom []custom
+	limits Limits
+}
+
+// NewEngine compiles the custom detectors.
+func NewEngine(cs []Custom, limits Limits) (*Engine, error) {
+	e := &Engine{limits: limits}
+	for _, c := range cs {
+		cc := custom{name: c.Name}
+		for _, k := range c.Keywords {
+			if k = strings.TrimSpace(k); k != "" {
+				cc.keywords = append(cc.keywords, bytes.ToLower([]byte(k)))
+			}
+		}
+		for _, p := range c.Patterns {
+			re, err := regexp.Compile(p)
+			if err != nil {
+				return nil, fmt.Errorf("custom detector %q: pattern %q: %v", c.Name, p, err)
+			}
+			cc.patterns = append(cc.patterns, re)
+		}
+		e.custom = append(e.custom, cc)
+	}
+	return e, nil
+}
+
+// scan is the state of one scan.
+type scan struct {
+	e        *Engine
+	counts   map[[2]string]*Finding
+	best     map[[2]string]Confidence
+	expanded int64
+	deadline time.Time
+	lowerBuf []byte
+	marking  string
+}
+
+func (e *Engine) newScan() *scan {
+	return &scan{e: e, counts: map[[2]string]*Finding{}, best: map[[2]string]Confidence{}, deadline: time.Now().Add(e.limits.Timeout)}
+}
+
+func (s *scan) add(det, where string, c Confidence) {
+	k := [2]string{det, where}
+	f := s.counts[k]
+	if f == nil {
+		f = &Finding{Detector: det, Where: where}
+		s.counts[k] = f
+	}
+	f.Count++
+	if c > s.best[k] {
+		s.best[k] = c
+	}
+}
+
+func (s *scan) unscannable(where, why string) {
+	s.add(Unscanable, where+" ("+why+")", High)
+}
+
+func (s *scan) result() *Result {
+	r := &Result{Classification: s.marking, Findings: []Finding{}}
+	for k, f := range s.counts {
+		c := s.best[k]
+		// Many medium matches of one kind in one place are as good as one
+		// with context: a list of NHS numbers is a list of NHS numbers.
+		if c == Medium && f.Count >= 3 {
+			c = High
+		}
+		f.Confidence = c.String()
+		r.Findings = append(r.Findings, *f)
+	}
+	sort.Slice(r.Findings, func(i, j int) bool {
+		a, b := r.Findings[i], r.Findings[j]
+		if a.Where != b.Where {
+			return a.Where < b.Where
+		}
+		return a.Detector < b.Detector
+	})
+	return r
+}
+
+// text scans extracted text at where.
+func (s *scan) text(b []byte, where string) {
+	s.expanded += int64(len(b))
+	Text(b, func(m Match) { s.add(m.Detector, where, m.Confidence) })
+	if len(s.e.custom) == 0 {
+		return
+	}
+	s.lowerBuf = s.lowerBuf[:0]
+	for _, c := range b {
+		s.lowerBuf = append(s.lowerBuf, lower(c))
+	}
+	for _, cd := range s.e.custom {
+		for _, k := range cd.keywords {
+			for off := 0; ; {
+				i := bytes.Index(s.lowerBuf[off:], k)
+				if i < 0 {
+					break
+				}
+				i += off
+				end := i + len(k)
+				if (i == 0 || !isAlnum(s.lowerBuf[i-1])) && (end == len(s.lowerBuf) || !isAlnum(s.lowerBuf[end])) {
+					s.add(cd.name, where, High)
+				}
+				off = end
+			}
+		}
+		for _, re := range cd.patterns {
+			for range re.FindAllIndex(b, -1) {
+				s.add(cd.name, where, High)
+			}
+		}
+	}
+}
+
+var errLimit = errors.New("over a scanning limit")
+
+func (s *scan) over() error {
+	if s.expanded > s.e.limits.MaxBytes {
+		return fmt.Errorf("%w: more than %d bytes of content", errLimit, s.e.limits.MaxBytes)
+	}
+	if time.Now().After(s.deadline) {
+		return fmt.Errorf("%w: took longer than %s", errLimit, s.e.limits.Timeout)
+	}
+	return nil
+}
+
+// ScanMessage scans an RFC 5322 message: subject, marking headers, every
+// text part and every attachment.
+func (e *Engine) ScanMessage(r io.Reader) (*Result, error) {
+	s := e.newScan()
+	if err := s.message(r, "", 0); err != nil {
+		return nil, err
+	}
+	return s.result(), nil
+}
+
+// ScanDocument scans one file (a document, an archive or plain text) named
+// name.
+func (e *Engine) ScanDocument(name string, data []byte) *Result {
+	s := e.newScan()
+	s.part(data, "", name, "file:"+path.Base(name), 0)
+	return s.result()
+}
+
+var wordDecoder = mime.WordDecoder{CharsetReader: charsetReader}
+
+func charsetReader(charset string, r io.Reader) (io.Reader, error) {
+	enc, err := htmlindex.Get(charset)
+	if err != nil {
+		return nil, fmt.Errorf("unknown charset %q", charset)
+	}
+	return enc.NewDecoder().Reader(r), nil
+}
+
+// message scans a message; prefix names where it sits ("" for the top).
+func (s *scan) message(r io.Reader, prefix string, depth int) error {
+	m, err := mail.ReadMessage(bufio.NewReader(r))
+	if err != nil {
+		if prefix == "" {
+			return fmt.Errorf("not a message: %w", err)
+		}
+		s.unscannable(prefix, "malformed message")
+		return nil
+	}
+	at := func(w string) string {
+		if prefix == "" {
+			return w
+		}
+		return prefix + "/" + w
+	}
+	subj, err := wordDecoder.DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		subj = m.Header.Get("Subject")
+	}
+	if prefix == "" {
+		s.marking = Marking(subj, m.Header)
+	}
+	s.text([]byte(subj), at("subject"))
+	s.entity(textproto.MIMEHeader(m.Header), m.Body, at("body"), prefix, depth)
+	return nil
+}
+
+// entity scans one MIME entity (a message body or a part).
+func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix string, depth int) {
+	if depth > s.e.limits.MaxDepth {
+		s.unscannable(where, "nested too deep")
+		return
+	}
+	if err := s.over(); err != nil {
+		s.unscannable(where, err.Error())
+		return
+	}
+	ct := h.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		mt, params = "text/plain", map[string]string{"charset": "us-ascii"}
+	}
+	name := params["name"]
+	if _, dp, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil && dp["filename"] != "" {
+		name = dp["filename"]
+	}
+	if dec, err := wordDecoder.DecodeHeader(name); err == nil {
+		name = dec
+	}
+	if name != "" {
+		where = "attachment:" + path.Base(name)
+		if prefix != "" {
+			where = prefix + "/" + where
+		}
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for i := 0; ; i++ {
+			p, err := mr.NextRawPart()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				s.unscannable(where, "malformed multipart")
+				return
+			}
+			s.entity(p.Header, p, where, prefix, depth+1)
+			if i > 1000 {
+				s.unscannable(where, "too many parts")
+				return
+			}
+		}
+	}
+	var r io.Reader = body
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, &stripSpace{r: body})
+	case "quoted-printable":
+		r = quotedprintable.NewReader(body)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, s.e.limits.MaxBytes+1))
+	if err != nil {
+		s.unscannable(where, "content cannot be decoded")
+		return
+	}
+	if int64(len(data)) > s.e.limits.MaxBytes {
+		s.unscannable(where, "larger than the scanning limit")
+		return
+	}
+	if mt == "message/rfc822" {
+		s.message(bytes.NewReader(data), where, depth+1)
+		return
+	}
+	if strings.HasPrefix(mt, "text/") && params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") && !strings.EqualFold(params["charset"], "us-ascii") {
+		if cr, err := charsetReader(params["charset"], bytes.NewReader(data)); err == nil {
+			if d, err := io.ReadAll(cr); err == nil {
+				data = d
+			}
+		}
+	}
+	s.part(data, mt, name, where, depth)
+}
+
+type stripSpace struct{ r io.Reader }
+
+func (s *stripSpace) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	j := 0
+	for _, c := range p[:n] {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+			p[j] = c
+			j++
+		}
+	}
+	return j, err
+}
+
+// part scans decoded content by its type or name.
+func (s *scan) part(data []byte, mt, name, where string, depth int) {
+	ext := strings.ToLower(path.Ext(name))
+	switch {
+	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || ext == ".zip" || ext == ".docx" || ext == ".xlsx" || ext == ".pptx" || ext == ".odt" || ext == ".ods" || ext == ".odp":
+		s.zip(data, where, depth)
+	case bytes.HasPrefix(data, []byte("%PDF-")) || mt == "application/pdf" || ext == ".pdf":
+		s.pdf(data, where)
+	case bytes.HasPrefix(data, []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+		// OLE compound file: legacy Office, or an encrypted OOXML package.
+		s.unscannable(where, "legacy or encrypted Office document")
+	case mt == "text/html" || ext == ".html" || ext == ".htm":
+		s.text(htmlText(data), where)
+	case strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv" || ext == ".eml" || mt == "application/octet-stream" && looksText(data):
+		if ext == ".eml" && depth < s.e.limits.MaxDepth {
+			s.message(bytes.NewReader(data), where, depth+1)
+			return
+		}
+		s.text(data, where)
+	default:
+		if looksText(data) {
+			s.text(data, where)
+		}
+		// Images and other binary formats carry no text we can read.
+	}
+}
+
+func looksText(b []byte) bool {
+	b = b[:min(len(b), 4096)]
+	bad := 0
+	for _, c := range b {
+		if c < 0x09 || c > 0x0d && c < 0x20 {
+			bad++
+		}
+	}
+	return len(b) > 0 && bad*100 < len(b)
+}
+
+// zip scans an archive: Office Open XML and OpenDocument files by their XML
+// text, other entries as files of their own.
+func (s *scan) zip(data []byte, where string, depth int) {
+	if depth > s.e.limits.MaxDepth {
+		s.unscannable(where, "nested too deep")
+		return
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		s.unscannable(where, "corrupt archive")
+		return
+	}
+	office := false
+	for _, f := range zr.File {
+		if f.Name == "[Content_Types].xml" || f.Name == "mimetype" {
+			office = true
+		}
+	}
+	for _, f := range zr.File {
+		if err := s.over(); err != nil {
+			s.unscannable(where, err.Error())
+			return
+		}
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		if f.Flags&0x1 != 0 {
+			s.unscannable(where+"/"+f.Name, "encrypted")
+			continue
+		}
+		if f.CompressedSize64 > 0 && int64(f.UncompressedSize64/f.CompressedSize64) > s.e.limits.MaxRatio {
+			s.unscannable(where+"/"+f.Name, "compression ratio too high")
+			continue
+		}
+		if int64(f.UncompressedSize64)+s.expanded > s.e.limits.MaxBytes {
+			s.unscannable(where+"/"+f.Name, "larger than the scanning limit")
+			continue
+		}
+		if office && !officeText(f.Name) {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			s.unscannable(where+"/"+f.Name, "cannot be opened")
+			continue
+		}
+		// Read at most the declared size (plus one byte to notice lies).
+		b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
+		rc.Close()
+		if err != nil || uint64(len(b)) > f.UncompressedSize64 {
+			s.unscannable(where+"/"+f.Name, "corrupt entry")
+			continue
+		}
+		if office {
+			s.text(xmlText(b), where)
+			continue
+		}
+		s.part(b, "", f.Name, where+"/"+f.Name, depth+1)
+	}
+}
+
+// officeText says whether an OOXML/ODF member holds document text.
+func officeText(name string) bool {
+	switch {
+	case name == "word/document.xml", strings.HasPrefix(name, "word/header"), strings.HasPrefix(name, "word/footer"),
+		name == "word/footnotes.xml", name == "word/endnotes.xml", name == "word/comments.xml",
+		name == "xl/sharedStrings.xml", strings.HasPrefix(name, "xl/worksheets/sheet"),
+		strings.HasPrefix(name, "ppt/slides/slide"), strings.HasPrefix(name, "ppt/notesSlides/"),
+		name == "content.xml", name == "styles.xml":
+		return strings.HasSuffix(name, ".xml")
+	}
+	return false
+}
+
+// xmlText returns the character data of an XML document, with a space
+// between elements that end paragraphs, cells or rows, so that words of
+// different cells do not run together but a number split over runs
+// ("943 4" "76 5919") is joined.
+func xmlText(b []byte) []byte {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	d.Strict = false
+	var out []byte
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return out
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			out = append(out, t...)
+		case xml.EndElement:
+			switch t.Name.Local {
+			case "p", "tc", "tr", "c", "row", "si", "br", "tab", "table-cell", "h", "span":
+				if t.Name.Local != "span" {
+					out = append(out, '\n')
+				}
+			}
+		case xml.StartElement:
+			switch t.Name.Local {
+			case "br", "tab", "s":
+				out = append(out, ' ')
+			}
+		}
+	}
+}
+
+var (
+	tagRe      = regexp.MustCompile(`(?is)<(script|style)\b.*?</(script|style)\s*>|<!--.*?-->|<[^>]*>`)
+	blockTagRe = regexp.MustCompile(`(?i)^<\s*/?\s*(br|p|div|td|th|tr|li|h[1-6]|table|ul|ol|blockquote|hr)\b`)
+)
+
+// htmlText turns HTML into text: scripts, styles and comments removed,
+// block elements as line breaks, inline tags removed so that an identifier
+// split by markup is found whole, entities decoded.
+func htmlText(b []byte) []byte {
+	out := tagRe.ReplaceAllFunc(b, func(m []byte) []byte {
+		if blockTagRe.Match(m) {
+			return []byte("\n")
+		}
+		return nil
+	})
+	return []byte(html.UnescapeString(string(out)))
+}
+
+// pdf: text extraction from PDF is not built yet; say so rather than pass.
+func (s *scan) pdf(data []byte, where string) {
+	if bytes.Contains(data[:min(len(data), 1<<20)], []byte("/Encrypt")) {
+		s.unscannable(where, "encrypted PDF")
+		return
+	}
+	s.unscannable(where, "PDF text extraction not available")
+}
+
+var markingRe = regexp.MustCompile(`\b(OFFICIAL(?:[- ]SENSITIVE)?)\b`)
+
+// Marking returns the UK Government Security Classification marking of a
+// message (OFFICIAL, OFFICIAL-SENSITIVE) from its subject or a protective
+// marking header, "" if none.
+func Marking(subject string, h mail.Header) string {
+	best := ""
+	consider := func(s string) {
+		// Markings are written in capitals (Government Security
+		// Classifications, 2023); "the official response" is no marking.
+		for _, m := range markingRe.FindAllString(s, -1) {
+			m = strings.ReplaceAll(m, " ", "-")
+			if m == "OFFICIAL-SENSITIVE" || best == "" {
+				best = m
+			}
+		}
+	}
+	consider(subject)
+	for _, k := range []string{"X-Protective-Marking", "X-Classification", "X-Security-Classification"} {
+		consider(h.Get(k))
+	}
+	return best
+}

@@ -1,0 +1,502 @@
+// Package dlp finds personal identifiers and other sensitive content in text
+// (data-loss prevention).
+//
+// The scanner makes one pass over the text and looks closely only at tokens
+// that could start an identifier: a run of digits, a pair of letters
+// followed by digits, an upper-case token of identifier length, a PEM
+// header. Each candidate is then checked the way its issuer defines it
+// (check digits, allocation rules, lengths) rather than matched by a loose
+// pattern, so phone numbers, dates, invoice numbers and tracking codes are
+// not reported. Confidence rises with context words near the match ("NHS
+// no.", "sort code") and with the number of matches.
+package dlp
+
+import (
+	"bytes"
+)
+
+// Detector names (INTERFACE.md).
+const (
+	NINO       = "uk-nino"
+	NHS        = "uk-nhs-number"
+	Card       = "payment-card"
+	IBAN       = "iban"
+	SortCode   = "uk-sort-code-account"
+	Passport   = "uk-passport"
+	Licence    = "uk-driving-licence"
+	Postcode   = "uk-postcode"
+	VAT        = "uk-vat"
+	PrivateKey = "private-key"
+	Unscanable = "unscannable"
+)
+
+// Confidence of a match.
+type Confidence int
+
+const (
+	Low Confidence = iota + 1
+	Medium
+	High
+)
+
+func (c Confidence) String() string {
+	switch c {
+	case High:
+		return "high"
+	case Medium:
+		return "medium"
+	}
+	return "low"
+}
+
+// Match is one identifier found. The value itself is never kept: findings
+// must not become a second copy of the personal data.
+type Match struct {
+	Detector   string
+	Confidence Confidence
+}
+
+// char classes
+const (
+	cOther = iota
+	cDigit
+	cUpper
+	cLower
+	cDash
+)
+
+var class [256]uint8
+
+func init() {
+	for c := '0'; c <= '9'; c++ {
+		class[c] = cDigit
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		class[c] = cUpper
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		class[c] = cLower
+	}
+	class['-'] = cDash
+}
+
+func isAlnum(c byte) bool { k := class[c]; return k == cDigit || k == cUpper || k == cLower }
+
+// contextWords raise a detector's confidence when they appear shortly before
+// a match (or, for some, after it). Lower case.
+var contextWords = map[string][]string{
+	NHS:      {"nhs", "health service", "chi number"},
+	NINO:     {"national insurance", "ni number", "ni no", "nino", "nat ins"},
+	Card:     {"card", "visa", "mastercard", "amex", "pan", "expiry", "cvv"},
+	IBAN:     {"iban", "bank", "account"},
+	SortCode: {"sort code", "sort-code", "sortcode", "account", "acc no", "a/c"},
+	Passport: {"passport"},
+	Licence:  {"licence", "license", "dvla", "driving"},
+	VAT:      {"vat"},
+	Postcode: {"address", "postcode", "post code"},
+}
+
+const contextWindow = 48
+
+// hasContext reports whether one of det's context words appears in the
+// window before start or right after end.
+func hasContext(b []byte, start, end int, det string) bool {
+	lo := max(0, start-contextWindow)
+	hi := min(len(b), end+24)
+	var buf [contextWindow + 24 + 40]byte
+	w := buf[:0]
+	for _, c := range b[lo:start] {
+		w = append(w, lower(c))
+	}
+	w = append(w, ' ')
+	for _, c := range b[end:hi] {
+		w = append(w, lower(c))
+	}
+	for _, word := range contextWords[det] {
+		if i := bytes.Index(w, []byte(word)); i >= 0 {
+			// whole words only
+			if (i == 0 || !isAlnum(w[i-1])) && (i+len(word) == len(w) || !isAlnum(w[i+len(word)])) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if class[c] == cUpper {
+		return c + 32
+	}
+	return c
+}
+
+// Text scans b and calls found for every identifier.
+func Text(b []byte, found func(Match)) {
+	n := len(b)
+	for i := 0; i < n; {
+		k := class[b[i]]
+		if k == cOther {
+			i++
+			continue
+		}
+		if i > 0 && isAlnum(b[i-1]) {
+			i++ // inside a token that did not start an identifier
+			continue
+		}
+		var next int
+		switch k {
+		case cDigit:
+			next = digits(b, i, found)
+		case cUpper, cLower:
+			next = letters(b, i, found)
+		case cDash:
+			next = pem(b, i, found)
+		}
+		if next <= i {
+			next = i + 1
+		}
+		i = next
+	}
+}
+
+// digitGroups reads digits in groups separated by one space, hyphen or
+// nothing: "943 476 5919", "4111-1111-1111-1111". It returns the digits,
+// the group lengths and the end.
+func digitGroups(b []byte, i int, dst []byte, groups []int) ([]byte, []int, int) {
+	n := len(b)
+	var sep byte
+	for len(dst) < 24 {
+		start := i
+		for i < n && class[b[i]] == cDigit && len(dst) < 24 {
+			dst = append(dst, b[i])
+			i++
+		}
+		groups = append(groups, i-start)
+		if i+1 < n && (b[i] == ' ' || b[i] == '-') && class[b[i+1]] == cDigit && (sep == 0 || sep == b[i]) && len(groups) < 6 {
+			sep = b[i]
+			i++
+			continue
+		}
+		break
+	}
+	return dst, groups, i
+}
+
+func eq(g []int, want ...int) bool {
+	if len(g) != len(want) {
+		return false
+	}
+	for i := range g {
+		if g[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// digits looks at a run of digit groups starting at i.
+func digits(b []byte, i int, found func(Match)) int {
+	var dbuf [24]byte
+	var gbuf [6]int
+	d, g, end := digitGroups(b, i, dbuf[:0], gbuf[:0])
+	if end < len(b) && isAlnum(b[end]) {
+		// "123abc": part of a code, not an identifier; skip the token
+		for end < len(b) && isAlnum(b[end]) {
+			end++
+		}
+		return end
+	}
+	if i > 0 && (b[i-1] == '+' || b[i-1] == '.' || b[i-1] == '/' || b[i-1] == ':') {
+		return end // +44…, version numbers, dates, times, paths
+	}
+	switch {
+	case len(d) == 10 && (eq(g, 3, 3, 4) || eq(g, 10)) && validNHS(d):
+		ctx := hasContext(b, i, end, NHS)
+		if ctx || len(g) == 3 {
+			c := Medium
+			if ctx {
+				c = High
+			}
+			found(Match{NHS, c})
+			return end
+		}
+	case len(d) >= 12 && len(d) <= 19 && (len(g) == 1 || allFours(g) || eq(g, 4, 6, 5) || eq(g, 4, 6, 4)) && validCard(d):
+		c := Medium
+		if len(g) > 1 || hasContext(b, i, end, Card) {
+			c = High
+		}
+		found(Match{Card, c})
+		return end
+	case len(d) == 9 && len(g) == 1 && hasContext(b, i, end, Passport):
+		found(Match{Passport, High})
+		return end
+	case len(d) == 6 && (eq(g, 2, 2, 2) || eq(g, 6)):
+		// A sort code counts with an 8-digit account number close after it,
+		// or with "sort code" before it.
+		if acc := accountAfter(b, end); acc > 0 {
+			found(Match{SortCode, High})
+			return acc
+		}
+		if len(g) == 3 && hasContext(b, i, end, SortCode) {
+			found(Match{SortCode, Medium})
+			return end
+		}
+	case len(d) == 8 && len(g) == 1:
+		// account number then sort code
+		if hasContext(b, i, end, SortCode) {
+			if sc := sortCodeAfter(b, end); sc > 0 {
+				found(Match{SortCode, High})
+				return sc
+			}
+		}
+	}
+	return end
+}
+
+func allFours(g []int) bool {
+	for i, v := range g {
+		if v != 4 && !(i == len(g)-1 && v >= 1 && v <= 4) {
+			return false
+		}
+	}
+	return len(g) >= 3
+}
+
+// accountAfter finds an 8-digit account number within a few words after a
+// sort code ending at i; it returns the account's end or 0.
+func accountAfter(b []byte, i int) int {
+	limit := min(len(b), i+40)
+	for j := i; j < limit; j++ {
+		if class[b[j]] == cDigit && (j == 0 || !isAlnum(b[j-1])) {
+			k := j
+			for k < len(b) && class[b[k]] == cDigit {
+				k++
+			}
+			if k-j == 8 && (k == len(b) || !isAlnum(b[k])) {
+				return k
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// sortCodeAfter finds a sort code (12-34-56, 12 34 56, 123456) shortly after i.
+func sortCodeAfter(b []byte, i int) int {
+	limit := min(len(b), i+40)
+	for j := i; j < limit; j++ {
+		if class[b[j]] == cDigit && !isAlnum(b[j-1]) {
+			var dbuf [24]byte
+			var gbuf [6]int
+			d, g, end := digitGroups(b, j, dbuf[:0], gbuf[:0])
+			if len(d) == 6 && (eq(g, 2, 2, 2) || eq(g, 6)) && (end == len(b) || !isAlnum(b[end])) {
+				return end
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// letters looks at a token starting with a letter.
+func letters(b []byte, i int, found func(Match)) int {
+	n := len(b)
+	// The alphanumeric token from i.
+	end := i
+	for end < n && isAlnum(b[end]) {
+		end++
+	}
+	tok := b[i:end]
+	// National Insurance number: AB123456C, AB 12 34 56 C, ab123456c.
+	if len(tok) >= 2 && class[tok[0]] >= cUpper && class[tok[1]] >= cUpper {
+		if e, ok := nino(b, i); ok {
+			c := Medium
+			if hasContext(b, i, e, NINO) {
+				c = High
+			}
+			found(Match{NINO, c})
+			return e
+		}
+	}
+	if class[tok[0]] != cUpper {
+		return end
+	}
+	// IBAN: GB82 WEST 1234 5698 7654 32 or unspaced.
+	if len(tok) >= 4 && class[tok[1]] == cUpper && class[tok[2]] == cDigit && class[tok[3]] == cDigit {
+		if e, ok := iban(b, i); ok {
+			found(Match{IBAN, High})
+			return e
+		}
+	}
+	// UK VAT: GB 123 4567 89, GB123456789, GBGD001.
+	if tok[0] == 'G' && len(tok) >= 2 && tok[1] == 'B' {
+		if e, ok := vat(b, i); ok {
+			c := Medium
+			if hasContext(b, i, e, VAT) {
+				c = High
+			}
+			found(Match{VAT, c})
+			return e
+		}
+	}
+	// Driving licence: one 16-character token.
+	if len(tok) == 16 {
+		var u [16]byte
+		for k := range tok {
+			u[k] = tok[k]
+		}
+		if validLicence(u[:]) {
+			c := Medium
+			if hasContext(b, i, end, Licence) {
+				c = High
+			}
+			found(Match{Licence, c})
+			return end
+		}
+	}
+	// Postcode: "SW1A 1AA" (two tokens) or "SW1A1AA".
+	if len(tok) >= 2 && len(tok) <= 7 {
+		if e, ok := postcode(b, i, end); ok {
+			c := Low
+			if hasContext(b, i, e, Postcode) {
+				c = Medium
+			}
+			found(Match{Postcode, c})
+			return e
+		}
+	}
+	return end
+}
+
+// nino reads a National Insurance number at i, spaces allowed between the
+// pairs of digits, either case.
+func nino(b []byte, i int) (int, bool) {
+	var s [9]byte
+	n := 0
+	j := i
+	for j < len(b) && n < 9 {
+		c := b[j]
+		switch {
+		case c == ' ' && n >= 2 && n <= 8 && j+1 < len(b) && b[j+1] != ' ':
+			j++
+			continue
+		case n < 2 || n == 8:
+			if class[c] != cUpper && class[c] != cLower {
+				return 0, false
+			}
+			s[n] = c &^ 0x20
+		default:
+			if class[c] != cDigit {
+				return 0, false
+			}
+			s[n] = c
+		}
+		n++
+		j++
+	}
+	if n != 9 || (j < len(b) && isAlnum(b[j])) {
+		return 0, false
+	}
+	return j, validNINO(s[:])
+}
+
+// iban reads an IBAN at i: letters, check digits, then the BBAN in groups of
+// four separated by single spaces, or unspaced.
+func iban(b []byte, i int) (int, bool) {
+	var s [34]byte
+	n := 0
+	j := i
+	spaced := false
+	for j < len(b) && n < 34 {
+		c := b[j]
+		if c == ' ' && n > 0 && n%4 == 0 && j+1 < len(b) && isAlnum(b[j+1]) && (spaced || n == 4) {
+			spaced = true
+			j++
+			continue
+		}
+		if class[c] != cDigit && class[c] != cUpper {
+			break
+		}
+		s[n] = c
+		n++
+		j++
+		if shape, ok := ibanBBAN[string(s[:2])]; n == len(shape)+4 && ok && (j == len(b) || !isAlnum(b[j])) {
+			return j, validIBAN(s[:n])
+		}
+	}
+	return 0, false
+}
+
+// vat reads a GB VAT number at i.
+func vat(b []byte, i int) (int, bool) {
+	var s [16]byte
+	copy(s[:], "GB")
+	n := 2
+	j := i + 2
+	if j < len(b) && b[j] == ' ' {
+		j++
+	}
+	if j+3 <= len(b) && (string(b[j:j+2]) == "GD" || string(b[j:j+2]) == "HA") {
+		s[2], s[3] = b[j], b[j+1]
+		n, j = 4, j+2
+	}
+	for j < len(b) && n < 14 {
+		c := b[j]
+		if c == ' ' && j+1 < len(b) && class[b[j+1]] == cDigit && n > 2 {
+			j++
+			continue
+		}
+		if class[c] != cDigit {
+			break
+		}
+		s[n] = c
+		n++
+		j++
+	}
+	if j < len(b) && isAlnum(b[j]) {
+		return 0, false
+	}
+	if n != 11 && n != 14 && !(n == 7 && (s[2] == 'G' || s[2] == 'H')) {
+		return 0, false
+	}
+	return j, validGBVAT(s[:n])
+}
+
+// postcode reads a postcode: outward token, optional space, inward token.
+func postcode(b []byte, i, end int) (int, bool) {
+	var s [8]byte
+	out := b[i:end]
+	if len(out) >= 5 && len(out) <= 7 {
+		copy(s[:], out)
+		return end, validPostcode(s[:len(out)])
+	}
+	if len(out) > 4 || end+4 > len(b) || b[end] != ' ' {
+		return 0, false
+	}
+	in := b[end+1 : end+4]
+	if end+4 < len(b) && isAlnum(b[end+4]) {
+		return 0, false
+	}
+	copy(s[:], out)
+	copy(s[len(out):], in)
+	return end + 4, validPostcode(s[:len(out)+3])
+}
+
+var pemPrefix = []byte("-----BEGIN ")
+
+// pem finds PEM and OpenSSH private keys.
+func pem(b []byte, i int, found func(Match)) int {
+	if !bytes.HasPrefix(b[i:], pemPrefix) {
+		return i + 1
+	}
+	rest := b[i+len(pemPrefix):]
+	e := bytes.Index(rest[:min(len(rest), 40)], []byte("-----"))
+	if e < 0 {
+		return i + 1
+	}
+	label := rest[:e]
+	if bytes.HasSuffix(label, []byte("PRIVATE KEY")) || bytes.Equal(label, []byte("PGP PRIVATE KEY BLOCK")) {
+		found(Match{PrivateKey, High})
+	}
+	return i + len(pemPrefix) + e + 5
+}

@@ -1,0 +1,103 @@
+package dlp
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func matches(s string) string {
+	var out []string
+	Text([]byte(s), func(m Match) { out = append(out, m.Detector+"/"+m.Confidence.String()) })
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func TestScannerFinds(t *testing.T) {
+	test := func(text, want string) {
+		t.Helper()
+		if got := matches(text); got != want {
+			t.Errorf("%q:\n got  %s\n want %s", text, got, want)
+		}
+	}
+	// NHS numbers: grouped, or plain with context.
+	test("Patient NHS no. 943 476 5919 was seen.", "uk-nhs-number/high")
+	test("ref 943 476 5919.", "uk-nhs-number/medium")
+	test("NHS number: 9434765919", "uk-nhs-number/high")
+	test("order 9434765919 shipped", "")  // plain 10 digits, no context
+	test("NHS no. 943 476 5918", "")      // bad check digit
+	test("call 0161 496 0000 today", "")  // phone number
+	test("on 2024-05-06 at 10:30", "")    // date and time
+	test("invoice INV-943 476 5919X", "") // part of a code
+	test("tel +44 943 476 5919", "")      // international phone
+	// NI numbers.
+	test("NI number AB 12 34 56 C", "uk-nino/high")
+	test("hers is ab123456c.", "uk-nino/medium")
+	test("QQ123456C", "") // Q never first
+	test("ZZ123456D", "") // never allocated
+	test("AB123456", "")  // no suffix letter
+	test("AB123456E", "") // suffix A-D only
+	// Cards.
+	test("card 4111 1111 1111 1111 exp 12/27", "payment-card/high")
+	test("4111-1111-1111-1111", "payment-card/high")
+	test("pan 4242424242424242", "payment-card/high")
+	test("id 4242424242424241", "")         // Luhn fails
+	test("tracking 1Z999AA10123456784", "") // UPS tracking code
+	test("amex 3782 822463 10005", "payment-card/high")
+	// IBAN, sort code and account.
+	test("IBAN GB82 WEST 1234 5698 7654 32", "iban/high")
+	test("pay GB82WEST12345698765432 now", "iban/high")
+	test("GB82 WEST 1234 5698 7654 33", "")
+	test("sort code 20-00-00 account 12345678", "uk-sort-code-account/high")
+	test("Acc no 12345678, sort code 40 47 84", "uk-sort-code-account/high")
+	test("sort code 20-00-00", "uk-sort-code-account/medium")
+	test("version 20-00-00", "")
+	// Passport, licence, VAT, postcode, keys.
+	test("passport number 123456789", "uk-passport/high")
+	test("ticket 123456789", "")
+	test("driving licence MORGA657054SM9IJ", "uk-driving-licence/high")
+	test("VAT reg GB 980 7806 84", "uk-vat/high")
+	test("GB980780684", "uk-vat/medium")
+	test("address: 10 Downing St, London SW1A 2AA", "uk-postcode/medium")
+	test("in SW1A 2AA", "uk-postcode/low")
+	test("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n", "private-key/high")
+	test("-----BEGIN RSA PRIVATE KEY-----", "private-key/high")
+	test("-----BEGIN PUBLIC KEY-----", "")
+	test("", "")
+}
+
+// FuzzText: the scanner never panics or loops, and each match consumes text.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"NHS 943 476 5919", "AB 12 34 56 C", "GB82 WEST 1234 5698 7654 32", "-----BEGIN ", "sort code 20-00-00 12345678", "GB 980 7806 84", "SW1A 2AA"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		Text(b, func(Match) { n++ })
+		if n > len(b)/4+1 {
+			t.Fatalf("%d matches in %d bytes", n, len(b))
+		}
+	})
+}
+
+func BenchmarkTextProse(b *testing.B) {
+	prose := strings.Repeat("Dear Ms Smith, thank you for your letter of 3 March about the planning application for the extension at the rear of your property. The committee will consider it on 14 April 2025; you may attend. Regards, The Planning Team, Example Council.\n", 2000)
+	benchText(b, prose)
+}
+
+func BenchmarkTextDense(b *testing.B) {
+	var sb strings.Builder
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&sb, "Patient %d NHS no. 943 476 5919, NI AB123456C, card 4111 1111 1111 1111, tel 0161 496 %04d.\n", i, i)
+	}
+	benchText(b, sb.String())
+}
+
+func benchText(b *testing.B, s string) {
+	data := []byte(s)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Text(data, func(Match) {})
+	}
+}
