@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -325,11 +326,4 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func indexLF(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
+func indexLF(p []byte) int { return bytes.IndexByte(p, '\n') }
