@@ -13,6 +13,13 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
+const (
+	ones = 0x0101010101010101
+	hi   = 0x8080808080808080
 )
 
 // Detector names (INTERFACE.md).
@@ -130,26 +137,63 @@ func lower(c byte) byte {
 	return c
 }
 
+// interesting marks the bytes where an identifier can start: digits,
+// capitals and '-' (PEM). Prose is mostly lower-case letters, spaces and
+// punctuation, which the scanner skips without looking further.
+var interesting [256]bool
+
+func init() {
+	for c := 0; c < 256; c++ {
+		k := class[c]
+		interesting[c] = k == cDigit || k == cUpper || k == cDash
+	}
+}
+
 // Text scans b and calls found for every identifier.
 func Text(b []byte, found func(Match)) {
 	n := len(b)
-	for i := 0; i < n; {
-		k := class[b[i]]
-		if k == cOther {
+	i := 0
+	for {
+		// Skip uninteresting bytes eight at a time: a word of text is
+		// passed over when none of its bytes lies in '-' (0x2D) .. 'Z'
+		// (0x5A), the range that holds '-', the digits and the capitals
+		// (SWAR: per-byte range test by adding constants; bytes are kept
+		// below 0x80 first so no carry crosses into the next byte).
+		for i+8 <= n {
+			inRange := candidates(binary.LittleEndian.Uint64(b[i:]))
+			if inRange == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(inRange) / 8
+			break
+		}
+		for i < n && !interesting[b[i]] {
 			i++
-			continue
 		}
-		if i > 0 && isAlnum(b[i-1]) {
-			i++ // inside a token that did not start an identifier
-			continue
+		if i >= n {
+			return
 		}
-		var next int
-		switch k {
-		case cDigit:
+		k := class[b[i]]
+		inToken := i > 0 && isAlnum(b[i-1])
+		next := i + 1
+		switch {
+		case k == cDigit && inToken:
+			// Digits inside a word: a lower-case NI number ("ab123456c")
+			// is found from here; anything else in the token is skipped.
+			if i >= 2 && isLetter(b[i-1]) && isLetter(b[i-2]) && (i == 2 || !isAlnum(b[i-3])) {
+				if e, ok := nino(b, i-2); ok {
+					ninoFound(b, i-2, e, found)
+					next = e
+					break
+				}
+			}
+			next = tokenEnd(b, i)
+		case k == cDigit:
 			next = digits(b, i, found)
-		case cUpper, cLower:
+		case k == cUpper && !inToken:
 			next = letters(b, i, found)
-		case cDash:
+		case k == cDash:
 			next = pem(b, i, found)
 		}
 		if next <= i {
@@ -157,6 +201,27 @@ func Text(b []byte, found func(Match)) {
 		}
 		i = next
 	}
+}
+
+// candidates has the high bit set in each byte of v that lies in '-'..'Z'.
+func candidates(v uint64) uint64 {
+	v7 := v & 0x7f7f7f7f7f7f7f7f
+	return (v7 + ones*(0x80-0x2D)) &^ (v7 + ones*(0x80-0x5B)) &^ v & hi
+}
+
+func tokenEnd(b []byte, i int) int {
+	for i < len(b) && isAlnum(b[i]) {
+		i++
+	}
+	return i
+}
+
+func ninoFound(b []byte, start, end int, found func(Match)) {
+	c := Medium
+	if hasContext(b, start, end, NINO) {
+		c = High
+	}
+	found(Match{NINO, c})
 }
 
 // digitGroups reads digits in groups separated by one space, hyphen or
@@ -196,6 +261,14 @@ func eq(g []int, want ...int) bool {
 
 // digits looks at a run of digit groups starting at i.
 func digits(b []byte, i int, found func(Match)) int {
+	// "ab 12 34 56 c": a spaced NI number in lower case starts two letters
+	// and a space before its digits.
+	if i >= 3 && b[i-1] == ' ' && isLetter(b[i-2]) && isLetter(b[i-3]) && (i == 3 || !isAlnum(b[i-4])) {
+		if e, ok := nino(b, i-3); ok {
+			ninoFound(b, i-3, e, found)
+			return e
+		}
+	}
 	var dbuf [24]byte
 	var gbuf [6]int
 	d, g, end := digitGroups(b, i, dbuf[:0], gbuf[:0])
@@ -307,19 +380,25 @@ func letters(b []byte, i int, found func(Match)) int {
 		end++
 	}
 	tok := b[i:end]
-	// National Insurance number: AB123456C, AB 12 34 56 C, ab123456c.
-	if len(tok) >= 2 && class[tok[0]] >= cUpper && class[tok[1]] >= cUpper {
-		if e, ok := nino(b, i); ok {
-			c := Medium
-			if hasContext(b, i, e, NINO) {
-				c = High
-			}
-			found(Match{NINO, c})
-			return e
+	// Every identifier that starts with a capital has a digit in its first
+	// token, except a spaced NI number or VAT number ("AB 12…", "GB 123…").
+	hasDigit := false
+	for _, c := range tok[:min(len(tok), 11)] {
+		if class[c] == cDigit {
+			hasDigit = true
+			break
 		}
 	}
-	if class[tok[0]] != cUpper {
+	spacedDigits := end+1 < n && b[end] == ' ' && class[b[end+1]] == cDigit
+	if !hasDigit && !(len(tok) == 2 && spacedDigits) && !(len(tok) <= 4 && spacedDigits) {
 		return end
+	}
+	// National Insurance number: AB123456C, AB 12 34 56 C.
+	if (len(tok) == 9 || len(tok) == 2) && class[tok[1]] >= cUpper {
+		if e, ok := nino(b, i); ok {
+			ninoFound(b, i, e, found)
+			return e
+		}
 	}
 	// IBAN: GB82 WEST 1234 5698 7654 32 or unspaced.
 	if len(tok) >= 4 && class[tok[1]] == cUpper && class[tok[2]] == cDigit && class[tok[3]] == cDigit {
@@ -500,3 +579,5 @@ func pem(b []byte, i int, found func(Match)) int {
 	}
 	return i + len(pemPrefix) + e + 5
 }
+
+func isLetter(c byte) bool { k := class[c]; return k == cUpper || k == cLower }

@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"fmt"
+	"math/bits"
 	"sort"
 	"strings"
 	"testing"
@@ -34,6 +35,9 @@ func TestScannerFinds(t *testing.T) {
 	// NI numbers.
 	test("NI number AB 12 34 56 C", "uk-nino/high")
 	test("hers is ab123456c.", "uk-nino/medium")
+	test("ni number ab 12 34 56 c", "uk-nino/high")
+	test("aB123456C and Ab 12 34 56 d", "uk-nino/medium,uk-nino/medium")
+	test("xab123456c", "")
 	test("QQ123456C", "") // Q never first
 	test("ZZ123456D", "") // never allocated
 	test("AB123456", "")  // no suffix letter
@@ -99,5 +103,28 @@ func benchText(b *testing.B, s string) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		Text(data, func(Match) {})
+	}
+}
+
+// TestCandidates checks the word-at-a-time skip against the byte table: for
+// every byte value in every position, a byte the scanner must look at is
+// never skipped, and the first flagged byte is the first in range.
+func TestCandidates(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			v := uint64(0x6161616161616161) // "aaaaaaaa"
+			v = v&^(0xff<<(8*pos)) | uint64(c)<<(8*pos)
+			got := candidates(v)
+			inRange := c >= 0x2D && c <= 0x5A
+			if (got != 0) != inRange {
+				t.Fatalf("byte %#x at %d: mask %#x", c, pos, got)
+			}
+			if interesting[c] && !inRange {
+				t.Fatalf("interesting byte %#x outside the range", c)
+			}
+			if got != 0 && bits.TrailingZeros64(got)/8 != pos {
+				t.Fatalf("byte %#x at %d: first flagged %d", c, pos, bits.TrailingZeros64(got)/8)
+			}
+		}
 	}
 }
