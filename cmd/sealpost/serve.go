@@ -34,11 +34,15 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		log := gateway.NewLogger(cfg, os.Stderr)
+		logw := gateway.NewLogWriter(os.Stderr, 100*time.Millisecond)
+		defer logw.Close()
+		log := gateway.NewLogger(cfg, logw)
 		gw, err := gateway.Start(cfg, log, nil)
 		if err != nil {
+			logw.Flush()
 			return err
 		}
+		logw.Flush()
 		if cfg.Dev {
 			if err := devFirstAdmin(gw.Store); err != nil {
 				log.Error("creating the first admin failed", "err", err)

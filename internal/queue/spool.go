@@ -7,19 +7,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"sealpost/internal/seal"
 )
 
 // Spool holds message files, each sealed under the installation's key with
-// the message id as additional data. Files are written in tmp/, fsynced and
-// renamed into q/. One directory, not shards: a batch of acceptances then
+// the message id as additional data. A file is written as an unnamed inode
+// in q/ (O_TMPFILE), fsynced and linked into place under its id: one
+// directory operation, and a crash before the link leaves nothing behind.
+// Where O_TMPFILE is not supported it is written in tmp/ and renamed. One directory, not shards: a batch of acceptances then
 // needs one directory fsync, whatever its size (ext4 and XFS index large
 // directories).
 type Spool struct {
-	dir string
-	key []byte
+	dir       string
+	key       []byte
+	noTmpfile atomic.Bool // O_TMPFILE refused once: use tmp/ and rename
 }
 
 // OpenSpool prepares the spool directories under dir.
@@ -52,16 +56,17 @@ func storageErr(op string, err error) error {
 
 // SpoolWriter writes one message into the spool.
 type SpoolWriter struct {
-	s    *Spool
-	id   string
-	f    *os.File
-	sw   *seal.Writer
-	done bool
+	s       *Spool
+	id      string
+	f       *os.File
+	sw      *seal.Writer
+	done    bool
+	unnamed bool // O_TMPFILE: linked into place at commit
 }
 
 // Create starts a new spool file for message id.
 func (s *Spool) Create(id string) (*SpoolWriter, error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, "tmp", id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, unnamed, err := s.createFile(id)
 	if err != nil {
 		return nil, storageErr("create", err)
 	}
@@ -71,7 +76,7 @@ func (s *Spool) Create(id string) (*SpoolWriter, error) {
 		os.Remove(f.Name())
 		return nil, storageErr("seal", err)
 	}
-	return &SpoolWriter{s: s, id: id, f: f, sw: sw}, nil
+	return &SpoolWriter{s: s, id: id, f: f, sw: sw, unnamed: unnamed}, nil
 }
 
 func (w *SpoolWriter) Write(p []byte) (int, error) {
@@ -99,11 +104,14 @@ func (w *SpoolWriter) Commit() (dir string, err error) {
 	if err := w.f.Sync(); err != nil {
 		return "", storageErr("fsync", err)
 	}
-	if err := w.f.Close(); err != nil {
-		return "", storageErr("close", err)
+	if w.unnamed {
+		err = linkTmpfile(w.f, w.s.path(w.id))
+	} else {
+		err = os.Rename(w.f.Name(), w.s.path(w.id))
 	}
-	if err := os.Rename(w.f.Name(), w.s.path(w.id)); err != nil {
-		return "", storageErr("rename", err)
+	w.f.Close()
+	if err != nil {
+		return "", storageErr("link", err)
 	}
 	w.done = true
 	return w.s.shardDir(w.id), nil
@@ -117,7 +125,9 @@ func (w *SpoolWriter) Abort() {
 	w.done = true
 	w.sw.Close() // returns its buffers; the file is removed anyway
 	w.f.Close()
-	os.Remove(w.f.Name())
+	if !w.unnamed {
+		os.Remove(w.f.Name())
+	}
 }
 
 // Message is an open spool file.
