@@ -176,14 +176,17 @@ func isReply(err error) bool {
 // not be used at all (try the next one); otherwise the attempt is final for
 // this delivery.
 func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
-	for try := 0; ; try++ {
+	for {
 		pc, fresh, herr := t.conn(ctx, host)
 		if herr != nil {
 			return queue.Attempt{}, herr
 		}
 		att, reusable, stale := t.transaction(pc, d, sig, fresh)
-		if stale && !fresh && try == 0 {
-			pc.c.conn.Close() // an idle connection the server had closed: once more on a new one
+		if stale && !fresh {
+			// An idle session the server had closed (it restarted, or timed
+			// us out): drop it and take the next, until the pool is empty
+			// and a new connection is made.
+			pc.c.conn.Close()
 			continue
 		}
 		att.Relay, att.TLS = host, pc.tls

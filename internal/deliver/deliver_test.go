@@ -107,3 +107,33 @@ func TestRequiredTLSRefusesPlainHost(t *testing.T) {
 		t.Fatalf("the envelope went to a host without TLS: %s", s)
 	}
 }
+
+// TestDeadPooledSessionsAreSkipped: after the next hop restarts, every
+// pooled session is dead; delivery still succeeds at once on a new one.
+func TestDeadPooledSessionsAreSkipped(t *testing.T) {
+	sink := testutil.NewSink(t)
+	pool := NewPool(8, time.Minute)
+	defer pool.Close()
+	tr := &Transport{Hello: "gw.example", FixedHost: sink.Addr, TLSMode: TLSNone, ConnectTimeout: time.Second, CommandTimeout: 5 * time.Second, Log: slog.Default(), Pool: pool}
+	msg := "From: a@b.example\r\n\r\nhello\r\n"
+	send := func() queue.Attempt {
+		return tr.Deliver(context.Background(), &queue.Delivery{Msg: &store.Message{ID: "x", MailFrom: "a@b.example"}, Rcpts: []string{"r@c.example"}, Body: strings.NewReader(msg), Size: int64(len(msg))})
+	}
+	// Fill the pool with several idle sessions.
+	var conns []*pooledConn
+	for i := 0; i < 4; i++ {
+		pc, _, herr := tr.conn(context.Background(), sink.Addr)
+		if herr != nil {
+			t.Fatal(herr.text)
+		}
+		conns = append(conns, pc)
+	}
+	for _, pc := range conns {
+		pool.put(sink.Addr, pc)
+		pc.c.conn.Close() // the server side went away
+	}
+	if att := send(); !att.Rcpts[0].OK {
+		t.Fatalf("delivery after dead pooled sessions: %+v", att.Rcpts[0])
+	}
+	sink.Wait(t, 1, 5*time.Second)
+}

@@ -218,6 +218,7 @@ func (g *Gateway) close() {
 	if g.cancel != nil {
 		g.cancel()
 		g.Queue.Wait()
+		g.Queue.Spool().Close()
 	}
 	if g.pool != nil {
 		g.pool.Close()

@@ -70,7 +70,7 @@ func (o *DevOutbox) Deliver(ctx context.Context, d *Delivery) Attempt {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dev_outbox (msg_id, mail_from, rcpts, route, subject, size, captured_at, file) VALUES (?,?,?,?,?,?,?,?)`,
 			d.Msg.ID, d.Msg.MailFrom, strings.Join(d.Rcpts, ", "), d.Route, d.Msg.Subject, d.Size+int64(len(sig)), time.Now().UnixMilli(), name)
 		return err
-	}, o.Dir)
+	}, "dir:"+o.Dir, func() error { return syncDir(o.Dir) })
 	if err != nil {
 		os.Remove(f.Name())
 		return fail(err)

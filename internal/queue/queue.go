@@ -171,7 +171,7 @@ var ErrTemporary = errors.New("queue temporarily unavailable")
 // returns nil only once the message is on disk and committed; on error the
 // spool file is gone and the client must be told to try again.
 func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error {
-	dir, err := w.Commit()
+	loc, durable, err := w.Commit()
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 	msg := &store.Message{
 		ID: env.ID, Direction: env.Direction, MailFrom: env.MailFrom, ReceivedAt: now, Size: w.Size(),
 		RemoteIP: env.RemoteIP, Helo: env.Helo, AuthUser: env.AuthUser, HeaderFrom: env.HeaderFrom,
-		Subject: env.Subject, MessageID: env.MessageID, State: "queued",
+		Subject: env.Subject, MessageID: env.MessageID, State: "queued", Spool: loc,
 	}
 	rcpts := make([]store.Recipient, len(env.Rcpts))
 	for i, r := range env.Rcpts {
@@ -198,12 +198,15 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 	}
 	err = q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return q.store.InsertMessage(ctx, tx, msg, rcpts)
-	}, dir)
+	}, durable.Key, durable.Sync)
 	if err != nil {
 		if inMemory {
 			q.inflight.Add(-int64(len(jobs)))
 		}
-		q.spool.Remove(env.ID)
+		q.spool.Remove(env.ID, loc)
+		if errors.Is(err, ErrStorage) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", ErrTemporary, err)
 	}
 	if inMemory {
@@ -253,11 +256,11 @@ func (q *Queue) Start(ctx context.Context) error {
 	if err := q.store.ReleaseLeases(ctx); err != nil {
 		return fmt.Errorf("queue: releasing leases: %w", err)
 	}
-	keep, err := q.store.QueuedIDs(ctx)
+	keep, err := q.store.QueuedSpool(ctx)
 	if err != nil {
 		return fmt.Errorf("queue: listing queued messages: %w", err)
 	}
-	n, err := q.spool.Sweep(keep)
+	n, err := q.spool.Recover(keep)
 	if err != nil {
 		return fmt.Errorf("queue: sweeping spool: %w", err)
 	}
@@ -383,7 +386,7 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	log := q.log.With("msgid", j.msg.ID, "route", j.route)
 	start := q.now()
 	var att Attempt
-	body, err := q.spool.Open(j.msg.ID)
+	body, err := q.spool.Open(j.msg.ID, j.msg.Spool)
 	if err != nil {
 		// A queued message without a readable spool file: nothing can deliver
 		// it. Fail it loudly (DSN) instead of retrying for days.
@@ -448,9 +451,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		}
 	}
 	var done []string
-	syncDir := ""
+	var durable Durable
 	if bounce != nil {
-		syncDir = bounce.dir
+		durable = bounce.durable
 	}
 	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		var err error
@@ -459,17 +462,18 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 			return err
 		}
 		return q.store.InsertMessage(ctx, tx, bounce.msg, bounce.rcpts)
-	}, syncDir)
+	}, durable.Key, durable.Sync)
 	if err != nil {
 		log.Error("recording delivery results failed; they will be retried", "err", err)
 		if bounce != nil {
-			q.spool.Remove(bounce.msg.ID)
+			q.spool.Remove(bounce.msg.ID, bounce.msg.Spool)
 		}
 		return
 	}
 	for _, id := range done {
-		if err := q.spool.Remove(id); err != nil {
-			log.Warn("removing delivered spool file failed (swept at next start)", "err", err)
+		// A job carries one message: what is done is that message.
+		if err := q.spool.Remove(id, j.msg.Spool); err != nil {
+			log.Warn("removing delivered spool file failed (removed at next start)", "err", err)
 		}
 	}
 	if bounce != nil {
@@ -487,9 +491,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 }
 
 type pendingDSN struct {
-	msg   *store.Message
-	rcpts []store.Recipient
-	dir   string
+	msg     *store.Message
+	rcpts   []store.Recipient
+	durable Durable
 }
 
 func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.Time) (*pendingDSN, error) {
@@ -499,7 +503,7 @@ func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.T
 		return nil, err
 	}
 	var headers []byte
-	if m, err := q.spool.Open(orig.ID); err == nil {
+	if m, err := q.spool.Open(orig.ID, orig.Spool); err == nil {
 		headers = dsn.ReadHeader(m.Reader(), 64<<10)
 		m.Close()
 	}
@@ -511,11 +515,11 @@ func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.T
 		w.Abort()
 		return nil, err
 	}
-	dir, err := w.Commit()
+	loc, durable, err := w.Commit()
 	if err != nil {
 		return nil, err
 	}
-	msg := &store.Message{ID: id, Direction: "dsn", MailFrom: "", ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued"}
+	msg := &store.Message{ID: id, Direction: "dsn", MailFrom: "", ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
 	rcpts := []store.Recipient{{Rcpt: orig.MailFrom, Route: q.route(orig.MailFrom), NextAttempt: now, LeaseUntil: now.Add(time.Hour)}}
-	return &pendingDSN{msg: msg, rcpts: rcpts, dir: dir}, nil
+	return &pendingDSN{msg: msg, rcpts: rcpts, durable: durable}, nil
 }

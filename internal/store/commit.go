@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"os"
 	"sync"
 )
 
@@ -15,7 +14,8 @@ type Op func(ctx context.Context, tx *sql.Tx) error
 
 type request struct {
 	op      Op
-	syncDir string // a directory to fsync before the batch commits
+	syncKey string       // what must be durable before the batch commits
+	sync    func() error // makes it so
 	done    chan error
 }
 
@@ -30,8 +30,9 @@ type Committer struct {
 	stop     chan struct{}
 	once     sync.Once
 
-	// SyncDir fsyncs a directory; replaceable in tests.
-	SyncDir func(dir string) error
+	// Sync runs a request's sync function; tests replace it to inject
+	// failures.
+	Sync func(key string, sync func() error) error
 }
 
 // ErrClosed is returned for ops submitted after Close.
@@ -39,18 +40,17 @@ var ErrClosed = errors.New("store: committer closed")
 
 // NewCommitter starts a committer on s.
 func NewCommitter(s *Store, maxBatch int) *Committer {
-	c := &Committer{s: s, reqs: make(chan request, 4*maxBatch), maxBatch: maxBatch, stop: make(chan struct{}), SyncDir: syncDir}
+	c := &Committer{s: s, reqs: make(chan request, 4*maxBatch), maxBatch: maxBatch, stop: make(chan struct{}), Sync: func(_ string, f func() error) error { return f() }}
 	c.wg.Add(1)
 	go c.run()
 	return c
 }
 
-// Do runs op in the next batch and waits for its commit. syncDir, if not
-// empty, is a directory whose entries must be durable before the commit
-// (where a spool file was just renamed into place); each distinct directory
-// of a batch is fsynced once.
-func (c *Committer) Do(ctx context.Context, op Op, syncDir string) error {
-	r := request{op: op, syncDir: syncDir, done: make(chan error, 1)}
+// Do runs op in the next batch and waits for its commit. sync, if not nil,
+// must succeed before the batch commits (a spool segment or directory
+// fsync); requests with the same syncKey share one call per batch.
+func (c *Committer) Do(ctx context.Context, op Op, syncKey string, sync func() error) error {
+	r := request{op: op, syncKey: syncKey, sync: sync, done: make(chan error, 1)}
 	select {
 	case <-c.stop:
 		return ErrClosed
@@ -105,9 +105,9 @@ func (c *Committer) run() {
 func (c *Committer) commit(batch []request) error {
 	synced := map[string]bool{}
 	for _, r := range batch {
-		if r.syncDir != "" && !synced[r.syncDir] {
-			synced[r.syncDir] = true
-			if err := c.SyncDir(r.syncDir); err != nil {
+		if r.sync != nil && !synced[r.syncKey] {
+			synced[r.syncKey] = true
+			if err := c.Sync(r.syncKey, r.sync); err != nil {
 				return err
 			}
 		}
@@ -124,20 +124,6 @@ func (c *Committer) commit(batch []request) error {
 		}
 	}
 	return tx.Commit()
-}
-
-// SyncDir fsyncs a directory, making renames and creations in it durable.
-// It is a field so tests can count calls or inject failures.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Close stops the committer after the batch in progress.

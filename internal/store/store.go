@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS messages (
 	subject     TEXT NOT NULL DEFAULT '',
 	message_id  TEXT NOT NULL DEFAULT '',
 	state       TEXT NOT NULL DEFAULT 'queued',
-	done_at     INTEGER NOT NULL DEFAULT 0
+	done_at     INTEGER NOT NULL DEFAULT 0,
+	spool_seg   INTEGER NOT NULL DEFAULT 0,
+	spool_off   INTEGER NOT NULL DEFAULT 0,
+	spool_len   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_state ON messages(state, done_at);
 CREATE TABLE IF NOT EXISTS recipients (
@@ -95,12 +98,17 @@ func OpenSQLite(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
+	for _, col := range []string{"spool_seg", "spool_off", "spool_len"} {
+		// Databases made before these columns existed: add them (an error
+		// here only means the column is already there).
+		db.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN `+col+` INTEGER NOT NULL DEFAULT 0`)
+	}
 	st := &Store{DB: db}
 	for _, p := range []struct {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued')`},
+		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?)`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status='queued')`},
@@ -134,6 +142,13 @@ type Message struct {
 	MessageID  string
 	State      string // "queued" or "done"
 	DoneAt     time.Time
+	Spool      SpoolLoc
+}
+
+// SpoolLoc is where a message's sealed bytes are: in spool segment Seg at
+// [Off, Off+Len), or, when Seg is 0, in a file of its own.
+type SpoolLoc struct {
+	Seg, Off, Len int64
 }
 
 // Recipient is the delivery state of one recipient of a message.
@@ -168,7 +183,7 @@ func fromMS(v int64) time.Time {
 // InsertMessage adds a message and its recipients within tx.
 func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
 	_, err := tx.StmtContext(ctx, s.insMessage).ExecContext(ctx,
-		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID)
+		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len)
 	if err != nil {
 		return err
 	}
@@ -277,12 +292,12 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	return fromMS(v.Int64), nil
 }
 
-const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at`
+const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
 	var recv, done int64
-	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done); err != nil {
+	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len); err != nil {
 		return nil, err
 	}
 	m.ReceivedAt, m.DoneAt = fromMS(recv), fromMS(done)
@@ -344,23 +359,24 @@ func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// QueuedIDs returns the set of ids of messages in state queued: the spool
-// files the queue still needs.
-func (s *Store) QueuedIDs(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM messages WHERE state='queued'`)
+// QueuedSpool returns where the spooled bytes of every queued message are:
+// what the spool must keep.
+func (s *Store) QueuedSpool(ctx context.Context) (map[string]SpoolLoc, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, spool_seg, spool_off, spool_len FROM messages WHERE state='queued'`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	ids := map[string]bool{}
+	out := map[string]SpoolLoc{}
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		var l SpoolLoc
+		if err := rows.Scan(&id, &l.Seg, &l.Off, &l.Len); err != nil {
 			return nil, err
 		}
-		ids[id] = true
+		out[id] = l
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // RetryNow makes every queued recipient of message id due now. It reports

@@ -25,7 +25,7 @@ func TestQueueLifecycle(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
 	m := &Message{ID: "m1", Direction: "out", MailFrom: "a@x.example", ReceivedAt: now, Size: 10}
 	rcpts := []Recipient{{Rcpt: "r1@y.example", Route: "outbound", NextAttempt: now}, {Rcpt: "r2@y.example", Route: "outbound", NextAttempt: now, LeaseUntil: now.Add(time.Hour)}}
-	if err := c.Do(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.InsertMessage(ctx, tx, m, rcpts) }, ""); err != nil {
+	if err := c.Do(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.InsertMessage(ctx, tx, m, rcpts) }, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.QueueDepth(ctx); n != 2 {
@@ -46,7 +46,7 @@ func TestQueueLifecycle(t *testing.T) {
 		if err := c.Do(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
 			done, err = s.ApplyResults(ctx, tx, now, rs)
 			return err
-		}, ""); err != nil {
+		}, "", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func TestDeleteAndRelease(t *testing.T) {
 	m := &Message{ID: "m2", Direction: "in", MailFrom: "", ReceivedAt: now}
 	c.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.InsertMessage(ctx, tx, m, []Recipient{{Rcpt: "a@b", Route: "mailhost", NextAttempt: now, LeaseUntil: now.Add(time.Hour)}})
-	}, "")
+	}, "", nil)
 	if err := s.ReleaseLeases(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +93,17 @@ func TestDeleteAndRelease(t *testing.T) {
 	if got, _ := s.Message(ctx, "m2"); got.State != "done" {
 		t.Fatalf("state %s", got.State)
 	}
-	if ids, _ := s.QueuedIDs(ctx); len(ids) != 0 {
+	if ids, _ := s.QueuedSpool(ctx); len(ids) != 0 {
 		t.Fatalf("queued ids %v", ids)
 	}
 }
 
 func TestCommitterFailsTheBatch(t *testing.T) {
 	s, c := open(t)
-	c.SyncDir = func(string) error { return sql.ErrConnDone }
+	c.Sync = func(string, func() error) error { return sql.ErrConnDone }
 	err := c.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		return s.InsertMessage(ctx, tx, &Message{ID: "m3", ReceivedAt: time.Now()}, nil)
-	}, "/somewhere")
+	}, "seg:1", func() error { return nil })
 	if err == nil {
 		t.Fatal("batch committed although the directory sync failed")
 	}
