@@ -5,16 +5,17 @@
 // at any point loses no acknowledged message and leaves nothing half-written
 // to deliver:
 //
-//  1. the message streams into a sealed file in spool/tmp and is fsynced;
-//  2. the file is renamed into its shard directory;
-//  3. the shard directory is fsynced and the message's rows are committed,
-//     both once per batch of concurrent sessions (group commit, see
-//     store.Committer);
-//  4. only then does the SMTP session answer 250.
+//  1. the message is sealed as it streams in: in memory and then appended
+//     to the active spool segment, or, if large, into a file of its own
+//     that is fsynced and linked into place (see Spool);
+//  2. the segment (or the directory) is fsynced and the message's rows are
+//     committed, both once per batch of concurrent sessions (group commit,
+//     see store.Committer);
+//  3. only then does the SMTP session answer 250.
 //
-// A file renamed but never committed is an orphan and is removed at start
-// (Sweep). Delivery is at least once: a crash after the next hop accepted a
-// message and before its result is committed delivers it again.
+// Spooled bytes that no committed row points to are removed at start
+// (Spool.Recover). Delivery is at least once: a crash after the next hop
+// accepted a message and before its result is committed delivers it again.
 //
 // Delivery: fresh messages are handed to the workers in memory; recipients
 // that must wait (temporary failures, retries) are found by a poller, which
