@@ -5,14 +5,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -267,17 +265,4 @@ func swaks(t testing.TB, args ...string) (string, int) {
 		code = ee.ExitCode()
 	}
 	return string(out), code
-}
-
-// lastReply is the last server reply line in swaks output.
-func lastReply(out string) string {
-	last := ""
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "<-  ") || strings.HasPrefix(l, "<** ") || strings.HasPrefix(l, "<~  ") || strings.HasPrefix(l, "<~* ") {
-			last = l
-		}
-	}
-	return last
 }
