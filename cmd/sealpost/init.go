@@ -49,7 +49,7 @@ func initCmd() *cobra.Command {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return err
 		}
-		if _, err := gateway.LoadOrCreateMasterKey(cfg.Path("keys", "master.key")); err != nil {
+		if _, err := gateway.LoadOrCreateMasterKey(cfg.MasterKeyPath()); err != nil {
 			return err
 		}
 		if _, err := gateway.LoadOrCreateTLS(cfg.Path("keys", "tls-cert.pem"), cfg.Path("keys", "tls-key.pem"), hostname, true); err != nil {

@@ -35,6 +35,7 @@ type Config struct {
 	Web      Web      `toml:"web"`
 	Log      Log      `toml:"log"`
 	DLP      DLP      `toml:"dlp"`
+	Keys     Keys     `toml:"keys"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
@@ -94,6 +95,20 @@ type DKIM struct {
 type Web struct {
 	Listen    string `toml:"listen"`
 	PublicURL string `toml:"public_url"`
+}
+
+// Keys says where key material lives.
+type Keys struct {
+	// MasterKeyFile holds the 32-byte at-rest key. Empty: data_dir/keys/master.key.
+	MasterKeyFile string `toml:"master_key_file"`
+}
+
+// MasterKeyPath is the file of the at-rest key.
+func (c *Config) MasterKeyPath() string {
+	if c.Keys.MasterKeyFile != "" {
+		return c.Keys.MasterKeyFile
+	}
+	return c.Path("keys", "master.key")
 }
 
 // DLP configures data-loss prevention.
@@ -406,6 +421,9 @@ func (c *Config) validate() error {
 	}
 	if c.DKIM.Selector != "" && !validLabel(c.DKIM.Selector) {
 		return c.errf("dkim.selector", "%q is not a DNS label", c.DKIM.Selector)
+	}
+	if k := c.Keys.MasterKeyFile; k != "" && !filepath.IsAbs(k) {
+		return c.errf("keys.master_key_file", "%q: give an absolute path", k)
 	}
 	if c.Web.PublicURL == "" || !(strings.HasPrefix(c.Web.PublicURL, "http://") || strings.HasPrefix(c.Web.PublicURL, "https://")) {
 		return c.errf("web.public_url", "%q: want an http:// or https:// URL", c.Web.PublicURL)

@@ -87,6 +87,13 @@ poll_interval = "5s"
 selector = ""
 algorithm = "rsa-2048"
 
+[keys]
+# The 32-byte key that seals the spool and stored mail. Empty: made in
+# data_dir/keys/master.key at first start. Put it on another volume (or a
+# secrets mount) so that a copy of the data directory or its backup reveals
+# no mail; back it up separately, or sealed mail cannot be read.
+master_key_file = ""
+
 [web]
 # Portal, console, API and /metrics.
 listen = "127.0.0.1:8080"

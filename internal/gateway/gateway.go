@@ -73,7 +73,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			g.closeAll()
 		}
 	}()
-	key, err := LoadOrCreateMasterKey(cfg.Path("keys", "master.key"))
+	key, err := LoadOrCreateMasterKey(cfg.MasterKeyPath())
 	if err != nil {
 		return nil, err
 	}

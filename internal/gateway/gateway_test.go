@@ -664,3 +664,22 @@ func TestSpoolIsEncryptedAtRest(t *testing.T) {
 		t.Fatalf("%d spool files, want 1", found)
 	}
 }
+
+// TestMasterKeyElsewhere: with keys.master_key_file on another volume, the
+// data directory alone holds no key, and the spool still works.
+func TestMasterKeyElsewhere(t *testing.T) {
+	keyDir := t.TempDir()
+	e := start(t, func(c *config.Config) { c.Keys.MasterKeyFile = filepath.Join(keyDir, "at-rest.key") })
+	c := dial(t, e.gw.InboundAddr)
+	c.expect("EHLO x", 250)
+	if code, msg := c.send("a@outside.example", []string{"staff@example.gov.uk"}, message("a@outside.example", "staff@example.gov.uk", "key1", "x")); code != 250 {
+		t.Fatal(msg)
+	}
+	e.sink.Wait(t, 1, 10*time.Second)
+	if _, err := os.Stat(filepath.Join(keyDir, "at-rest.key")); err != nil {
+		t.Fatal("key not made where configured")
+	}
+	if _, err := os.Stat(e.cfg.Path("keys", "master.key")); !os.IsNotExist(err) {
+		t.Fatal("a master key was made in the data directory too")
+	}
+}
