@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests drive: Postfix's smtp-source and smtp-sink, swaks
-# (with TLS support), openssl. Debian/Ubuntu, as root; does nothing when
+# (with TLS support), openssl, and the independent checkers python3-dkim and
+# python3-stdnum. Debian/Ubuntu, as root; does nothing when
 # everything is there already. Postfix is installed with "No configuration",
 # so it does not start or listen: the tests only use its load tools.
 set -euo pipefail

@@ -149,10 +149,10 @@ func validIBAN(s []byte) bool {
 	return rem == 1
 }
 
-// validGBVAT: "GB" and 9 digits (or 12, with a branch suffix), checked with
-// the mod 97 scheme or, for numbers issued since 2010, mod 9755 (HMRC VAT
-// notice; as python-stdnum's gb.vat); or the government departments (GD)
-// and health authorities (HA) ranges.
+// validGBVAT: "GB" and 9 digits (or 12, with a branch suffix), checked as
+// python-stdnum's gb.vat does (and tested against it): the weighted sum
+// mod 97 is 0, 42 or 55; or the government departments (GD) and health
+// authorities (HA) ranges.
 func validGBVAT(s []byte) bool {
 	if len(s) < 5 || string(s[:2]) != "GB" {
 		return false
@@ -174,15 +174,22 @@ func validGBVAT(s []byte) bool {
 	if len(n) != 9 || atoi(n) < 0 {
 		return false
 	}
+	if string(n) == "000000000" {
+		return false // a placeholder, not a number
+	}
 	sum := 0
 	for i := 0; i < 7; i++ {
 		sum += int(n[i]-'0') * (8 - i)
 	}
 	sum += atoi(n[7:9])
-	if string(n[:3]) == "000" {
-		return false
+	// Remainder 0 (mod 97), 42 (mod 9755, numbers issued since 2010) or 55
+	// (restarted numbering); below 100 only mod 97 was ever used.
+	switch r := sum % 97; {
+	case atoi(n[:3]) >= 100:
+		return r == 0 || r == 42 || r == 55
+	default:
+		return r == 0
 	}
-	return sum%97 == 0 || (sum+55)%97 == 0
 }
 
 // validLicence: a DVLA driving licence number (16 characters): five of the
