@@ -71,6 +71,7 @@ type Transport struct {
 type hostError struct {
 	text      string
 	permanent bool
+	tlsFailed bool // the host offered STARTTLS and the handshake failed
 }
 
 func (t *Transport) hosts(ctx context.Context, domain string) ([]string, *hostError) {
@@ -241,34 +242,46 @@ func (t *Transport) conn(ctx context.Context, host string) (*pooledConn, bool, *
 	if pc := t.Pool.get(host); pc != nil {
 		return pc, false, nil
 	}
+	pc, herr := t.dial(ctx, host, t.TLSMode)
+	if herr != nil && herr.tlsFailed && t.TLSMode == TLSOpportunistic {
+		// Opportunistic TLS (RFC 7435): a host that offers STARTTLS but
+		// cannot complete it still gets the mail, in clear, as it would
+		// have without the offer. Required TLS never falls back.
+		t.Log.Info("STARTTLS failed; delivering without TLS", "host", host, "err", herr.text)
+		pc, herr = t.dial(ctx, host, TLSNone)
+	}
+	return pc, true, herr
+}
+
+func (t *Transport) dial(ctx context.Context, host, tlsMode string) (*pooledConn, *hostError) {
 	dialer := net.Dialer{Timeout: t.ConnectTimeout}
 	conn, err := dialer.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, true, &hostError{text: "451 4.4.1 cannot connect to " + host + ": " + shortErr(err)}
+		return nil, &hostError{text: "451 4.4.1 cannot connect to " + host + ": " + shortErr(err)}
 	}
 	hostname, _, _ := net.SplitHostPort(host)
 	c := newClient(conn, t.CommandTimeout)
 	if err := c.greet(t.Hello); err != nil {
 		conn.Close()
 		text, _ := smtpText(err)
-		return nil, true, &hostError{text: text}
+		return nil, &hostError{text: text}
 	}
 	pc := &pooledConn{c: c}
-	if t.TLSMode != TLSNone {
+	if tlsMode != TLSNone {
 		if c.has("STARTTLS") {
 			cfg := &tls.Config{ServerName: hostname, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 			st, err := c.startTLS(cfg, t.Hello)
 			if err != nil {
 				conn.Close()
-				return nil, true, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err)}
+				return nil, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err), tlsFailed: true}
 			}
 			pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
-		} else if t.TLSMode == TLSRequired {
+		} else if tlsMode == TLSRequired {
 			c.quit()
-			return nil, true, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
+			return nil, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
 		}
 	}
-	return pc, true, nil
+	return pc, nil
 }
 
 func shortErr(err error) string {

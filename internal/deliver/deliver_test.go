@@ -137,3 +137,85 @@ func TestDeadPooledSessionsAreSkipped(t *testing.T) {
 	}
 	sink.Wait(t, 1, 5*time.Second)
 }
+
+// brokenTLSServer offers STARTTLS, then answers the handshake with garbage;
+// without STARTTLS it takes mail. It reports each DATA it completes.
+func brokenTLSServer(t *testing.T) (string, chan string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	got := make(chan string, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 broken.example ESMTP\r\n")
+				inData := false
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch {
+					case inData && line == ".\r\n":
+						inData = false
+						io.WriteString(c, "250 ok\r\n")
+						got <- "delivered"
+					case inData:
+					case strings.HasPrefix(line, "EHLO"):
+						io.WriteString(c, "250-broken.example\r\n250 STARTTLS\r\n")
+					case strings.HasPrefix(line, "STARTTLS"):
+						io.WriteString(c, "220 go ahead\r\nthis is not TLS\r\n")
+						return
+					case strings.HasPrefix(line, "DATA"):
+						inData = true
+						io.WriteString(c, "354 go\r\n")
+					case strings.HasPrefix(line, "QUIT"):
+						io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), got
+}
+
+// TestOpportunisticTLSFallsBack: a host whose STARTTLS fails still gets
+// the mail in clear when TLS is opportunistic, never when it is required.
+func TestOpportunisticTLSFallsBack(t *testing.T) {
+	msg := "From: a@b.example\r\n\r\nhello\r\n"
+	for _, mode := range []string{TLSOpportunistic, TLSRequired} {
+		addr, got := brokenTLSServer(t)
+		pool := NewPool(4, time.Minute)
+		tr := &Transport{Hello: "gw.example", FixedHost: addr, TLSMode: mode, ConnectTimeout: time.Second, CommandTimeout: 2 * time.Second, Log: slog.Default(), Pool: pool}
+		att := tr.Deliver(context.Background(), &queue.Delivery{Msg: &store.Message{ID: "x", MailFrom: "a@b.example"}, Rcpts: []string{"r@c.example"}, Body: strings.NewReader(msg), Size: int64(len(msg))})
+		pool.Close()
+		switch mode {
+		case TLSOpportunistic:
+			if !att.Rcpts[0].OK || att.TLS != "" {
+				t.Fatalf("opportunistic: %+v tls %q", att.Rcpts[0], att.TLS)
+			}
+			<-got
+		case TLSRequired:
+			if att.Rcpts[0].OK || att.Rcpts[0].Permanent || !strings.Contains(att.Rcpts[0].Text, "4.7.5") {
+				t.Fatalf("required: %+v", att.Rcpts[0])
+			}
+			select {
+			case <-got:
+				t.Fatal("delivered in clear although TLS is required")
+			default:
+			}
+		}
+	}
+}

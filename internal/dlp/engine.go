@@ -123,7 +123,7 @@ func (s *scan) add(det, where string, c Confidence) {
 }
 
 func (s *scan) unscannable(where, why string) {
-	s.add(Unscanable, where+" ("+why+")", High)
+	s.add(Unscannable, where+" ("+why+")", High)
 }
 
 func (s *scan) result() *Result {

@@ -24,17 +24,17 @@ const (
 
 // Detector names (INTERFACE.md).
 const (
-	NINO       = "uk-nino"
-	NHS        = "uk-nhs-number"
-	Card       = "payment-card"
-	IBAN       = "iban"
-	SortCode   = "uk-sort-code-account"
-	Passport   = "uk-passport"
-	Licence    = "uk-driving-licence"
-	Postcode   = "uk-postcode"
-	VAT        = "uk-vat"
-	PrivateKey = "private-key"
-	Unscanable = "unscannable"
+	NINO        = "uk-nino"
+	NHS         = "uk-nhs-number"
+	Card        = "payment-card"
+	IBAN        = "iban"
+	SortCode    = "uk-sort-code-account"
+	Passport    = "uk-passport"
+	Licence     = "uk-driving-licence"
+	Postcode    = "uk-postcode"
+	VAT         = "uk-vat"
+	PrivateKey  = "private-key"
+	Unscannable = "unscannable"
 )
 
 // Confidence of a match.
