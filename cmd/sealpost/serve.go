@@ -63,7 +63,9 @@ func serveCmd(g *globalFlags) *cobra.Command {
 					log.Error("reload refused: configuration invalid; keeping the running one", "err", err)
 					continue
 				}
-				gw.Reload(ncfg)
+				if err := gw.Reload(ncfg); err != nil {
+					log.Error("reload refused: configuration invalid; keeping the running one", "err", err)
+				}
 				continue
 			}
 			log.Info("stopping: draining SMTP sessions", "signal", sig.String())

@@ -35,6 +35,7 @@ type Config struct {
 	Web      Web      `toml:"web"`
 	Log      Log      `toml:"log"`
 	DLP      DLP      `toml:"dlp"`
+	Policy   Policy   `toml:"policy"`
 	Keys     Keys     `toml:"keys"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
@@ -114,6 +115,35 @@ func (c *Config) MasterKeyPath() string {
 // DLP configures data-loss prevention.
 type DLP struct {
 	Custom []DLPCustom `toml:"custom"`
+	// Labels maps Microsoft Purview sensitivity labels (their name or id,
+	// from the msip_labels header) to a classification marking.
+	Labels map[string]string `toml:"labels"`
+	// MaxAttachmentBytes bounds how much of one archive, Office document
+	// or PDF is held in memory to be read; larger ones are unscannable.
+	MaxAttachmentBytes int64 `toml:"max_attachment_bytes"`
+}
+
+// Policy configures what happens to outbound mail (see package policy).
+type Policy struct {
+	BuiltinRules        bool         `toml:"builtin_rules"`
+	Disable             []string     `toml:"disable"`
+	SenderKeywords      []string     `toml:"sender_keywords"`
+	TLSAssuredDomains   []string     `toml:"tls_assured_domains"`
+	PartnerDomains      []string     `toml:"partner_domains"`
+	BulkThreshold       int          `toml:"bulk_threshold"`
+	HoldTimeout         Duration     `toml:"hold_timeout"`
+	QuarantineRetention Duration     `toml:"quarantine_retention"`
+	Rules               []PolicyRule `toml:"rule"`
+}
+
+// PolicyRule is one [[policy.rule]].
+type PolicyRule struct {
+	Name   string `toml:"name"`
+	When   string `toml:"when"`
+	Action string `toml:"action"`
+	Reason string `toml:"reason"`
+	// Line is where the rule's table starts in the file.
+	Line int `toml:"-"`
 }
 
 // DLPCustom is a detector of the organisation's own: keywords (literal,
@@ -235,6 +265,14 @@ func Default() *Config {
 			PublicURL: "http://127.0.0.1:8080",
 		},
 		Log: Log{Level: "info", Format: "json"},
+		DLP: DLP{MaxAttachmentBytes: 64 << 20},
+		Policy: Policy{
+			BuiltinRules:        true,
+			SenderKeywords:      []string{"[secure]", "[encrypt]"},
+			BulkThreshold:       10,
+			HoldTimeout:         Duration{72 * time.Hour},
+			QuarantineRetention: Duration{30 * 24 * time.Hour},
+		},
 	}
 }
 
@@ -282,6 +320,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	if undec := md.Undecoded(); len(undec) > 0 {
 		k := undec[0].String()
 		return nil, &Error{File: file, Line: keyLine(data, k), Key: k, Msg: "unknown key (see `sealpost init` for the documented keys)"}
+	}
+	for i := range c.Policy.Rules {
+		c.Policy.Rules[i].Line = tableLine(data, "policy.rule", i)
 	}
 	if err := c.validate(); err != nil {
 		var ce *Error
@@ -448,6 +489,43 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	if c.DLP.MaxAttachmentBytes < 1<<20 {
+		return c.errf("dlp.max_attachment_bytes", "must be at least 1048576 (1 MiB)")
+	}
+	for k, v := range c.DLP.Labels {
+		switch v {
+		case "OFFICIAL", "OFFICIAL-SENSITIVE":
+		default:
+			return c.errf("dlp.labels", "label %q maps to %q: want OFFICIAL or OFFICIAL-SENSITIVE", k, v)
+		}
+	}
+	for i, k := range c.Policy.SenderKeywords {
+		if strings.TrimSpace(k) == "" || len(k) > 64 {
+			return c.errf("policy.sender_keywords", "keyword %d is empty or longer than 64 characters", i+1)
+		}
+	}
+	for key, list := range map[string][]string{"policy.tls_assured_domains": c.Policy.TLSAssuredDomains, "policy.partner_domains": c.Policy.PartnerDomains} {
+		for i, d := range list {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if !validDomain(strings.TrimPrefix(d, ".")) {
+				return c.errf(key, "%q is not a domain name", d)
+			}
+			list[i] = d
+		}
+	}
+	if c.Policy.BulkThreshold < 0 {
+		return c.errf("policy.bulk_threshold", "must be 0 (off) or more")
+	}
+	for k, d := range map[string]time.Duration{"policy.hold_timeout": c.Policy.HoldTimeout.Duration, "policy.quarantine_retention": c.Policy.QuarantineRetention.Duration} {
+		if d <= 0 {
+			return c.errf(k, "must be a positive duration")
+		}
+	}
+	for i, r := range c.Policy.Rules {
+		if r.Name == "" {
+			return &Error{File: c.File, Line: r.Line, Key: fmt.Sprintf("policy.rule[%d].name", i), Msg: "every rule needs a name"}
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -531,6 +609,20 @@ func validDomain(s string) bool {
 		}
 	}
 	return true
+}
+
+// tableLine is the line of the n-th (from 0) [[name]] header, 0 if not found.
+func tableLine(data []byte, name string, n int) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(strings.SplitN(line, "#", 2)[0])
+		if strings.HasPrefix(t, "[[") && strings.Trim(t, "[] ") == name {
+			if n == 0 {
+				return i + 1
+			}
+			n--
+		}
+	}
+	return 0
 }
 
 // keyLine finds the line where a dotted key ("smtp.hostname") is set in a TOML

@@ -100,11 +100,59 @@ listen = "127.0.0.1:8080"
 # Base of links in notification mails.
 public_url = "http://127.0.0.1:8080"
 
+[dlp]
+# At most this much of one archive, Office document or PDF is read into
+# memory to be inspected; larger ones are reported "unscannable".
+max_attachment_bytes = 67108864
+
+# Microsoft Purview sensitivity labels (by name or id, as Outlook writes them
+# in the msip_labels header) and the marking they stand for. Labels named
+# like a marking ("OFFICIAL-SENSITIVE", "Official Sensitive") need no entry.
+[dlp.labels]
+# "a9f0a8e2-1c2b-4d4e-9f00-000000000001" = "OFFICIAL-SENSITIVE"
+
 # Detectors of your own, any number; findings report them by name.
 # [[dlp.custom]]
 # name = "project-falcon"
 # keywords = ["Project Falcon", "FALCON-7"]   # case-insensitive words or phrases
 # patterns = ['\bFAL-[0-9]{6}\b']           # regular expressions (RE2 syntax)
+
+[policy]
+# The rules of the default policy for a UK public body (see
+# "sealpost policy rules"): private keys are rejected; personal data
+# or OFFICIAL-SENSITIVE to an outside address goes through the secure portal
+# unless the recipient's domain is in tls_assured_domains (then: verified
+# TLS); look-alike domains, too many visible external addresses, uninspectable
+# content and a first message with sensitive content to a new domain are held
+# for the sender to confirm; 100+ personal identifiers are quarantined.
+builtin_rules = true
+# Built-in rules to switch off, by name.
+disable = []
+# Subject words with which a sender asks for protection; removed before delivery.
+sender_keywords = ["[secure]", "[encrypt]"]
+# Domains ("nhs.net") or suffixes (".police.uk") whose mail servers are known
+# to enforce TLS: for them verified TLS counts as enough protection.
+tls_assured_domains = []
+# Partners' domains: addresses at domains that look like these or like
+# org.domains (examp1e.gov.uk) are held.
+partner_domains = []
+# More external addresses than this in To/Cc hold a message (0: off).
+bulk_threshold = 10
+# A held message the sender neither confirms nor cancels is dropped after this.
+hold_timeout = "3d"
+# Quarantined mail the operator does not release is deleted after this.
+quarantine_retention = "30d"
+
+# Rules of your own, any number, evaluated after the built-in ones; the most
+# protective action of all matching rules wins. "when" is a CEL expression
+# over message, classification, findings, confidence, personal, sensitive,
+# sender and recipient; actions: deliver, require-tls, encrypt-pgp,
+# encrypt-smime, portal, hold, quarantine, reject.
+# [[policy.rule]]
+# name = "falcon-stays-inside"
+# when = '"project-falcon" in findings && recipient.external'
+# action = "quarantine"
+# reason = "Project Falcon material may not leave the organisation"
 
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,

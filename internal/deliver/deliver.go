@@ -24,6 +24,7 @@ package deliver
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -49,6 +50,10 @@ const (
 	TLSOpportunistic = "opportunistic"
 	TLSRequired      = "required"
 	TLSNone          = "none"
+	// TLSVerified requires STARTTLS and a certificate that verifies for
+	// the host name (policy action require-tls). It is never set as a
+	// transport's mode but asked for per delivery.
+	TLSVerified = "verified"
 )
 
 // Transport delivers over SMTP. FixedHost, when set, is used for every
@@ -65,6 +70,9 @@ type Transport struct {
 	CommandTimeout time.Duration
 	Log            *slog.Logger
 	Pool           *Pool
+	// RootCAs verify certificates for TLSVerified deliveries; nil: the
+	// system's roots.
+	RootCAs *x509.CertPool
 }
 
 // hostError is a failure to get a usable session with one host.
@@ -177,8 +185,13 @@ func isReply(err error) bool {
 // not be used at all (try the next one); otherwise the attempt is final for
 // this delivery.
 func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
+	mode := t.TLSMode
+	if d.RequireTLS {
+		mode = TLSVerified
+	}
+	key := host + "|" + mode
 	for {
-		pc, fresh, herr := t.conn(ctx, host)
+		pc, fresh, herr := t.conn(ctx, host, mode)
 		if herr != nil {
 			return queue.Attempt{}, herr
 		}
@@ -192,7 +205,7 @@ func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery,
 		}
 		att.Relay, att.TLS = host, pc.tls
 		if reusable {
-			t.Pool.put(host, pc)
+			t.Pool.put(key, pc)
 		} else {
 			pc.c.conn.Close()
 		}
@@ -238,12 +251,12 @@ type pooledConn struct {
 }
 
 // conn returns a pooled or new session with host; fresh is true for a new one.
-func (t *Transport) conn(ctx context.Context, host string) (*pooledConn, bool, *hostError) {
-	if pc := t.Pool.get(host); pc != nil {
+func (t *Transport) conn(ctx context.Context, host, mode string) (*pooledConn, bool, *hostError) {
+	if pc := t.Pool.get(host + "|" + mode); pc != nil {
 		return pc, false, nil
 	}
-	pc, herr := t.dial(ctx, host, t.TLSMode)
-	if herr != nil && herr.tlsFailed && t.TLSMode == TLSOpportunistic {
+	pc, herr := t.dial(ctx, host, mode)
+	if herr != nil && herr.tlsFailed && mode == TLSOpportunistic {
 		// Opportunistic TLS (RFC 7435): a host that offers STARTTLS but
 		// cannot complete it still gets the mail, in clear, as it would
 		// have without the offer. Required TLS never falls back.
@@ -270,13 +283,16 @@ func (t *Transport) dial(ctx context.Context, host, tlsMode string) (*pooledConn
 	if tlsMode != TLSNone {
 		if c.has("STARTTLS") {
 			cfg := &tls.Config{ServerName: hostname, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+			if tlsMode == TLSVerified {
+				cfg = &tls.Config{ServerName: hostname, RootCAs: t.RootCAs, MinVersion: tls.VersionTLS12}
+			}
 			st, err := c.startTLS(cfg, t.Hello)
 			if err != nil {
 				conn.Close()
 				return nil, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err), tlsFailed: true}
 			}
 			pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
-		} else if tlsMode == TLSRequired {
+		} else if tlsMode == TLSRequired || tlsMode == TLSVerified {
 			c.quit()
 			return nil, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
 		}

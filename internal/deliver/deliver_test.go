@@ -122,14 +122,14 @@ func TestDeadPooledSessionsAreSkipped(t *testing.T) {
 	// Fill the pool with several idle sessions.
 	var conns []*pooledConn
 	for i := 0; i < 4; i++ {
-		pc, _, herr := tr.conn(context.Background(), sink.Addr)
+		pc, _, herr := tr.conn(context.Background(), sink.Addr, tr.TLSMode)
 		if herr != nil {
 			t.Fatal(herr.text)
 		}
 		conns = append(conns, pc)
 	}
 	for _, pc := range conns {
-		pool.put(sink.Addr, pc)
+		pool.put(sink.Addr+"|"+tr.TLSMode, pc)
 		pc.c.conn.Close() // the server side went away
 	}
 	if att := send(); !att.Rcpts[0].OK {

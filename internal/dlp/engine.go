@@ -37,6 +37,10 @@ type Finding struct {
 type Result struct {
 	Classification string    `json:"classification"`
 	Findings       []Finding `json:"findings"`
+	// Header is the top-level header of a scanned message, Subject its
+	// decoded subject (for the policy; not part of the JSON).
+	Header  mail.Header `json:"-"`
+	Subject string      `json:"-"`
 }
 
 // Custom is a detector from configuration: case-insensitive keywords or
@@ -55,10 +59,20 @@ type Limits struct {
 	MaxBytes int64
 	MaxRatio int64
 	Timeout  time.Duration
+	// MaxPart bounds one container (archive, Office document, PDF) or HTML
+	// part held in memory; text is streamed and needs no such bound.
+	MaxPart int64
 }
 
 // DefaultLimits suit mail of up to 150 MB.
-var DefaultLimits = Limits{MaxDepth: 6, MaxBytes: 512 << 20, MaxRatio: 200, Timeout: 30 * time.Second}
+var DefaultLimits = Limits{MaxDepth: 6, MaxBytes: 512 << 20, MaxRatio: 200, Timeout: 30 * time.Second, MaxPart: 64 << 20}
+
+func (l Limits) maxPart() int64 {
+	if l.MaxPart <= 0 {
+		return l.MaxBytes
+	}
+	return min(l.MaxPart, l.MaxBytes)
+}
 
 type custom struct {
 	name     string
@@ -70,6 +84,16 @@ type custom struct {
 type Engine struct {
 	custom []custom
 	limits Limits
+	labels map[string]string // sensitivity label name or id (lower case) → marking
+}
+
+// SetLabels maps Microsoft sensitivity labels, by name or id, to markings.
+// Call it before the engine is used.
+func (e *Engine) SetLabels(m map[string]string) {
+	e.labels = map[string]string{}
+	for k, v := range m {
+		e.labels[strings.ToLower(strings.TrimSpace(k))] = v
+	}
 }
 
 // NewEngine compiles the custom detectors.
@@ -103,6 +127,8 @@ type scan struct {
 	deadline time.Time
 	lowerBuf []byte
 	marking  string
+	header   mail.Header
+	subject  string
 }
 
 func (e *Engine) newScan() *scan {
@@ -127,7 +153,7 @@ func (s *scan) unscannable(where, why string) {
 }
 
 func (s *scan) result() *Result {
-	r := &Result{Classification: s.marking, Findings: []Finding{}}
+	r := &Result{Classification: s.marking, Findings: []Finding{}, Header: s.header, Subject: s.subject}
 	for k, f := range s.counts {
 		c := s.best[k]
 		// Many medium matches of one kind in one place are as good as one
@@ -243,7 +269,8 @@ func (s *scan) message(r io.Reader, prefix string, depth int) error {
 		subj = m.Header.Get("Subject")
 	}
 	if prefix == "" {
-		s.marking = Marking(subj, m.Header)
+		s.marking = markingOf(subj, m.Header, s.e.labels)
+		s.header, s.subject = m.Header, subj
 	}
 	s.text([]byte(subj), at("subject"))
 	s.entity(textproto.MIMEHeader(m.Header), m.Body, at("body"), prefix, depth)
@@ -303,27 +330,118 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 	case "quoted-printable":
 		r = quotedprintable.NewReader(body)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, s.e.limits.MaxBytes+1))
-	if err != nil {
+	if mt == "message/rfc822" {
+		s.message(r, where, depth+1)
+		return
+	}
+	// Look at the start to tell containers (read whole, up to a bound, since
+	// archives need random access) from text (streamed in chunks, so that a
+	// large part costs no more memory than a chunk).
+	br := bufio.NewReaderSize(r, 8192)
+	head, err := br.Peek(8192)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		s.unscannable(where, "content cannot be decoded")
 		return
 	}
-	if int64(len(data)) > s.e.limits.MaxBytes {
-		s.unscannable(where, "larger than the scanning limit")
-		return
-	}
-	if mt == "message/rfc822" {
-		s.message(bytes.NewReader(data), where, depth+1)
-		return
-	}
-	if strings.HasPrefix(mt, "text/") && params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8") && !strings.EqualFold(params["charset"], "us-ascii") {
-		if cr, err := charsetReader(params["charset"], bytes.NewReader(data)); err == nil {
-			if d, err := io.ReadAll(cr); err == nil {
-				data = d
+	ext := strings.ToLower(path.Ext(name))
+	if isContainer(head, mt, ext) || mt == "text/html" || ext == ".html" || ext == ".htm" || ext == ".eml" {
+		data, err := io.ReadAll(io.LimitReader(br, s.e.limits.maxPart()+1))
+		if err != nil {
+			s.unscannable(where, "content cannot be decoded")
+			return
+		}
+		if int64(len(data)) > s.e.limits.maxPart() {
+			if isContainer(head, mt, ext) {
+				s.unscannable(where, fmt.Sprintf("larger than the scanning limit of %d bytes", s.e.limits.maxPart()))
+				return
 			}
+			// Very large HTML: scan it as text, tags and all.
+			s.chunks(io.MultiReader(bytes.NewReader(data), br), where)
+			return
+		}
+		if strings.HasPrefix(mt, "text/") {
+			data = s.decodeCharset(data, params["charset"])
+		}
+		s.part(data, mt, name, where, depth)
+		return
+	}
+	if !(strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv") && !looksText(head) {
+		return // images and other binary formats carry no text we can read
+	}
+	var tr io.Reader = br
+	if cs := params["charset"]; strings.HasPrefix(mt, "text/") && cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		if cr, err := charsetReader(cs, br); err == nil {
+			tr = cr
 		}
 	}
-	s.part(data, mt, name, where, depth)
+	s.chunks(tr, where)
+}
+
+func (s *scan) decodeCharset(data []byte, cs string) []byte {
+	if cs == "" || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "us-ascii") {
+		return data
+	}
+	if cr, err := charsetReader(cs, bytes.NewReader(data)); err == nil {
+		if d, err := io.ReadAll(cr); err == nil {
+			return d
+		}
+	}
+	return data
+}
+
+// chunkSize is how much text is scanned at once.
+const chunkSize = 1 << 20
+
+// chunks scans text from r in pieces that end at a line break (or a space),
+// so that memory does not grow with the size of a part. An identifier is
+// never split across lines in text that a person reads.
+func (s *scan) chunks(r io.Reader, where string) {
+	buf := make([]byte, chunkSize)
+	carry := 0
+	for {
+		n, err := io.ReadFull(r, buf[carry:])
+		n += carry
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if n > 0 {
+				s.text(buf[:n], where)
+			}
+			return
+		}
+		if err != nil {
+			s.unscannable(where, "content cannot be decoded")
+			return
+		}
+		cut := bytes.LastIndexByte(buf[:n], '\n')
+		if cut < n/2 {
+			if sp := bytes.LastIndexByte(buf[:n], ' '); sp > cut {
+				cut = sp
+			}
+		}
+		if cut <= 0 {
+			cut = n - 1
+		}
+		s.text(buf[:cut+1], where)
+		carry = copy(buf, buf[cut+1:n])
+		if err := s.over(); err != nil {
+			s.unscannable(where, err.Error())
+			return
+		}
+	}
+}
+
+func isContainer(head []byte, mt, ext string) bool {
+	switch {
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("%PDF-")),
+		bytes.HasPrefix(head, []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+		return true
+	case mt == "application/pdf" || mt == "application/zip":
+		return true
+	}
+	switch ext {
+	case ".zip", ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp", ".pdf", ".doc", ".xls", ".ppt":
+		return true
+	}
+	return false
 }
 
 type stripSpace struct{ r io.Reader }
@@ -516,7 +634,9 @@ var markingRe = regexp.MustCompile(`\b(OFFICIAL(?:[- ]SENSITIVE)?)\b`)
 // Marking returns the UK Government Security Classification marking of a
 // message (OFFICIAL, OFFICIAL-SENSITIVE) from its subject or a protective
 // marking header, "" if none.
-func Marking(subject string, h mail.Header) string {
+func Marking(subject string, h mail.Header) string { return markingOf(subject, h, nil) }
+
+func markingOf(subject string, h mail.Header, labels map[string]string) string {
 	best := ""
 	consider := func(s string) {
 		// Markings are written in capitals (Government Security
@@ -532,5 +652,55 @@ func Marking(subject string, h mail.Header) string {
 	for _, k := range []string{"X-Protective-Marking", "X-Classification", "X-Security-Classification"} {
 		consider(h.Get(k))
 	}
+	for _, l := range sensitivityLabels(h.Get("Msip_labels")) {
+		if m, ok := labels[strings.ToLower(l.id)]; ok {
+			consider(m)
+		} else if m, ok := labels[strings.ToLower(l.name)]; ok {
+			consider(m)
+		} else {
+			consider(strings.ToUpper(l.name))
+		}
+	}
 	return best
+}
+
+type label struct{ id, name string }
+
+// sensitivityLabels parses the msip_labels header that Microsoft 365 adds
+// for a message's sensitivity label:
+//
+//	MSIP_Label_<id>_Enabled=true; MSIP_Label_<id>_Name=OFFICIAL-SENSITIVE; ...
+//
+// It returns the enabled labels.
+func sensitivityLabels(v string) []label {
+	if v == "" {
+		return nil
+	}
+	names := map[string]string{}
+	var enabled []string
+	for _, kv := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || !strings.HasPrefix(k, "MSIP_Label_") {
+			continue
+		}
+		rest := strings.TrimPrefix(k, "MSIP_Label_")
+		i := strings.LastIndexByte(rest, '_')
+		if i < 0 {
+			continue
+		}
+		id, field := rest[:i], rest[i+1:]
+		switch field {
+		case "Enabled":
+			if strings.EqualFold(strings.TrimSpace(val), "true") {
+				enabled = append(enabled, id)
+			}
+		case "Name":
+			names[id] = strings.TrimSpace(val)
+		}
+	}
+	out := make([]label, 0, len(enabled))
+	for _, id := range enabled {
+		out = append(out, label{id: id, name: names[id]})
+	}
+	return out
 }

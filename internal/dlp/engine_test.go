@@ -156,3 +156,47 @@ func FuzzScanMessage(f *testing.F) {
 		e.ScanDocument("x.zip", b)
 	})
 }
+
+func TestSensitivityLabels(t *testing.T) {
+	e, err := NewEngine(nil, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetLabels(map[string]string{"3c5d1e2f-0000-4000-8000-00000000aaaa": "OFFICIAL-SENSITIVE", "Personal": "OFFICIAL-SENSITIVE"})
+	test := func(hdr, want string) {
+		t.Helper()
+		msg := "From: a@example.gov.uk\r\nSubject: hello\r\n" + hdr + "\r\n\r\nbody\r\n"
+		r, err := e.ScanMessage(strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Classification != want {
+			t.Errorf("%q: classification %q, want %q", hdr, r.Classification, want)
+		}
+	}
+	test("msip_labels: MSIP_Label_3c5d1e2f-0000-4000-8000-00000000aaaa_Enabled=true; MSIP_Label_3c5d1e2f-0000-4000-8000-00000000aaaa_Name=Restricted; MSIP_Label_3c5d1e2f-0000-4000-8000-00000000aaaa_SiteId=x", "OFFICIAL-SENSITIVE")
+	test("msip_labels: MSIP_Label_1_Enabled=true; MSIP_Label_1_Name=Official Sensitive", "OFFICIAL-SENSITIVE")
+	test("msip_labels: MSIP_Label_1_Enabled=true; MSIP_Label_1_Name=OFFICIAL", "OFFICIAL")
+	test("msip_labels: MSIP_Label_1_Enabled=false; MSIP_Label_1_Name=OFFICIAL-SENSITIVE", "")
+	test("msip_labels: MSIP_Label_2_Enabled=true; MSIP_Label_2_Name=Personal", "OFFICIAL-SENSITIVE")
+	test("msip_labels: MSIP_Label_2_Enabled=true; MSIP_Label_2_Name=General", "")
+	test("msip_labels: garbage;;=;MSIP_Label_=", "")
+}
+
+func TestLargeTextPartStreams(t *testing.T) {
+	e, _ := NewEngine(nil, DefaultLimits)
+	// 5 MB of prose with an NHS number near the end, past several chunks.
+	var b strings.Builder
+	b.WriteString("From: a@example.gov.uk\r\nSubject: big\r\nContent-Type: text/plain\r\n\r\n")
+	for b.Len() < 5<<20 {
+		b.WriteString("The quick brown fox jumps over the lazy dog again and again.\r\n")
+	}
+	b.WriteString("Patient NHS number 943 476 5919\r\n")
+	r, err := e.ScanMessage(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Detector != "uk-nhs-number" {
+		t.Fatalf("%+v", r.Findings)
+	}
+}

@@ -5,6 +5,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +40,9 @@ type Gateway struct {
 	Signer    *mailauth.Signer
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
+	rules     atomic.Pointer[rules]
+	linkKey   []byte
+	bg        sync.WaitGroup
 
 	InboundAddr, OutboundAddr, WebAddr net.Addr
 
@@ -77,6 +82,14 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if err != nil {
 		return nil, err
 	}
+	if g.linkKey, err = hkdf.Key(sha256.New, key, nil, "sealpost link signing", 32); err != nil {
+		return nil, err
+	}
+	rs, err := newRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.rules.Store(rs)
 	certPath, keyPath, create := cfg.SMTP.TLSCert, cfg.SMTP.TLSKey, false
 	if certPath == "" {
 		certPath, keyPath, create = cfg.Path("keys", "tls-cert.pem"), cfg.Path("keys", "tls-key.pem"), true
@@ -150,8 +163,14 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		return nil, err
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		g.expireHolds(ctx)
+	}()
 
 	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
+	g.SMTP.SetInspector(inspector{g})
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, err
@@ -162,7 +181,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			return nil, err
 		}
 	}
-	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store}
+	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
 			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)
@@ -189,14 +208,22 @@ func addrString(a net.Addr) string {
 // Config returns the configuration in force.
 func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
-// Reload applies a new configuration (SIGHUP). Listen addresses, the data
-// directory and keys are fixed until restart.
-func (g *Gateway) Reload(cfg *config.Config) {
+// Reload applies a new configuration (SIGHUP): policy, detectors and the
+// settings read per message or session. Listen addresses, the data
+// directory and keys are fixed until restart. A policy that does not
+// compile is refused and the running configuration kept.
+func (g *Gateway) Reload(cfg *config.Config) error {
 	old := g.Config()
 	cfg.DataDir = old.DataDir
+	rs, err := newRules(cfg)
+	if err != nil {
+		return err
+	}
 	g.cfg.Store(cfg)
+	g.rules.Store(rs)
 	g.SMTP.SetConfig(cfg)
-	g.Log.Info("configuration reloaded", "file", cfg.File)
+	g.Log.Info("configuration reloaded", "file", cfg.File, "policy_rules", len(rs.policy.Rules()))
+	return nil
 }
 
 // Shutdown stops accepting, lets open SMTP sessions finish (up to ctx),
@@ -217,6 +244,7 @@ func (g *Gateway) closeAll() { g.closeOnce.Do(g.close) }
 func (g *Gateway) close() {
 	if g.cancel != nil {
 		g.cancel()
+		g.bg.Wait()
 		g.Queue.Wait()
 		g.Queue.Spool().Close()
 	}

@@ -18,6 +18,9 @@ type Metrics struct {
 	AcceptLatency    *prometheus.HistogramVec // role: end of DATA to 250
 	DeliveryAttempts *prometheus.CounterVec   // route, result
 	DeliveryDuration *prometheus.HistogramVec // route
+	PolicyDecisions  *prometheus.CounterVec   // outcome: the most protective action of a message
+	DLPFindings      *prometheus.CounterVec   // detector: matches in outbound mail
+	Holds            *prometheus.CounterVec   // result: confirmed, cancelled, expired, released, deleted
 }
 
 // New creates the metrics and registers them, with Go and process metrics,
@@ -55,8 +58,17 @@ func New() *Metrics {
 			Name: "sealpost_delivery_seconds", Help: "Time of one delivery attempt to a next hop.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
 		}, []string{"route"}),
+		PolicyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_policy_decisions_total", Help: "Outbound messages by the most protective action the policy chose.",
+		}, []string{"outcome"}),
+		DLPFindings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_dlp_findings_total", Help: "Detector matches in outbound mail, by detector.",
+		}, []string{"detector"}),
+		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealpost_holds_resolved_total", Help: "Held and quarantined messages resolved, by how.",
+		}, []string{"result"}),
 	}
-	r.MustRegister(m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
+	r.MustRegister(m.PolicyDecisions, m.DLPFindings, m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -62,6 +62,9 @@ type Delivery struct {
 	Rcpts  []string
 	Body   io.ReaderAt
 	Size   int64
+	// RequireTLS: deliver only over TLS with a certificate that verifies
+	// for the host (policy action require-tls); never in clear.
+	RequireTLS bool
 }
 
 // RcptResult is the next hop's answer for one recipient.
@@ -98,6 +101,7 @@ type Options struct {
 // Queue is the durable queue and its delivery workers.
 type Queue struct {
 	opt        Options
+	known      sync.Map // external domains delivered to (first-contact checks)
 	store      *store.Store
 	committer  *store.Committer
 	spool      *Spool
@@ -118,6 +122,7 @@ type job struct {
 	msg    *store.Message
 	route  string
 	domain string
+	action string // "" or "require-tls"
 	rcpts  []string
 	tries  map[string]int
 }
@@ -162,6 +167,22 @@ type Envelope struct {
 	HeaderFrom string
 	Subject    string
 	MessageID  string
+
+	// Plan is the policy's plan per recipient; recipients not in it are
+	// delivered as usual.
+	Plan map[string]RcptPlan
+	// Decision, when set, is recorded with the message.
+	Decision *store.Decision
+	// Notices are generated messages (to the sender) made durable together
+	// with this one.
+	Notices []*Pending
+}
+
+// RcptPlan is how one recipient's copy is handled.
+type RcptPlan struct {
+	Status string // "queued", "held" or "quarantined"
+	Action string // for queued: "" or "require-tls"
+	Then   string // for held and quarantined: the action a release gives
 }
 
 // ErrTemporary marks failures of the database or the queue (not of the
@@ -182,9 +203,19 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		RemoteIP: env.RemoteIP, Helo: env.Helo, AuthUser: env.AuthUser, HeaderFrom: env.HeaderFrom,
 		Subject: env.Subject, MessageID: env.MessageID, State: "queued", Spool: loc,
 	}
-	rcpts := make([]store.Recipient, len(env.Rcpts))
-	for i, r := range env.Rcpts {
-		rcpts[i] = store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now}
+	rcpts := make([]store.Recipient, 0, len(env.Rcpts))
+	var waiting []store.Recipient
+	for _, r := range env.Rcpts {
+		sr := store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now, Status: "queued"}
+		if p, ok := env.Plan[r]; ok {
+			sr.Action, sr.Then = p.Action, p.Then
+			if p.Status == "held" || p.Status == "quarantined" {
+				sr.Status, sr.NextAttempt = p.Status, time.Time{}
+				waiting = append(waiting, sr)
+				continue
+			}
+		}
+		rcpts = append(rcpts, sr)
 	}
 	jobs := groupJobs(msg, rcpts, nil)
 	// Reserve room for in-memory dispatch; without it the poller finds the
@@ -197,14 +228,51 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			rcpts[i].LeaseUntil = now.Add(time.Hour)
 		}
 	}
+	var syncs []Durable
+	for _, n := range env.Notices {
+		syncs = append(syncs, n.durable)
+	}
+	syncKey, syncFn := durable.Key, durable.Sync
+	if len(syncs) > 0 {
+		// The notices sit in the same segment or in files of their own:
+		// sync them all before the commit.
+		first := durable
+		syncKey = "with-notices:" + env.ID
+		syncFn = func() error {
+			for _, d := range append([]Durable{first}, syncs...) {
+				if d.Sync != nil {
+					if err := d.Sync(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+	}
 	err = q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return q.store.InsertMessage(ctx, tx, msg, rcpts)
-	}, durable.Key, durable.Sync)
+		if err := q.store.InsertMessage(ctx, tx, msg, append(rcpts, waiting...)); err != nil {
+			return err
+		}
+		if env.Decision != nil {
+			if err := q.store.InsertDecision(ctx, tx, env.Decision); err != nil {
+				return err
+			}
+		}
+		for _, n := range env.Notices {
+			if err := q.store.InsertMessage(ctx, tx, n.msg, n.rcpts); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, syncKey, syncFn)
 	if err != nil {
 		if inMemory {
 			q.inflight.Add(-int64(len(jobs)))
 		}
 		q.spool.Remove(env.ID, loc)
+		for _, n := range env.Notices {
+			q.spool.Remove(n.msg.ID, n.msg.Spool)
+		}
 		if errors.Is(err, ErrStorage) {
 			return err
 		}
@@ -216,6 +284,9 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		}
 	} else {
 		q.kick()
+	}
+	if len(env.Notices) > 0 {
+		q.kick() // notices are found by the poller (lease 0, due now)
 	}
 	return nil
 }
@@ -230,12 +301,12 @@ func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int
 		if r.Route == RouteOutbound {
 			domain = strings.ToLower(domainOf(r.Rcpt))
 		}
-		key := r.Route + "\x00" + domain
+		key := r.Route + "\x00" + domain + "\x00" + r.Action
 		i, ok := idx[key]
 		if !ok {
 			i = len(jobs)
 			idx[key] = i
-			jobs = append(jobs, job{msg: msg, route: r.Route, domain: domain, tries: map[string]int{}})
+			jobs = append(jobs, job{msg: msg, route: r.Route, domain: domain, action: r.Action, tries: map[string]int{}})
 		}
 		jobs[i].rcpts = append(jobs[i].rcpts, r.Rcpt)
 		jobs[i].tries[r.Rcpt] = tries[r.Rcpt]
@@ -267,6 +338,13 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	if n > 0 {
 		q.log.Info("removed spool files no queued message needs", "files", n)
+	}
+	known, err := q.store.KnownDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: loading known domains: %w", err)
+	}
+	for d := range known {
+		q.known.Store(d, true)
 	}
 	for i := 0; i < q.opt.Workers; i++ {
 		q.wg.Add(1)
@@ -404,7 +482,7 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 				att.Rcpts[i] = RcptResult{Text: "no transport for route " + j.route}
 			}
 		} else {
-			att = t.Deliver(ctx, &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size()})
+			att = t.Deliver(ctx, &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size(), RequireTLS: j.action == "require-tls"})
 		}
 		body.Close()
 	}
@@ -456,11 +534,32 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	if bounce != nil {
 		durable = bounce.durable
 	}
+	// The first delivery to an external domain makes it known (policy:
+	// first-contact checks).
+	newContact := ""
+	if j.route == RouteOutbound && j.msg.Direction == "out" && j.domain != "" {
+		if _, ok := q.known.Load(j.domain); !ok {
+			for _, r := range results {
+				if r.Status == "delivered" {
+					newContact = j.domain
+					break
+				}
+			}
+		}
+	}
 	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		done, err = q.store.ApplyResults(ctx, tx, now, results)
-		if err != nil || bounce == nil {
+		if err != nil {
 			return err
+		}
+		if newContact != "" {
+			if err := q.store.AddContacts(ctx, tx, []string{newContact}, now); err != nil {
+				return err
+			}
+		}
+		if bounce == nil {
+			return nil
 		}
 		return q.store.InsertMessage(ctx, tx, bounce.msg, bounce.rcpts)
 	}, durable.Key, durable.Sync)
@@ -470,6 +569,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 			q.spool.Remove(bounce.msg.ID, bounce.msg.Spool)
 		}
 		return
+	}
+	if newContact != "" {
+		q.known.Store(newContact, true)
 	}
 	for _, id := range done {
 		// A job carries one message: what is done is that message.
@@ -491,10 +593,87 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	}
 }
 
-type pendingDSN struct {
+// Pending is a message the gateway wrote itself (a DSN, a notice to a
+// sender), spooled but not yet committed.
+type Pending struct {
 	msg     *store.Message
 	rcpts   []store.Recipient
 	durable Durable
+}
+
+// ID is the pending message's id.
+func (p *Pending) ID() string { return p.msg.ID }
+
+type pendingDSN = Pending
+
+// Compose spools a message the gateway writes: write gets the whole message
+// (header and body, CRLF line endings). from is the envelope sender ("" for
+// the null sender, which nobody answers with a bounce). Commit it with
+// Submit, or with an Envelope's Notices.
+func (q *Queue) Compose(direction, from string, to []string, subject string, write func(io.Writer) error) (*Pending, error) {
+	id := NewID()
+	w, err := q.spool.Create(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := write(w); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	loc, durable, err := w.Commit()
+	if err != nil {
+		return nil, err
+	}
+	now := q.now()
+	msg := &store.Message{ID: id, Direction: direction, MailFrom: from, ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
+	var rcpts []store.Recipient
+	for _, r := range to {
+		rcpts = append(rcpts, store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now})
+	}
+	return &Pending{msg: msg, rcpts: rcpts, durable: durable}, nil
+}
+
+// Submit commits a composed message and queues it.
+func (q *Queue) Submit(ctx context.Context, p *Pending) error {
+	err := q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return q.store.InsertMessage(ctx, tx, p.msg, p.rcpts)
+	}, p.durable.Key, p.durable.Sync)
+	if err != nil {
+		q.spool.Remove(p.msg.ID, p.msg.Spool)
+		return err
+	}
+	q.kick()
+	return nil
+}
+
+// Discard removes a composed message that will not be submitted.
+func (q *Queue) Discard(p *Pending) { q.spool.Remove(p.msg.ID, p.msg.Spool) }
+
+// Resolve ends the wait of a held or quarantined message (see
+// store.Resolve): released recipients are queued at once; a message with
+// nothing left to deliver loses its spooled bytes.
+func (q *Queue) Resolve(ctx context.Context, id string, release bool, state, by, reason string) ([]string, error) {
+	rcpts, done, err := q.store.Resolve(ctx, id, release, state, by, reason, q.now())
+	if err != nil {
+		return nil, err
+	}
+	if done {
+		if m, err := q.store.Message(ctx, id); err == nil {
+			if err := q.spool.Remove(id, m.Spool); err != nil {
+				q.log.Warn("removing spool file failed (removed at next start)", "msgid", id, "err", err)
+			}
+		}
+	}
+	if release {
+		q.kick()
+	}
+	return rcpts, nil
+}
+
+// Known reports whether mail was delivered to the external domain before.
+func (q *Queue) Known(domain string) bool {
+	_, ok := q.known.Load(strings.ToLower(domain))
+	return ok
 }
 
 func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.Time) (*pendingDSN, error) {
@@ -522,5 +701,5 @@ func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.T
 	}
 	msg := &store.Message{ID: id, Direction: "dsn", MailFrom: "", ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
 	rcpts := []store.Recipient{{Rcpt: orig.MailFrom, Route: q.route(orig.MailFrom), NextAttempt: now, LeaseUntil: now.Add(time.Hour)}}
-	return &pendingDSN{msg: msg, rcpts: rcpts, durable: durable}, nil
+	return &Pending{msg: msg, rcpts: rcpts, durable: durable}, nil
 }

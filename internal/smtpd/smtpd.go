@@ -54,13 +54,14 @@ type Users interface {
 
 // Server owns the listeners.
 type Server struct {
-	cfg      atomic.Pointer[config.Config]
-	queue    *queue.Queue
-	users    Users
-	metrics  *metrics.Metrics
-	log      *slog.Logger
-	tls      *tls.Config
-	authFail *auth.Limiter
+	cfg       atomic.Pointer[config.Config]
+	queue     *queue.Queue
+	users     Users
+	metrics   *metrics.Metrics
+	log       *slog.Logger
+	tls       *tls.Config
+	authFail  *auth.Limiter
+	inspector atomic.Pointer[Inspector]
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -386,28 +387,55 @@ func (s *session) data(r io.Reader) *Reply {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	var out io.Writer = w
+	var insp Inspection
+	var hf *headerFilter
+	if s.role == RoleOutbound {
+		if in := s.s.getInspector(); in != nil {
+			insp = in.Start()
+			hf = &headerFilter{w: w, rewrite: in.RewriteHeader, max: 64 << 10}
+			out = hf
+		}
+	}
+	abort := func() {
+		w.Abort()
+		if insp != nil {
+			insp.Abort()
+		}
+	}
+	storageErr := func(err error) *Reply {
+		abort()
+		log.Error("spool write failed", "err", err)
+		s.reject("storage")
+		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+	}
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			hc.Write(buf[:n])
-			if _, err := w.Write(buf[:n]); err != nil {
-				w.Abort()
-				log.Error("spool write failed", "err", err)
-				s.reject("storage")
-				return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
+			if insp != nil {
+				insp.Write(buf[:n])
+			}
+			if _, err := out.Write(buf[:n]); err != nil {
+				return storageErr(err)
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			w.Abort()
+			abort()
 			return s.dataError(log, rerr)
+		}
+	}
+	if hf != nil {
+		if err := hf.Close(); err != nil {
+			return storageErr(err)
 		}
 	}
 	hi := hc.info()
 	if hi.Received >= maxHops {
-		w.Abort()
+		abort()
 		s.reject("loop")
 		return smtpErr(554, [3]int{5, 4, 6}, "Too many hops; the message is looping")
 	}
@@ -421,6 +449,21 @@ func (s *session) data(r io.Reader) *Reply {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if insp != nil {
+		rej, err := insp.Decide(ctx, env)
+		if err != nil {
+			w.Abort()
+			log.Error("inspection failed", "err", err)
+			s.reject("inspection")
+			return smtpErr(451, [3]int{4, 3, 0}, "Temporary failure; try again later")
+		}
+		if rej != nil {
+			w.Abort()
+			s.reject("policy")
+			log.Info("refused by policy", "ip", s.ip.String(), "rcpts", len(env.Rcpts))
+			return smtpErr(550, [3]int{5, 7, 1}, rej.Text)
+		}
+	}
 	if err := q.Accept(ctx, env, w); err != nil {
 		if errors.Is(err, queue.ErrStorage) {
 			log.Error("spool commit failed", "err", err)

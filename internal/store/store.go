@@ -61,9 +61,30 @@ CREATE TABLE IF NOT EXISTS recipients (
 	tls          TEXT NOT NULL DEFAULT '',
 	relay        TEXT NOT NULL DEFAULT '',
 	updated_at   INTEGER NOT NULL DEFAULT 0,
+	action       TEXT NOT NULL DEFAULT '',
+	then_action  TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (msg_id, rcpt)
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients(next_attempt) WHERE status = 'queued';
+CREATE TABLE IF NOT EXISTS decisions (
+	msg_id         TEXT PRIMARY KEY,
+	created_at     INTEGER NOT NULL,
+	mail_from      TEXT NOT NULL,
+	subject        TEXT NOT NULL DEFAULT '',
+	classification TEXT NOT NULL DEFAULT '',
+	outcome        TEXT NOT NULL,
+	state          TEXT NOT NULL,
+	expires_at     INTEGER NOT NULL DEFAULT 0,
+	detail         TEXT NOT NULL,
+	resolved_at    INTEGER NOT NULL DEFAULT 0,
+	resolved_by    TEXT NOT NULL DEFAULT '',
+	resolution     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state, expires_at);
+CREATE TABLE IF NOT EXISTS contacts (
+	domain     TEXT PRIMARY KEY,
+	first_at   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS users (
 	name          TEXT PRIMARY KEY,
 	password_hash TEXT NOT NULL,
@@ -98,10 +119,12 @@ func OpenSQLite(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
-	for _, col := range []string{"spool_seg", "spool_off", "spool_len"} {
+	for _, col := range []string{"messages ADD COLUMN spool_seg INTEGER NOT NULL DEFAULT 0", "messages ADD COLUMN spool_off INTEGER NOT NULL DEFAULT 0",
+		"messages ADD COLUMN spool_len INTEGER NOT NULL DEFAULT 0", "recipients ADD COLUMN action TEXT NOT NULL DEFAULT ''",
+		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''"} {
 		// Databases made before these columns existed: add them (an error
 		// here only means the column is already there).
-		db.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN `+col+` INTEGER NOT NULL DEFAULT 0`)
+		db.ExecContext(ctx, `ALTER TABLE `+col)
 	}
 	st := &Store{DB: db}
 	for _, p := range []struct {
@@ -109,9 +132,9 @@ func OpenSQLite(path string) (*Store, error) {
 		query string
 	}{
 		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?)`},
-		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at) VALUES (?,?,?, 'queued', ?, ?, ?)`},
+		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
-		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status='queued')`},
+		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
 			db.Close()
@@ -156,7 +179,9 @@ type Recipient struct {
 	MsgID       string
 	Rcpt        string
 	Route       string // "mailhost" or "outbound"
-	Status      string // "queued", "delivered", "failed", "deleted"
+	Status      string // "queued", "held", "quarantined", "delivered", "failed", "deleted", "cancelled"
+	Action      string // how it is delivered: "" (as usual) or "require-tls"
+	Then        string // for held and quarantined recipients: the action a release gives
 	Attempts    int
 	NextAttempt time.Time
 	LeaseUntil  time.Time
@@ -189,7 +214,11 @@ func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts
 	}
 	ins := tx.StmtContext(ctx, s.insRecipient)
 	for _, r := range rcpts {
-		if _, err := ins.ExecContext(ctx, m.ID, r.Rcpt, r.Route, ms(r.NextAttempt), ms(r.LeaseUntil), ms(m.ReceivedAt)); err != nil {
+		status := r.Status
+		if status == "" {
+			status = "queued"
+		}
+		if _, err := ins.ExecContext(ctx, m.ID, r.Rcpt, r.Route, status, ms(r.NextAttempt), ms(r.LeaseUntil), ms(m.ReceivedAt), r.Action, r.Then); err != nil {
 			return err
 		}
 	}
@@ -256,14 +285,14 @@ func (s *Store) LeaseDue(ctx context.Context, now time.Time, lease time.Duration
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT msg_id, rcpt, route, attempts FROM recipients WHERE status='queued' AND next_attempt<=? AND lease_until<=? ORDER BY next_attempt LIMIT ?`, ms(now), ms(now), limit)
+	rows, err := tx.QueryContext(ctx, `SELECT msg_id, rcpt, route, attempts, action FROM recipients WHERE status='queued' AND next_attempt<=? AND lease_until<=? ORDER BY next_attempt LIMIT ?`, ms(now), ms(now), limit)
 	if err != nil {
 		return nil, err
 	}
 	var out []Recipient
 	for rows.Next() {
 		var r Recipient
-		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Attempts); err != nil {
+		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Attempts, &r.Action); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -315,7 +344,7 @@ func (s *Store) Message(ctx context.Context, id string) (*Message, error) {
 
 // Recipients returns the recipients of one message.
 func (s *Store) Recipients(ctx context.Context, id string) ([]Recipient, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT msg_id, rcpt, route, status, attempts, next_attempt, lease_until, last_error, tls, relay, updated_at FROM recipients WHERE msg_id=? ORDER BY rcpt`, id)
+	rows, err := s.DB.QueryContext(ctx, `SELECT msg_id, rcpt, route, status, attempts, next_attempt, lease_until, last_error, tls, relay, updated_at, action, then_action FROM recipients WHERE msg_id=? ORDER BY rcpt`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +353,7 @@ func (s *Store) Recipients(ctx context.Context, id string) ([]Recipient, error) 
 	for rows.Next() {
 		var r Recipient
 		var next, lease, upd int64
-		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Status, &r.Attempts, &next, &lease, &r.LastError, &r.TLS, &r.Relay, &upd); err != nil {
+		if err := rows.Scan(&r.MsgID, &r.Rcpt, &r.Route, &r.Status, &r.Attempts, &next, &lease, &r.LastError, &r.TLS, &r.Relay, &upd, &r.Action, &r.Then); err != nil {
 			return nil, err
 		}
 		r.NextAttempt, r.LeaseUntil, r.UpdatedAt = fromMS(next), fromMS(lease), fromMS(upd)

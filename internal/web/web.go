@@ -47,6 +47,7 @@ type Server struct {
 	Outbox  *queue.DevOutbox // nil unless dev mode
 	Log     *slog.Logger
 	Store   *store.Store
+	Holds   Holds // hold pages; nil: none
 
 	srv *http.Server
 }
@@ -62,6 +63,10 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /dev/outbox", s.outboxList)
 		mux.HandleFunc("GET /dev/outbox/{seq}", s.outboxShow)
 		mux.HandleFunc("GET /dev/outbox/{seq}/raw", s.outboxRaw)
+	}
+	if s.Holds != nil {
+		mux.HandleFunc("GET /hold/{id}", s.holdPage)
+		mux.HandleFunc("POST /hold/{id}", s.holdPost)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or start again from the home page.")

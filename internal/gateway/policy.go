@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+
+	"sealpost/internal/config"
+	"sealpost/internal/dlp"
+	"sealpost/internal/policy"
+)
+
+// Available says which policy actions this gateway carries out. The portal
+// and recipient-key encryption are not built yet: the policy falls back to
+// hold for them, never to plain delivery.
+func Available(a policy.Action) bool {
+	switch a {
+	case policy.Portal, policy.EncryptPGP, policy.EncryptSMIME:
+		return false
+	}
+	return true
+}
+
+// DLPEngine builds the scanner of cfg (nil cfg: built-in detectors only).
+func DLPEngine(cfg *config.Config) (*dlp.Engine, error) {
+	limits := dlp.DefaultLimits
+	var custom []dlp.Custom
+	if cfg != nil {
+		for _, c := range cfg.DLP.Custom {
+			custom = append(custom, dlp.Custom{Name: c.Name, Keywords: c.Keywords, Patterns: c.Patterns})
+		}
+		limits.MaxPart = cfg.DLP.MaxAttachmentBytes
+	}
+	e, err := dlp.NewEngine(custom, limits)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		e.SetLabels(cfg.DLP.Labels)
+	}
+	return e, nil
+}
+
+// PolicyEngine compiles cfg's policy. An invalid rule is a config error
+// naming the rule, its line and the CEL error.
+func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
+	var rules []policy.Rule
+	for _, r := range cfg.Policy.Rules {
+		rules = append(rules, policy.Rule{Name: r.Name, When: r.When, Action: r.Action, Reason: r.Reason, Line: r.Line})
+	}
+	e, err := policy.New(policy.Options{
+		Rules: rules, Builtin: cfg.Policy.BuiltinRules, Disable: cfg.Policy.Disable,
+		OrgDomains: cfg.Org.Domains, PartnerDomains: cfg.Policy.PartnerDomains, TLSAssured: cfg.Policy.TLSAssuredDomains,
+		BulkThreshold: cfg.Policy.BulkThreshold, Available: Available,
+	})
+	var re *policy.RuleError
+	if errors.As(err, &re) {
+		return nil, &config.Error{File: cfg.File, Line: re.Line, Key: fmt.Sprintf("policy.rule %q", re.Rule), Msg: re.Err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range cfg.Policy.Disable {
+		found := false
+		for _, r := range policy.Builtin {
+			found = found || r.Name == n
+		}
+		if !found {
+			return nil, &config.Error{File: cfg.File, Key: "policy.disable", Msg: fmt.Sprintf("%q is not a built-in rule", n)}
+		}
+	}
+	return e, nil
+}
