@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -265,4 +266,24 @@ func swaks(t testing.TB, args ...string) (string, int) {
 		code = ee.ExitCode()
 	}
 	return string(out), code
+}
+
+// waitFor waits for a complete message containing substr and returns it.
+func (s *sink) waitFor(t testing.TB, substr string, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		for _, m := range s.messages() {
+			if strings.Contains(m, substr) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			if current != nil && current.out != nil {
+				t.Logf("gateway log:\n%s", current.out.String())
+			}
+			t.Fatalf("no message with %q after %s; the sink has:\n%s", substr, d, strings.Join(s.messages(), "\n---\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

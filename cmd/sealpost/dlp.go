@@ -11,33 +11,23 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"sealpost/internal/config"
 	"sealpost/internal/dlp"
+	"sealpost/internal/gateway"
 )
 
 // dlpEngine builds the scanner from the configuration, or with the built-in
 // detectors alone when there is no configuration.
 func dlpEngine(g *globalFlags) (*dlp.Engine, error) {
-	var custom []dlp.Custom
 	cfg, err := g.loadConfig()
 	var ue usageError
 	switch {
 	case errors.As(err, &ue) && g.config == "":
 		// no configuration anywhere: built-in detectors only
+		return gateway.DLPEngine(nil)
 	case err != nil:
 		return nil, err
-	default:
-		custom = customDetectors(cfg)
 	}
-	return dlp.NewEngine(custom, dlp.DefaultLimits)
-}
-
-func customDetectors(cfg *config.Config) []dlp.Custom {
-	var out []dlp.Custom
-	for _, c := range cfg.DLP.Custom {
-		out = append(out, dlp.Custom{Name: c.Name, Keywords: c.Keywords, Patterns: c.Patterns})
-	}
-	return out
+	return gateway.DLPEngine(cfg)
 }
 
 func dlpCmd(g *globalFlags) *cobra.Command {

@@ -81,6 +81,7 @@ type Outbound struct {
 	MaxAge         Duration `toml:"max_age"`
 	Resolver       string   `toml:"resolver"`
 	MailHostTLS    string   `toml:"mail_host_tls"`
+	CAFile         string   `toml:"ca_file"`
 }
 
 type Queue struct {
@@ -448,6 +449,11 @@ func (c *Config) validate() error {
 	if c.Outbound.Resolver != "" {
 		if err := checkHostPort(c.Outbound.Resolver); err != nil {
 			return c.errf("outbound.resolver", "%v", err)
+		}
+	}
+	if c.Outbound.CAFile != "" {
+		if _, err := os.Stat(c.Outbound.CAFile); err != nil {
+			return c.errf("outbound.ca_file", "%v", err)
 		}
 	}
 	switch c.Outbound.MailHostTLS {

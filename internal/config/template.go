@@ -72,6 +72,10 @@ max_age = "5d"
 resolver = ""
 # TLS to org.mail_host: opportunistic, required or none.
 mail_host_tls = "opportunistic"
+# Mail the policy sends with require-tls goes only over TLS with a
+# certificate that verifies for the host, against the system's CAs and
+# those in this PEM file (empty: the system's only).
+ca_file = ""
 
 [queue]
 # How long finished messages stay listed (queue show, trace).

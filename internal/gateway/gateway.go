@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,11 +114,15 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		res = systemResolver(cfg.Outbound.Resolver)
 	}
 	g.pool = deliver.NewPool(64, 30*time.Second)
+	roots, err := rootCAs(cfg.Outbound.CAFile)
+	if err != nil {
+		return nil, &config.Error{File: cfg.File, Key: "outbound.ca_file", Msg: err.Error()}
+	}
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
-			Log: log, Pool: g.pool,
+			Log: log, Pool: g.pool, RootCAs: roots,
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -189,6 +194,25 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
 	return g, nil
+}
+
+// rootCAs is the system's certificate pool plus the CAs in file.
+func rootCAs(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if file == "" {
+		return pool, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func domainOf(addr string) string {

@@ -6,9 +6,19 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,7 +48,39 @@ type Sink struct {
 }
 
 // NewSink starts a sink; it stops when the test ends.
-func NewSink(t testing.TB) *Sink {
+func NewSink(t testing.TB) *Sink { return newSink(t, nil) }
+
+// NewTLSSink starts a sink that offers STARTTLS with a certificate for
+// 127.0.0.1 from a CA of its own; caFile is that CA's certificate (PEM).
+func NewTLSSink(t testing.TB) (s *Sink, caFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return newSink(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), caFile
+}
+
+func newSink(t testing.TB, tc *tls.Config) *Sink {
 	t.Helper()
 	s := &Sink{}
 	s.cond = sync.NewCond(&s.mu)
@@ -47,6 +89,7 @@ func NewSink(t testing.TB) *Sink {
 	s.srv.ReadTimeout = 10 * time.Second
 	s.srv.WriteTimeout = 10 * time.Second
 	s.srv.AllowInsecureAuth = true
+	s.srv.TLSConfig = tc
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,15 +126,14 @@ func (s *Sink) Wait(t testing.TB, n int, timeout time.Duration) []Received {
 type sinkBackend struct{ s *Sink }
 
 func (b sinkBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	_, tls := c.TLSConnectionState()
-	return &sinkSession{s: b.s, tls: tls}, nil
+	return &sinkSession{s: b.s, c: c}, nil
 }
 
 type sinkSession struct {
 	s     *Sink
+	c     *smtp.Conn
 	from  string
 	rcpts []string
-	tls   bool
 }
 
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
@@ -115,7 +157,8 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, Received{From: ss.from, Rcpts: ss.rcpts, Data: b, TLS: ss.tls})
+	_, tls := ss.c.TLSConnectionState()
+	ss.s.msgs = append(ss.s.msgs, Received{From: ss.from, Rcpts: ss.rcpts, Data: b, TLS: tls})
 	ss.s.mu.Unlock()
 	return nil
 }
