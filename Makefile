@@ -21,12 +21,17 @@ unit:
 # Run each fuzzer for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzStrictReader -fuzztime $(FUZZTIME) ./internal/smtpd/
+	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/gateway/
 	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/
 	$(GO) test -run XXX -fuzz FuzzSealOpen -fuzztime $(FUZZTIME) ./internal/seal/
+	$(GO) test -run XXX -fuzz FuzzRelaxedBody -fuzztime $(FUZZTIME) ./internal/mailauth/
+	$(GO) test -run XXX -fuzz FuzzScanMessage -fuzztime $(FUZZTIME) ./internal/dlp/
+	$(GO) test -run XXX -fuzz FuzzText -fuzztime $(FUZZTIME) ./internal/dlp/
+	$(GO) test -run XXX -fuzz FuzzPDF -fuzztime $(FUZZTIME) ./internal/dlp/
+	$(GO) test -run XXX -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./internal/policy/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

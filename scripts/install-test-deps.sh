@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests drive: Postfix's smtp-source and smtp-sink, swaks
 # (with TLS support), openssl, and the independent checkers python3-dkim and
-# python3-stdnum. Debian/Ubuntu, as root; does nothing when
+# python3-stdnum, and for PDF extraction tests poppler's pdftotext, qpdf
+# and the DejaVu fonts. Debian/Ubuntu, as root; does nothing when
 # everything is there already. Postfix is installed with "No configuration",
 # so it does not start or listen: the tests only use its load tools.
 set -euo pipefail
@@ -14,6 +15,11 @@ perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
 perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
 command -v openssl     >/dev/null || need+=(openssl)
 command -v timeout     >/dev/null || need+=(coreutils)
+/usr/bin/python3 -c 'import stdnum.gb.nhs' 2>/dev/null || need+=(python3-stdnum)
+/usr/bin/python3 -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
+command -v pdftotext   >/dev/null || need+=(poppler-utils)
+command -v qpdf        >/dev/null || need+=(qpdf)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 id postfix >/dev/null 2>&1 || need+=(postfix)
 
 if [ ${#need[@]} -eq 0 ]; then

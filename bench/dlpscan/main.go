@@ -37,7 +37,7 @@ func identifier(r *rand.Rand) string {
 	case 3:
 		return "IBAN GB82 WEST 1234 5698 7654 32"
 	case 4:
-		return "sort code 20-00-00 account 12345678"
+		return "sort code 08-99-99 account 66374958"
 	case 5:
 		return "call 0161 496 0000 or 07700 900123"
 	case 6:

@@ -620,13 +620,22 @@ func htmlText(b []byte) []byte {
 	return []byte(html.UnescapeString(string(out)))
 }
 
-// pdf: text extraction from PDF is not built yet; say so rather than pass.
+// pdf scans the text of a PDF's pages.
 func (s *scan) pdf(data []byte, where string) {
-	if bytes.Contains(data[:min(len(data), 1<<20)], []byte("/Encrypt")) {
+	text, err := pdfText(data, s.e.limits.MaxBytes-s.expanded)
+	switch {
+	case errors.Is(err, errPDFEncrypted):
 		s.unscannable(where, "encrypted PDF")
 		return
+	case errors.Is(err, errLimit):
+		s.text(text, where)
+		s.unscannable(where, err.Error())
+		return
+	case err != nil:
+		s.unscannable(where, "corrupt PDF")
+		return
 	}
-	s.unscannable(where, "PDF text extraction not available")
+	s.text(text, where)
 }
 
 var markingRe = regexp.MustCompile(`\b(OFFICIAL(?:[- ]SENSITIVE)?)\b`)

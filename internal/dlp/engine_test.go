@@ -73,7 +73,7 @@ func TestMessageWithDocxInZip(t *testing.T) {
 	archive := zipOf(t, map[string][]byte{"report.docx": inner, "notes.txt": []byte("nothing here")}, zip.Deflate)
 	msg := message("[OFFICIAL-SENSITIVE] referrals",
 		"Content-Type: text/plain; charset=utf-8\r\n\r\nPlease pay with card 4111 1111 1111 1111.\r\n",
-		"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>NI number <b>AB</b>123456<span>C</span></p><p>sort code 20-00-00 account 12345678</p>\r\n",
+		"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>NI number <b>AB</b>123456<span>C</span></p><p>sort code 08-99-99 account 66374958</p>\r\n",
 		"Content-Type: application/zip; name=\"report.zip\"\r\nContent-Disposition: attachment; filename=\"report.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+b64lines(archive),
 	)
 	e, _ := NewEngine(nil, DefaultLimits)

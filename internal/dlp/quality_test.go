@@ -125,6 +125,12 @@ func labelled(r *rand.Rand, n int) []sample {
 		vat := genVAT(r)
 		sc := digitsOf(r, 6)
 		acc := digitsOf(r, 8)
+		for tries := 0; !ValidUKAccount(sc, acc); tries++ {
+			if tries%200 == 199 {
+				sc = digitsOf(r, 6) // some sort codes have no valid account (unassigned)
+			}
+			acc = digitsOf(r, 8)
+		}
 		out = append(out,
 			sample{pick("NHS no. ", "NHS number: ", "nhs ", "Patient ") + pick(group(nhs, 3, 3), nhs[:3]+"-"+nhs[3:6]+"-"+nhs[6:]) + ".", NHS},
 			sample{"NHS Number " + nhs, NHS},

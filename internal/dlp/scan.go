@@ -306,8 +306,15 @@ func digits(b []byte, i int, found func(Match)) int {
 	case len(d) == 6 && (eq(g, 2, 2, 2) || eq(g, 6)):
 		// A sort code counts with an 8-digit account number close after it,
 		// or with "sort code" before it.
-		if acc := accountAfter(b, end); acc > 0 {
-			found(Match{SortCode, High})
+		if accStart, acc := accountAfter(b, end); acc > 0 {
+			// Vocalink modulus check: a pair that fails it is no account
+			// (or mistyped); with "sort code" nearby it is still worth a
+			// low-confidence mention.
+			if ValidUKAccount(string(d), string(b[accStart:acc])) {
+				found(Match{SortCode, High})
+			} else if hasContext(b, i, end, SortCode) {
+				found(Match{SortCode, Low})
+			}
 			return acc
 		}
 		if len(g) == 3 && hasContext(b, i, end, SortCode) {
@@ -317,8 +324,12 @@ func digits(b []byte, i int, found func(Match)) int {
 	case len(d) == 8 && len(g) == 1:
 		// account number then sort code
 		if hasContext(b, i, end, SortCode) {
-			if sc := sortCodeAfter(b, end); sc > 0 {
-				found(Match{SortCode, High})
+			if scDigits, sc := sortCodeAfter(b, end); sc > 0 {
+				if ValidUKAccount(scDigits, string(d)) {
+					found(Match{SortCode, High})
+				} else {
+					found(Match{SortCode, Low})
+				}
 				return sc
 			}
 		}
@@ -337,7 +348,7 @@ func allFours(g []int) bool {
 
 // accountAfter finds an 8-digit account number within a few words after a
 // sort code ending at i; it returns the account's end or 0.
-func accountAfter(b []byte, i int) int {
+func accountAfter(b []byte, i int) (start, end int) {
 	limit := min(len(b), i+40)
 	for j := i; j < limit; j++ {
 		if class[b[j]] == cDigit && (j == 0 || !isAlnum(b[j-1])) {
@@ -346,16 +357,16 @@ func accountAfter(b []byte, i int) int {
 				k++
 			}
 			if k-j == 8 && (k == len(b) || !isAlnum(b[k])) {
-				return k
+				return j, k
 			}
-			return 0
+			return 0, 0
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // sortCodeAfter finds a sort code (12-34-56, 12 34 56, 123456) shortly after i.
-func sortCodeAfter(b []byte, i int) int {
+func sortCodeAfter(b []byte, i int) (string, int) {
 	limit := min(len(b), i+40)
 	for j := i; j < limit; j++ {
 		if class[b[j]] == cDigit && !isAlnum(b[j-1]) {
@@ -363,12 +374,12 @@ func sortCodeAfter(b []byte, i int) int {
 			var gbuf [6]int
 			d, g, end := digitGroups(b, j, dbuf[:0], gbuf[:0])
 			if len(d) == 6 && (eq(g, 2, 2, 2) || eq(g, 6)) && (end == len(b) || !isAlnum(b[end])) {
-				return end
+				return string(d), end
 			}
-			return 0
+			return "", 0
 		}
 	}
-	return 0
+	return "", 0
 }
 
 // letters looks at a token starting with a letter.
