@@ -4,7 +4,9 @@
 # harness's smtp-sink on 127.0.0.1:2526, durable acceptance, DKIM signing
 # of every message (From: is in the org domain), a fresh queue per run.
 # Environment: SEALPOST_BIN (built binary), BENCH_DKIM (rsa-2048 | ed25519 |
-# rsa-2048+ed25519 | off; default rsa-2048), BENCH_DIR_SP (work directory).
+# rsa-2048+ed25519 | off; default rsa-2048), BENCH_DLP (true | false: outbound
+# inspection and policy; default true), BENCH_DIR_SP (work directory).
+# stop appends the run's mean accept latency to $BENCH_DIR_SP/accept-latency.txt.
 set -euo pipefail
 BIN=${SEALPOST_BIN:-/tmp/bench-bin/sealpost}
 DIR=${BENCH_DIR_SP:-/tmp/bench-sealpost}
@@ -33,6 +35,8 @@ max_sessions_per_ip = 5000
 smarthost = "127.0.0.1:2526"
 [dkim]
 algorithm = "$ALG"
+[dlp]
+enabled = ${BENCH_DLP:-true}
 [web]
 listen = "127.0.0.1:$((PORT+2))"
 public_url = "http://127.0.0.1:$((PORT+2))"
@@ -51,6 +55,16 @@ TOML
 stop)
   [ -f "$DIR/pid" ] || exit 0
   pid=$(cat "$DIR/pid")
+  # Keep the accept-latency histogram of the run (end of DATA to 250).
+  python3 - "$((PORT+2))" >>"$DIR/accept-latency.txt" <<'PY' || true
+import sys, urllib.request
+m = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+s = c = 0.0
+for line in m.splitlines():
+    if line.startswith('sealpost_smtp_accept_seconds_sum{role="outbound"}'): s = float(line.split()[-1])
+    if line.startswith('sealpost_smtp_accept_seconds_count{role="outbound"}'): c = float(line.split()[-1])
+if c: print("dlp=%s mean_accept_ms=%.3f count=%d" % (__import__("os").environ.get("BENCH_DLP", "true"), 1000 * s / c, c))
+PY
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true

@@ -115,7 +115,10 @@ func (c *Config) MasterKeyPath() string {
 
 // DLP configures data-loss prevention.
 type DLP struct {
-	Custom []DLPCustom `toml:"custom"`
+	// Enabled: outbound mail is inspected and the policy applied. Off, mail
+	// leaves as it came (only for measuring or for inbound-only gateways).
+	Enabled bool        `toml:"enabled"`
+	Custom  []DLPCustom `toml:"custom"`
 	// Labels maps Microsoft Purview sensitivity labels (their name or id,
 	// from the msip_labels header) to a classification marking.
 	Labels map[string]string `toml:"labels"`
@@ -266,7 +269,7 @@ func Default() *Config {
 			PublicURL: "http://127.0.0.1:8080",
 		},
 		Log: Log{Level: "info", Format: "json"},
-		DLP: DLP{MaxAttachmentBytes: 64 << 20},
+		DLP: DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
 		Policy: Policy{
 			BuiltinRules:        true,
 			SenderKeywords:      []string{"[secure]", "[encrypt]"},

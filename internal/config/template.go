@@ -105,6 +105,9 @@ listen = "127.0.0.1:8080"
 public_url = "http://127.0.0.1:8080"
 
 [dlp]
+# Inspect outbound mail and apply the policy. Turn off only to measure, or
+# on a gateway that handles inbound mail alone: off, nothing is protected.
+enabled = true
 # At most this much of one archive, Office document or PDF is read into
 # memory to be inspected; larger ones are reported "unscannable".
 max_attachment_bytes = 67108864

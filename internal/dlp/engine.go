@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/text/encoding/htmlindex"
@@ -250,7 +251,10 @@ func charsetReader(charset string, r io.Reader) (io.Reader, error) {
 
 // message scans a message; prefix names where it sits ("" for the top).
 func (s *scan) message(r io.Reader, prefix string, depth int) error {
-	m, err := mail.ReadMessage(bufio.NewReader(r))
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); headerReaders.Put(br) }()
+	m, err := mail.ReadMessage(br)
 	if err != nil {
 		if prefix == "" {
 			return fmt.Errorf("not a message: %w", err)
@@ -337,7 +341,9 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 	// Look at the start to tell containers (read whole, up to a bound, since
 	// archives need random access) from text (streamed in chunks, so that a
 	// large part costs no more memory than a chunk).
-	br := bufio.NewReaderSize(r, 8192)
+	br := peekReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); peekReaders.Put(br) }()
 	head, err := br.Peek(8192)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		s.unscannable(where, "content cannot be decoded")
@@ -395,8 +401,17 @@ const chunkSize = 1 << 20
 // chunks scans text from r in pieces that end at a line break (or a space),
 // so that memory does not grow with the size of a part. An identifier is
 // never split across lines in text that a person reads.
+var (
+	peekReaders   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8192) }}
+	headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+)
+
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
 func (s *scan) chunks(r io.Reader, where string) {
-	buf := make([]byte, chunkSize)
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	buf := *bp
 	carry := 0
 	for {
 		n, err := io.ReadFull(r, buf[carry:])

@@ -175,7 +175,11 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}()
 
 	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
-	g.SMTP.SetInspector(inspector{g})
+	if cfg.DLP.Enabled {
+		g.SMTP.SetInspector(inspector{g})
+	} else {
+		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
+	}
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, err
@@ -245,6 +249,11 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.cfg.Store(cfg)
 	g.rules.Store(rs)
+	if cfg.DLP.Enabled {
+		g.SMTP.SetInspector(inspector{g})
+	} else {
+		g.SMTP.SetInspector(nil)
+	}
 	g.SMTP.SetConfig(cfg)
 	g.Log.Info("configuration reloaded", "file", cfg.File, "policy_rules", len(rs.policy.Rules()))
 	return nil

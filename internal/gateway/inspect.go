@@ -125,12 +125,15 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 	cfg := g.Config()
 	most := d.Most()
 	now := time.Now()
-	detail, err := json.Marshal(d)
-	if err != nil {
-		return nil, err
-	}
 	rec := &store.Decision{MsgID: env.ID, CreatedAt: now, MailFrom: env.MailFrom, Subject: env.Subject,
-		Classification: d.Classification, Outcome: most.String(), Detail: string(detail)}
+		Classification: d.Classification, Outcome: most.String()}
+	if most != policy.Deliver || len(d.Findings) > 0 {
+		detail, err := json.Marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		rec.Detail = string(detail)
+	}
 	g.Metrics.PolicyDecisions.WithLabelValues(most.String()).Inc()
 	for _, f := range d.Findings {
 		g.Metrics.DLPFindings.WithLabelValues(f.Detector).Add(float64(f.Count))
@@ -184,7 +187,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			env.Notices = append(env.Notices, n)
 		}
 	}
-	g.Log.Info("policy decision", "msgid", env.ID, "outcome", most.String(), "rules", rulesOf(d))
+	if most != policy.Deliver || len(d.Findings) > 0 {
+		g.Log.Info("policy decision", "msgid", env.ID, "outcome", most.String(), "rules", rulesOf(d))
+	}
 	return nil, nil
 }
 

@@ -217,7 +217,9 @@ func New(opt Options) (*Engine, error) {
 		if ast.OutputType() != cel.BoolType {
 			return nil, &RuleError{Rule: r.Name, Line: r.Line, Err: "when: the condition is a " + ast.OutputType().String() + ", not a bool"}
 		}
-		prg, err := env.Program(ast, cel.CostLimit(100000), cel.InterruptCheckFrequency(100))
+		// No cost tracking: it doubles evaluation time, and a condition over
+		// these few small values cannot run long.
+		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
 			return nil, &RuleError{Rule: r.Name, Line: r.Line, Err: "when: " + oneLine(err.Error())}
 		}
@@ -372,7 +374,7 @@ func (e *Engine) decide(act map[string]any, msg *MessageFacts, rf *RecipientFact
 	for _, r := range e.rules {
 		out, _, err := r.prg.Eval(act)
 		matched := false
-		reason := fill(r.Reason, msg, rf)
+		var reason string
 		if err != nil {
 			matched = true
 			reason = "the rule could not be evaluated (" + oneLine(err.Error()) + "), so it counts as matching"
@@ -381,6 +383,9 @@ func (e *Engine) decide(act map[string]any, msg *MessageFacts, rf *RecipientFact
 		}
 		if !matched {
 			continue
+		}
+		if err == nil {
+			reason = fill(r.Reason, msg, rf)
 		}
 		rd.Rules = append(rd.Rules, r.Name)
 		if reason == "" {
@@ -422,12 +427,15 @@ func fill(s string, msg *MessageFacts, rf *RecipientFacts) string {
 	if !strings.Contains(s, "{") {
 		return s
 	}
-	return strings.NewReplacer(
-		"{recipient.domain}", rf.Domain,
-		"{recipient.address}", rf.Address,
-		"{recipient.lookalike}", rf.Lookalike,
-		"{message.external_visible}", strconv.Itoa(msg.ExternalVisible),
-	).Replace(s)
+	for _, kv := range [...][2]string{
+		{"{recipient.domain}", rf.Domain},
+		{"{recipient.address}", rf.Address},
+		{"{recipient.lookalike}", rf.Lookalike},
+		{"{message.external_visible}", strconv.Itoa(msg.ExternalVisible)},
+	} {
+		s = strings.ReplaceAll(s, kv[0], kv[1])
+	}
+	return s
 }
 
 func domainOf(addr string) string {
