@@ -135,6 +135,7 @@ type Policy struct {
 	TLSAssuredDomains   []string     `toml:"tls_assured_domains"`
 	PartnerDomains      []string     `toml:"partner_domains"`
 	BulkThreshold       int          `toml:"bulk_threshold"`
+	BulkAction          string       `toml:"bulk_action"`
 	HoldTimeout         Duration     `toml:"hold_timeout"`
 	QuarantineRetention Duration     `toml:"quarantine_retention"`
 	Rules               []PolicyRule `toml:"rule"`
@@ -274,6 +275,7 @@ func Default() *Config {
 			BuiltinRules:        true,
 			SenderKeywords:      []string{"[secure]", "[encrypt]"},
 			BulkThreshold:       10,
+			BulkAction:          "hold",
 			HoldTimeout:         Duration{72 * time.Hour},
 			QuarantineRetention: Duration{30 * 24 * time.Hour},
 		},
@@ -521,6 +523,11 @@ func (c *Config) validate() error {
 			}
 			list[i] = d
 		}
+	}
+	switch c.Policy.BulkAction {
+	case "hold", "split":
+	default:
+		return c.errf("policy.bulk_action", "%q: want hold or split", c.Policy.BulkAction)
 	}
 	if c.Policy.BulkThreshold < 0 {
 		return c.errf("policy.bulk_threshold", "must be 0 (off) or more")

@@ -143,8 +143,11 @@ tls_assured_domains = []
 # Partners' domains: addresses at domains that look like these or like
 # org.domains (examp1e.gov.uk) are held.
 partner_domains = []
-# More external addresses than this in To/Cc hold a message (0: off).
+# More external addresses than this in To/Cc make a message "bulk" (0: off):
+# hold it for the sender (advice: use Bcc), or split it into one message per
+# outside recipient whose To: shows only them.
 bulk_threshold = 10
+bulk_action = "hold"
 # A held message the sender neither confirms nor cancels is dropped after this.
 hold_timeout = "3d"
 # Quarantined mail the operator does not release is deleted after this.

@@ -152,13 +152,21 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 		if most == policy.Quarantine && a == policy.Hold {
 			a = policy.Quarantine // one message, one reviewer: the operator
 		}
+		split := ""
+		if r.Split {
+			split = queue.ActionSplit
+		}
 		switch a {
 		case policy.Hold:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "held", Then: r.Then}
+			env.Plan[r.Address] = queue.RcptPlan{Status: "held", Then: r.Then, Action: split}
 		case policy.Quarantine:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "quarantined", Then: r.Then}
+			env.Plan[r.Address] = queue.RcptPlan{Status: "quarantined", Then: r.Then, Action: split}
 		case policy.RequireTLS:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: "require-tls"}
+			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
+		default:
+			if split != "" {
+				env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: split}
+			}
 		}
 	}
 	// The policy lower-cases addresses; the plan must use the envelope's.

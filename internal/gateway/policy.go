@@ -50,7 +50,7 @@ func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
 	e, err := policy.New(policy.Options{
 		Rules: rules, Builtin: cfg.Policy.BuiltinRules, Disable: cfg.Policy.Disable,
 		OrgDomains: cfg.Org.Domains, PartnerDomains: cfg.Policy.PartnerDomains, TLSAssured: cfg.Policy.TLSAssuredDomains,
-		BulkThreshold: cfg.Policy.BulkThreshold, Available: Available,
+		BulkThreshold: cfg.Policy.BulkThreshold, BulkSplit: cfg.Policy.BulkAction == "split", Available: Available,
 	})
 	var re *policy.RuleError
 	if errors.As(err, &re) {

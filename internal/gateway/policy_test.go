@@ -409,3 +409,38 @@ func TestPolicyErrorsAtStartAndReload(t *testing.T) {
 		t.Fatal("running policy lost")
 	}
 }
+
+func TestBulkSplit(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Policy.BulkAction = "split" })
+	var to []string
+	for i := 0; i < 12; i++ {
+		to = append(to, "person"+string(rune('a'+i))+"@public.example")
+	}
+	rcpts := []string{to[0], to[1], "colleague@example.gov.uk"}
+	code, reply := outbound(t, e, "staff@example.gov.uk", rcpts, message("staff@example.gov.uk", strings.Join(to, ", "), "newsletter", "hello all"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	msgs := e.sink.Wait(t, 3, 10*time.Second)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		toHdr := testutil.Header(m.Data, "To")
+		if len(m.Rcpts) != 1 {
+			t.Fatalf("a copy for %v", m.Rcpts)
+		}
+		if m.Rcpts[0] == "colleague@example.gov.uk" {
+			if !strings.Contains(toHdr, "personl@public.example") {
+				t.Fatalf("internal copy was changed: To %q", toHdr)
+			}
+			continue
+		}
+		if toHdr != "<"+m.Rcpts[0]+">" || testutil.Header(m.Data, "Cc") != "" {
+			t.Fatalf("copy for %s has To %q", m.Rcpts[0], toHdr)
+		}
+		verifyDKIM(t, e.gw, m.Data)
+		seen[m.Rcpts[0]] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("external copies: %v", seen)
+	}
+}

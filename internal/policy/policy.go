@@ -61,6 +61,9 @@ type Options struct {
 	PartnerDomains []string // known partners, for look-alike checks
 	TLSAssured     []string // domains ("nhs.net") or suffixes (".gov.uk") whose servers enforce TLS
 	BulkThreshold  int      // more external addresses than this in To/Cc make a message bulk
+	// BulkSplit: a bulk message is split into one copy per outside
+	// recipient (To: only them, no Cc) instead of held.
+	BulkSplit bool
 	// Available says whether the gateway can carry out an action; actions
 	// it cannot fall back to hold. Nil means every action is available.
 	Available func(Action) bool
@@ -184,6 +187,9 @@ func New(opt Options) (*Engine, error) {
 	var rules []Rule
 	if opt.Builtin {
 		off := map[string]bool{}
+		if opt.BulkSplit {
+			off["bulk-visible-recipients"] = true
+		}
 		for _, n := range opt.Disable {
 			off[n] = true
 		}
@@ -271,6 +277,7 @@ type RecipientDecision struct {
 	Address string   `json:"address"`
 	Action  string   `json:"action"`
 	Then    string   `json:"then,omitempty"` // for hold and quarantine: what a release does
+	Split   bool     `json:"split,omitempty"` // sent on its own, To: showing only this recipient
 	Rules   []string `json:"rules"`          // the rules that matched
 	Reasons []string `json:"reasons"`
 }
@@ -351,7 +358,12 @@ func (e *Engine) Decide(in *Input) *Decision {
 			rf.Lookalike = lookalike(dom, e.known)
 		}
 		act["recipient"] = rf
-		d.Recipients = append(d.Recipients, e.decide(act, msg, rf))
+		rd := e.decide(act, msg, rf)
+		if e.opt.BulkSplit && msg.Bulk && rf.External {
+			rd.Split = true
+			rd.Reasons = append(rd.Reasons, fmt.Sprintf("bulk: %d external addresses are visible in To/Cc, so each outside recipient gets a copy addressed to them alone", msg.ExternalVisible))
+		}
+		d.Recipients = append(d.Recipients, rd)
 	}
 	return d
 }

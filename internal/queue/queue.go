@@ -178,6 +178,12 @@ type Envelope struct {
 	Notices []*Pending
 }
 
+// Recipient actions (store.Recipient.Action): flags, concatenated.
+const (
+	ActionRequireTLS = "require-tls" // only over verified TLS
+	ActionSplit      = ",split"      // a copy of its own, To: only this recipient
+)
+
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
 	Status string // "queued", "held" or "quarantined"
@@ -302,6 +308,9 @@ func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int
 			domain = strings.ToLower(domainOf(r.Rcpt))
 		}
 		key := r.Route + "\x00" + domain + "\x00" + r.Action
+		if strings.Contains(r.Action, ActionSplit) {
+			key += "\x00" + r.Rcpt
+		}
 		i, ok := idx[key]
 		if !ok {
 			i = len(jobs)
@@ -482,7 +491,12 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 				att.Rcpts[i] = RcptResult{Text: "no transport for route " + j.route}
 			}
 		} else {
-			att = t.Deliver(ctx, &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size(), RequireTLS: j.action == "require-tls"})
+			d := &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size(),
+				RequireTLS: strings.HasPrefix(j.action, ActionRequireTLS)}
+			if strings.Contains(j.action, ActionSplit) && len(j.rcpts) == 1 {
+				d.Body, d.Size = addressedTo(body, body.Size(), j.rcpts[0])
+			}
+			att = t.Deliver(ctx, d)
 		}
 		body.Close()
 	}
