@@ -1,11 +1,14 @@
 package dlp
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/go-pdf/fpdf"
 )
 
 // A labelled set, generated: identifiers in varied formatting inside prose,
@@ -140,6 +143,7 @@ func labelled(r *rand.Rand, n int) []sample {
 			sample{fmt.Sprintf("sort code %s-%s-%s account %s", sc[:2], sc[2:4], sc[4:], acc), SortCode},
 			sample{pick("VAT reg ", "VAT No. ") + pick(vat, "GB "+group(vat[2:], 3, 4)), VAT},
 			sample{"passport number " + digitsOf(r, 9), Passport},
+			sample{pick("driving licence ", "DVLA licence no. ", "Licence: ") + genLicence(r), Licence},
 			sample{"-----BEGIN " + pick("RSA ", "EC ", "OPENSSH ", "") + "PRIVATE KEY-----", PrivateKey},
 			// Decoys.
 			sample{"Call us on 0161 496 " + digitsOf(r, 4) + " or 07700 900" + digitsOf(r, 3) + ".", ""},
@@ -152,6 +156,18 @@ func labelled(r *rand.Rand, n int) []sample {
 		)
 	}
 	return out
+}
+
+// genLicence makes a DVLA driving licence number: surname (padded with 9),
+// decade, month (+50 for women), day, year, initials, a digit, two checks.
+func genLicence(r *rand.Rand) string {
+	names := []string{"SMITH", "JONES", "PATEL", "BROWN", "WU999", "OLEAR", "MORGA"}
+	month := 1 + r.IntN(12)
+	if r.IntN(2) == 0 {
+		month += 50
+	}
+	return fmt.Sprintf("%s%d%02d%02d%d%s%d%s", names[r.IntN(len(names))], r.IntN(10), month, 1+r.IntN(28), r.IntN(10),
+		string(rune('A'+r.IntN(26)))+string(rune('A'+r.IntN(26))), r.IntN(10), string(rune('A'+r.IntN(26)))+string(rune('A'+r.IntN(26))))
 }
 
 func nhsBad(r *rand.Rand) string {
@@ -186,17 +202,19 @@ func TestPrecisionRecall(t *testing.T) {
 	}
 	e, _ := NewEngine(nil, DefaultLimits)
 	for i, s := range set {
-		// Plain text, HTML with the identifier's parts in markup, and a
-		// DOCX paragraph, in turn.
+		// Plain text, HTML with the identifier's parts in markup, a DOCX
+		// paragraph and a PDF page, in turn.
 		text := prose[i%len(prose)] + " " + s.text + " " + prose[(i+1)%len(prose)]
 		var res *Result
-		switch i % 3 {
+		switch i % 4 {
 		case 0:
 			res = e.ScanDocument("a.txt", []byte(text))
 		case 1:
 			res = e.ScanDocument("a.html", []byte("<p>"+strings.Replace(text, " ", " <span>", 3)+"</span></span></span></p>"))
 		case 2:
 			res = e.ScanDocument("a.docx", docx(t, text))
+		case 3:
+			res = e.ScanDocument("a.pdf", onePagePDF(t, text))
 		}
 		found := map[string]bool{}
 		for _, f := range res.Findings {
@@ -235,4 +253,16 @@ func TestPrecisionRecall(t *testing.T) {
 			t.Errorf("%s: precision %.3f, recall %.3f; want both at least 0.98", d, p, rc)
 		}
 	}
+}
+
+func onePagePDF(t *testing.T, text string) []byte {
+	p := fpdf.New("P", "mm", "A3", "")
+	p.AddPage()
+	p.SetFont("Helvetica", "", 8)
+	p.Cell(0, 6, text)
+	var b bytes.Buffer
+	if err := p.Output(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
