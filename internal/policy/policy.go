@@ -276,9 +276,9 @@ type Decision struct {
 type RecipientDecision struct {
 	Address string   `json:"address"`
 	Action  string   `json:"action"`
-	Then    string   `json:"then,omitempty"` // for hold and quarantine: what a release does
+	Then    string   `json:"then,omitempty"`  // for hold and quarantine: what a release does
 	Split   bool     `json:"split,omitempty"` // sent on its own, To: showing only this recipient
-	Rules   []string `json:"rules"`          // the rules that matched
+	Rules   []string `json:"rules"`           // the rules that matched
 	Reasons []string `json:"reasons"`
 }
 
