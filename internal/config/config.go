@@ -36,6 +36,7 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	DLP      DLP      `toml:"dlp"`
 	Policy   Policy   `toml:"policy"`
+	Portal   Portal   `toml:"portal"`
 	Keys     Keys     `toml:"keys"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
@@ -139,6 +140,23 @@ type Policy struct {
 	HoldTimeout         Duration     `toml:"hold_timeout"`
 	QuarantineRetention Duration     `toml:"quarantine_retention"`
 	Rules               []PolicyRule `toml:"rule"`
+}
+
+// Portal configures the secure portal.
+type Portal struct {
+	Enabled       bool     `toml:"enabled"`
+	Expiry        Duration `toml:"expiry"`
+	MaxExpiry     Duration `toml:"max_expiry"`
+	Session       Duration `toml:"session"`
+	Remember      Duration `toml:"remember"`
+	CodeValidity  Duration `toml:"code_validity"`
+	CodeAttempts  int      `toml:"code_attempts"`
+	CodesPerHour  int      `toml:"codes_per_hour"`
+	HideSubject   bool     `toml:"hide_subject"`
+	LinkInNotice  bool     `toml:"link_in_notice"`
+	NoticeFrom    string   `toml:"notice_from"`
+	BrandColour   string   `toml:"brand_colour"`
+	MaxReplyBytes int64    `toml:"max_reply_bytes"`
 }
 
 // PolicyRule is one [[policy.rule]].
@@ -271,6 +289,12 @@ func Default() *Config {
 		},
 		Log: Log{Level: "info", Format: "json"},
 		DLP: DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
+		Portal: Portal{
+			Enabled: true, Expiry: Duration{30 * 24 * time.Hour}, MaxExpiry: Duration{365 * 24 * time.Hour},
+			Session: Duration{time.Hour}, Remember: Duration{30 * 24 * time.Hour},
+			CodeValidity: Duration{15 * time.Minute}, CodeAttempts: 5, CodesPerHour: 5,
+			LinkInNotice: true, BrandColour: "#1d4f91", MaxReplyBytes: 25 << 20,
+		},
 		Policy: Policy{
 			BuiltinRules:        true,
 			SenderKeywords:      []string{"[secure]", "[encrypt]"},
@@ -342,6 +366,8 @@ func Parse(file string, data []byte) (*Config, error) {
 
 var builtinDetector = map[string]bool{"uk-nino": true, "uk-nhs-number": true, "payment-card": true, "iban": true, "uk-sort-code-account": true,
 	"uk-passport": true, "uk-driving-licence": true, "uk-postcode": true, "uk-vat": true, "private-key": true, "unscannable": true}
+
+var brandColour = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
 var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
@@ -541,6 +567,30 @@ func (c *Config) validate() error {
 		if r.Name == "" {
 			return &Error{File: c.File, Line: r.Line, Key: fmt.Sprintf("policy.rule[%d].name", i), Msg: "every rule needs a name"}
 		}
+	}
+	for k, d := range map[string]time.Duration{"portal.expiry": c.Portal.Expiry.Duration, "portal.max_expiry": c.Portal.MaxExpiry.Duration,
+		"portal.session": c.Portal.Session.Duration, "portal.remember": c.Portal.Remember.Duration, "portal.code_validity": c.Portal.CodeValidity.Duration} {
+		if d <= 0 {
+			return c.errf(k, "must be a positive duration")
+		}
+	}
+	if c.Portal.Expiry.Duration > c.Portal.MaxExpiry.Duration {
+		return c.errf("portal.expiry", "is longer than portal.max_expiry")
+	}
+	if c.Portal.CodeAttempts < 1 || c.Portal.CodeAttempts > 10 {
+		return c.errf("portal.code_attempts", "want 1 to 10")
+	}
+	if c.Portal.CodesPerHour < 1 || c.Portal.CodesPerHour > 60 {
+		return c.errf("portal.codes_per_hour", "want 1 to 60")
+	}
+	if !brandColour.MatchString(c.Portal.BrandColour) {
+		return c.errf("portal.brand_colour", "%q: want a colour like #1d4f91", c.Portal.BrandColour)
+	}
+	if c.Portal.NoticeFrom != "" && !strings.Contains(c.Portal.NoticeFrom, "@") {
+		return c.errf("portal.notice_from", "%q: want an address", c.Portal.NoticeFrom)
+	}
+	if c.Portal.MaxReplyBytes < 1<<20 {
+		return c.errf("portal.max_reply_bytes", "must be at least 1048576")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

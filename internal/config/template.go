@@ -164,6 +164,31 @@ quarantine_retention = "30d"
 # action = "quarantine"
 # reason = "Project Falcon material may not leave the organisation"
 
+[portal]
+# The secure portal, where outside recipients read mail the policy seals
+# ("portal" action): they prove their address with a one-time code mailed
+# to them, then read, download and reply in the browser.
+enabled = true
+# How long a sealed message can be read (senders may change it, up to max_expiry).
+expiry = "30d"
+max_expiry = "365d"
+# A recipient's session, and "remember this browser".
+session = "1h"
+remember = "30d"
+# One-time codes: valid this long, this many tries, this many sent per hour.
+code_validity = "15m"
+code_attempts = 5
+codes_per_hour = 5
+# Leave the subject out of notifications.
+hide_subject = false
+# false: notifications carry no link, only a reference to enter at web.public_url/r.
+link_in_notice = true
+# From: of notifications and codes (empty: noreply@ the first org domain).
+notice_from = ""
+brand_colour = "#1d4f91"
+# Largest secure reply, attachments included.
+max_reply_bytes = 26214400
+
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,
 # codes and keys are never logged.

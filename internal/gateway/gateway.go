@@ -22,6 +22,7 @@ import (
 	"sealpost/internal/deliver"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
+	"sealpost/internal/portal"
 	"sealpost/internal/queue"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
@@ -42,6 +43,7 @@ type Gateway struct {
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
 	rules     atomic.Pointer[rules]
+	Portal    *portal.Service
 	linkKey   []byte
 	bg        sync.WaitGroup
 
@@ -150,6 +152,22 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if transports[queue.RouteOutbound] == nil {
 		transports[queue.RouteOutbound] = smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true)
 	}
+	g.Portal = &portal.Service{Store: g.Store, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
+		Limiter: portal.NewIPLimiter(30, 10*time.Minute)}
+	if g.Portal.KEK, err = hkdf.Key(sha256.New, key, nil, "sealpost portal key wrapping", 32); err != nil {
+		return nil, err
+	}
+	if g.Portal.MACKey, err = hkdf.Key(sha256.New, key, nil, "sealpost portal tokens", 32); err != nil {
+		return nil, err
+	}
+	g.Portal.Submit = func(ctx context.Context, from string, to []string, subject string, write func(io.Writer) error) error {
+		p, err := g.Queue.Compose("notice", from, to, subject, write)
+		if err != nil {
+			return err
+		}
+		return g.Queue.Submit(ctx, p)
+	}
+	transports[queue.RoutePortal] = g.Portal
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
@@ -191,6 +209,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		}
 	}
 	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}}
+	if cfg.Portal.Enabled {
+		g.Web.Mount = g.Portal.Routes
+	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
 			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)

@@ -142,8 +142,11 @@ func (g *Gateway) holdView(rec *store.Decision) *web.HoldView {
 		waiting, _ := splitWaiting(&d)
 		for _, r := range waiting {
 			hr := web.HoldRecipient{Address: r.Address, Reasons: r.Reasons}
-			if r.Then == "require-tls" {
+			switch r.Then {
+			case "require-tls":
 				hr.Then = "over an encrypted connection only (verified TLS)"
+			case "portal":
+				hr.Then = "through the secure portal"
 			}
 			v.Recipients = append(v.Recipients, hr)
 		}
@@ -212,6 +215,7 @@ func (g *Gateway) expireHolds(ctx context.Context) {
 		for _, id := range ids {
 			g.expire(ctx, id)
 		}
+		g.Portal.Sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return

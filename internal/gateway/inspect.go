@@ -163,6 +163,8 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			env.Plan[r.Address] = queue.RcptPlan{Status: "quarantined", Then: r.Then, Action: split}
 		case policy.RequireTLS:
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
+		case policy.Portal:
+			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionPortal}
 		default:
 			if split != "" {
 				env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: split}

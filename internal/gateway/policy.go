@@ -9,15 +9,20 @@ import (
 	"sealpost/internal/policy"
 )
 
-// Available says which policy actions this gateway carries out. The portal
-// and recipient-key encryption are not built yet: the policy falls back to
-// hold for them, never to plain delivery.
-func Available(a policy.Action) bool {
-	switch a {
-	case policy.Portal, policy.EncryptPGP, policy.EncryptSMIME:
-		return false
+// available says which policy actions this gateway carries out:
+// recipient-key encryption is not built yet, and the portal can be
+// switched off. The policy falls back to the portal, or to hold, never to
+// plain delivery.
+func available(cfg *config.Config) func(policy.Action) bool {
+	return func(a policy.Action) bool {
+		switch a {
+		case policy.EncryptPGP, policy.EncryptSMIME:
+			return false
+		case policy.Portal:
+			return cfg.Portal.Enabled
+		}
+		return true
 	}
-	return true
 }
 
 // DLPEngine builds the scanner of cfg (nil cfg: built-in detectors only).
@@ -50,7 +55,7 @@ func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
 	e, err := policy.New(policy.Options{
 		Rules: rules, Builtin: cfg.Policy.BuiltinRules, Disable: cfg.Policy.Disable,
 		OrgDomains: cfg.Org.Domains, PartnerDomains: cfg.Policy.PartnerDomains, TLSAssured: cfg.Policy.TLSAssuredDomains,
-		BulkThreshold: cfg.Policy.BulkThreshold, BulkSplit: cfg.Policy.BulkAction == "split", Available: Available,
+		BulkThreshold: cfg.Policy.BulkThreshold, BulkSplit: cfg.Policy.BulkAction == "split", Available: available(cfg),
 	})
 	var re *policy.RuleError
 	if errors.As(err, &re) {

@@ -127,7 +127,10 @@ func decodeQP(b []byte) string {
 	return strings.NewReplacer("=\r\n", "", "=3D", "=").Replace(string(b))
 }
 
-func TestHeldMessageConfirmedBySenderGoesOverVerifiedTLS(t *testing.T) {
+// TestHeldMessageConfirmedBySender: held for the first contact, confirmed
+// through the signed link, then sealed into the portal (the policy's
+// choice for personal data): the outside recipient gets only a notification.
+func TestHeldMessageConfirmedBySender(t *testing.T) {
 	sink, ca := testutil.NewTLSSink(t)
 	e := start(t, func(c *config.Config) {
 		c.Outbound.Smarthost = sink.Addr
@@ -218,11 +221,15 @@ func TestHeldMessageConfirmedBySenderGoesOverVerifiedTLS(t *testing.T) {
 		t.Fatalf("confirm: %d\n%s", st, page)
 	}
 	m := sink.Wait(t, 1, 10*time.Second)[0]
-	if !m.TLS {
-		t.Fatal("delivered without TLS")
+	if !m.TLS || m.Rcpts[0] != "gp@surgery.example" {
+		t.Fatalf("notification to %v, TLS %v", m.Rcpts, m.TLS)
 	}
-	if got := testutil.Header(m.Data, "Subject"); got != "Referral" {
-		t.Fatalf("subject %q: the keyword must go", got)
+	if strings.Contains(string(m.Data), "943 476 5919") || !strings.Contains(decodeQP(m.Data), "/m/") {
+		t.Fatalf("notification:\n%s", m.Data)
+	}
+	sealed, err := e.gw.Store.SealedByMsg(context.Background(), id)
+	if err != nil || sealed.Subject != "Referral" {
+		t.Fatalf("sealed %+v, %v: the keyword must go", sealed, err)
 	}
 	if d := decision(t, e, id); d.State != "released" || d.ResolvedBy != "sender" {
 		t.Fatalf("%+v", d)
@@ -291,9 +298,8 @@ func TestDocxInZipQuarantinedByOperatorRule(t *testing.T) {
 		r, _ := e.gw.Store.Recipients(context.Background(), id)
 		if r[0].Attempts > 0 {
 			// personal data to a first contact, not TLS-assured: after the
-			// quarantine the policy's portal falls back to verified TLS,
-			// which the plain sink cannot give.
-			if r[0].Action != "require-tls" {
+			// quarantine, the policy's portal.
+			if r[0].Route != "portal" || r[0].Status != "delivered" {
 				t.Fatalf("%+v", r[0])
 			}
 			break

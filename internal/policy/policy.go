@@ -413,12 +413,22 @@ func (e *Engine) decide(act map[string]any, msg *MessageFacts, rf *RecipientFact
 	}
 	avail := func(a Action) bool { return e.opt.Available == nil || e.opt.Available(a) }
 	if !avail(then) {
-		// Not yet possible here: the message waits for the sender, and
-		// goes over verified TLS if they confirm.
-		rd.Reasons = append(rd.Reasons, fmt.Sprintf("%s is not available on this gateway: held for the sender to confirm; once confirmed it is delivered only over verified TLS", then))
-		then = RequireTLS
-		if best < Hold {
-			best = Hold
+		if then != Portal && avail(Portal) {
+			// Recipient-key encryption is not available: the portal is
+			// the next best protection.
+			rd.Reasons = append(rd.Reasons, fmt.Sprintf("%s is not available on this gateway: sealed into the portal instead", then))
+			then = Portal
+			if best < Portal {
+				best = Portal
+			}
+		} else {
+			// Not possible here: the message waits for the sender, and
+			// goes over verified TLS if they confirm.
+			rd.Reasons = append(rd.Reasons, fmt.Sprintf("%s is not available on this gateway: held for the sender to confirm; once confirmed it is delivered only over verified TLS", then))
+			then = RequireTLS
+			if best < Hold {
+				best = Hold
+			}
 		}
 	}
 	if !avail(best) && best < Hold {

@@ -51,6 +51,7 @@ import (
 const (
 	RouteMailHost = "mailhost" // the organisation's own mail host
 	RouteOutbound = "outbound" // the internet (MX) or the smarthost
+	RoutePortal   = "portal"   // sealed into the secure portal
 )
 
 // Delivery is one attempt to hand a message to one next hop for some of its
@@ -182,6 +183,7 @@ type Envelope struct {
 const (
 	ActionRequireTLS = "require-tls" // only over verified TLS
 	ActionSplit      = ",split"      // a copy of its own, To: only this recipient
+	ActionPortal     = "portal"      // sealed into the portal (route portal)
 )
 
 // RcptPlan is how one recipient's copy is handled.
@@ -215,6 +217,9 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		sr := store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now, Status: "queued"}
 		if p, ok := env.Plan[r]; ok {
 			sr.Action, sr.Then = p.Action, p.Then
+			if p.Action == ActionPortal {
+				sr.Route = RoutePortal
+			}
 			if p.Status == "held" || p.Status == "quarantined" {
 				sr.Status, sr.NextAttempt = p.Status, time.Time{}
 				waiting = append(waiting, sr)
@@ -639,7 +644,7 @@ func (q *Queue) Compose(direction, from string, to []string, subject string, wri
 		return nil, err
 	}
 	now := q.now()
-	msg := &store.Message{ID: id, Direction: direction, MailFrom: from, ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
+	msg := &store.Message{ID: id, Direction: direction, MailFrom: from, HeaderFrom: from, ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
 	var rcpts []store.Recipient
 	for _, r := range to {
 		rcpts = append(rcpts, store.Recipient{Rcpt: r, Route: q.route(r), NextAttempt: now})

@@ -51,3 +51,9 @@ func csrfOK(r *http.Request) bool {
 	}
 	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue(csrfField))) == 1
 }
+
+// CSRFToken returns the request's CSRF token for a form, setting its cookie.
+func CSRFToken(w http.ResponseWriter, r *http.Request) string { return csrfToken(w, r) }
+
+// CSRFOK checks a form POST (see csrfOK).
+func CSRFOK(r *http.Request) bool { return csrfOK(r) }

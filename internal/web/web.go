@@ -48,6 +48,8 @@ type Server struct {
 	Log     *slog.Logger
 	Store   *store.Store
 	Holds   Holds // hold pages; nil: none
+	// Mount adds more routes (the portal) to the mux.
+	Mount func(mux *http.ServeMux)
 
 	srv *http.Server
 }
@@ -67,6 +69,9 @@ func (s *Server) Handler() http.Handler {
 	if s.Holds != nil {
 		mux.HandleFunc("GET /hold/{id}", s.holdPage)
 		mux.HandleFunc("POST /hold/{id}", s.holdPost)
+	}
+	if s.Mount != nil {
+		s.Mount(mux)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or start again from the home page.")
@@ -123,6 +128,18 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data any
 	if err := templates.ExecuteTemplate(w, name, data); err != nil {
 		s.Log.Error("rendering page failed", "page", name, "err", err)
 	}
+}
+
+// Render writes page name of the shared templates with data.
+func Render(w http.ResponseWriter, status int, name string, data map[string]any) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	return templates.ExecuteTemplate(w, name, data)
+}
+
+// ErrorPage writes a page that says what went wrong and what to do next.
+func ErrorPage(w http.ResponseWriter, org string, status int, title, advice string) {
+	Render(w, status, "error.html", map[string]any{"Org": org, "Title": title, "Advice": advice, "Status": status})
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, status int, title, advice string) {

@@ -1,0 +1,308 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"sealpost/internal/config"
+	"sealpost/internal/testutil"
+)
+
+// browser is an HTTP client with cookies that keeps the last page.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	page string
+}
+
+func newBrowser(t *testing.T, e *env) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}, base: "http://" + e.gw.WebAddr.String()}
+}
+
+func (b *browser) do(req *http.Request) (int, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	b.page = string(body)
+	return resp.StatusCode, b.page
+}
+
+func (b *browser) get(path string) (int, string) {
+	req, _ := http.NewRequest("GET", b.base+path, nil)
+	return b.do(req)
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// post submits a form with the CSRF token of the last page.
+func (b *browser) post(path string, form url.Values) (int, string) {
+	b.t.Helper()
+	if m := csrfRe.FindStringSubmatch(b.page); m != nil && form.Get("csrf") == "" {
+		form.Set("csrf", m[1])
+	}
+	req, _ := http.NewRequest("POST", b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+func (b *browser) postFiles(path string, fields map[string]string, files map[string][]byte) (int, string) {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if m := csrfRe.FindStringSubmatch(b.page); m != nil {
+		mw.WriteField("csrf", m[1])
+	}
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	for name, data := range files {
+		w, _ := mw.CreateFormFile("files", name)
+		w.Write(data)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", b.base+path, &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return b.do(req)
+}
+
+var (
+	linkRe = regexp.MustCompile(`https?://[^\s"<>]+/m/([0-9a-z]{32})`)
+	codeRe = regexp.MustCompile(`code is:\s+(\d{4} \d{4})`)
+)
+
+// mailTo waits for a message to rcpt whose subject contains subj.
+func mailTo(t *testing.T, s *testutil.Sink, rcpt, subj string, after int) testutil.Received {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		msgs := s.Messages()
+		for i := len(msgs) - 1; i >= after; i-- {
+			m := msgs[i]
+			if len(m.Rcpts) == 1 && m.Rcpts[0] == rcpt && strings.Contains(testutil.Header(m.Data, "Subject"), subj) {
+				return m
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no mail to %s with %q", rcpt, subj)
+	return testutil.Received{}
+}
+
+func signIn(t *testing.T, e *env, b *browser, landing, rcpt string) {
+	t.Helper()
+	n := len(e.sink.Messages())
+	if st, page := b.get(landing); st != 200 || !strings.Contains(page, "Email me a code") {
+		t.Fatalf("landing %d:\n%s", st, page)
+	}
+	action := regexp.MustCompile(`action="(/m/[0-9a-z]{32}/code)"`).FindStringSubmatch(b.page)
+	if st, page := b.post(action[1], url.Values{}); st != 200 || !strings.Contains(page, "Enter your code") {
+		t.Fatalf("code page %d:\n%s", st, page)
+	}
+	code := codeRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, rcpt, "one-time code", n).Data))
+	if code == nil {
+		t.Fatal("no code in the mail")
+	}
+	verify := regexp.MustCompile(`action="([^"]+/verify[^"]*)"`).FindStringSubmatch(b.page)
+	if st, page := b.post(verify[1], url.Values{"code": {code[1]}}); st != 200 || strings.Contains(page, "Email me a code") {
+		t.Fatalf("after the code %d:\n%s", st, page)
+	}
+}
+
+func TestPortalEndToEnd(t *testing.T) {
+	e := start(t, nil)
+	attachment := bytes.Repeat([]byte("attachment data 0123456789\n"), 50000) // 1.35 MB
+	msg := withAttachment("Alice Staff <staff@example.gov.uk>", "jane@citizen.example", "[secure] Your case", "Dear Jane, NHS no. 943 476 5919 is on file.", "case.zip", attachment)
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example"}, msg)
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	// First contact with personal data: held; the sender confirms.
+	id := msgID(t, reply)
+	if _, err := e.gw.Queue.Resolve(context.Background(), id, true, "released", "sender", "test"); err != nil {
+		t.Fatal(err)
+	}
+	notice := mailTo(t, e.sink, "jane@citizen.example", "Secure message from Alice Staff", 0)
+	text := decodeQP(notice.Data)
+	if strings.Contains(text, "943 476 5919") || strings.Contains(string(notice.Data), "attachment data") || strings.Contains(text, "password:") {
+		t.Fatalf("the notification carries content:\n%s", text)
+	}
+	if !strings.Contains(testutil.Header(notice.Data, "From"), "@example.gov.uk") || !strings.Contains(string(notice.Data), "DKIM-Signature") {
+		t.Fatal("notification not from the org or not signed")
+	}
+	verifyDKIM(t, e.gw, notice.Data)
+	link := linkRe.FindStringSubmatch(text)
+	if link == nil {
+		t.Fatalf("no link:\n%s", text)
+	}
+	landing := "/m/" + link[1]
+	// The plaintext is gone from the spool once sealed.
+	waitQueueEmpty(t, e)
+
+	jane := newBrowser(t, e)
+	// GETs change nothing: no code is sent by opening the link.
+	before := len(e.sink.Messages())
+	for i := 0; i < 3; i++ {
+		jane.get(landing)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if len(e.sink.Messages()) != before {
+		t.Fatal("a GET sent a mail")
+	}
+	// Without a session, nothing of the content.
+	if st, _ := jane.get(landing + "/a/1"); st != 403 {
+		t.Fatalf("download without session: %d", st)
+	}
+	signIn(t, e, jane, landing, "jane@citizen.example")
+	st, page := jane.get(landing)
+	if st != 200 || !strings.Contains(page, "943 476 5919") || !strings.Contains(page, "case.zip") || !strings.Contains(page, "Your case") {
+		t.Fatalf("message page %d:\n%s", st, page)
+	}
+	att := regexp.MustCompile(`href="(/m/[0-9a-z]{32}/a/\d+)"`).FindStringSubmatch(page)
+	st, got := jane.get(att[1])
+	if st != 200 || sha256.Sum256([]byte(got)) != sha256.Sum256(attachment) {
+		t.Fatalf("download %d, %d bytes (want %d)", st, len(got), len(attachment))
+	}
+	// Another recipient's session opens nothing of Jane's.
+	bob := newBrowser(t, e)
+	bobNotice := mailTo(t, e.sink, "bob@other.example", "Secure message", 0)
+	bobLink := "/m/" + linkRe.FindStringSubmatch(decodeQP(bobNotice.Data))[1]
+	signIn(t, e, bob, bobLink, "bob@other.example")
+	if st, page := bob.get(landing); st != 200 || strings.Contains(page, "943 476 5919") || !strings.Contains(page, "Email me a code") {
+		t.Fatalf("Bob sees Jane's page %d", st)
+	}
+	if st, _ := bob.get(landing + "/a/1"); st != 403 {
+		t.Fatalf("Bob downloads Jane's attachment: %d", st)
+	}
+
+	// Jane replies with an attachment: it reaches the sender through the mail host.
+	jane.get(landing)
+	n := len(e.sink.Messages())
+	st, page = jane.postFiles(landing+"/reply", map[string]string{"text": "Thank you, see my form."}, map[string][]byte{"form.txt": []byte("my form")})
+	if st != 200 || !strings.Contains(page, "Your reply was sent securely") {
+		t.Fatalf("reply %d:\n%s", st, page)
+	}
+	r := mailTo(t, e.sink, "staff@example.gov.uk", "Re: Your case", n)
+	if !strings.Contains(decodeQP(r.Data), "Thank you, see my form.") || !strings.Contains(string(r.Data), "form.txt") {
+		t.Fatalf("reply mail:\n%s", r.Data)
+	}
+	if st, page := jane.get(landing); st != 200 || !strings.Contains(page, "Thank you, see my form.") {
+		t.Fatal("the thread does not show the reply")
+	}
+	if st, page := bob.get(bobLink); st != 200 || strings.Contains(page, "Thank you") {
+		t.Fatal("Bob sees Jane's reply")
+	}
+
+	// The sender signs in, sees who read it, and withdraws it for Jane.
+	staff := newBrowser(t, e)
+	staff.get("/portal")
+	n = len(e.sink.Messages())
+	if st, page := staff.post("/portal/code", url.Values{"address": {"staff@example.gov.uk"}}); st != 200 || !strings.Contains(page, "Enter your code") {
+		t.Fatalf("sender code page %d:\n%s", st, page)
+	}
+	c := codeRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "staff@example.gov.uk", "one-time code", n).Data))
+	verify := regexp.MustCompile(`action="([^"]+)"`).FindAllStringSubmatch(staff.page, -1)
+	var va string
+	for _, v := range verify {
+		if strings.Contains(v[1], "verify") {
+			va = strings.ReplaceAll(v[1], "&#43;", "+")
+		}
+	}
+	if st, page := staff.post(strings.ReplaceAll(va, "&amp;", "&"), url.Values{"code": {c[1]}}); st != 200 || !strings.Contains(page, "Messages you sent securely") || !strings.Contains(page, "jane@citizen.example") {
+		t.Fatalf("sender view %d:\n%s", st, page)
+	}
+	if !strings.Contains(staff.page, "Withdraw for jane@citizen.example") {
+		t.Fatal("no withdraw button")
+	}
+	sealed, _ := e.gw.Store.SealedByMsg(context.Background(), id)
+	if st, page := staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{"recipient": {"jane@citizen.example"}}); st != 200 || !strings.Contains(page, "Access withdrawn") {
+		t.Fatalf("revoke %d:\n%s", st, page)
+	}
+	if st, page := jane.get(landing); st != 410 || !strings.Contains(page, "withdrawn") {
+		t.Fatalf("after revocation Jane gets %d:\n%s", st, page)
+	}
+	if st, page := bob.get(bobLink); st != 200 || !strings.Contains(page, "943 476 5919") {
+		t.Fatalf("Bob lost access too: %d", st)
+	}
+	// Withdraw for everyone: the key is destroyed.
+	staff.get("/portal")
+	staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{})
+	if st, _ := bob.get(bobLink); st != 410 {
+		t.Fatalf("after full revocation Bob gets %d", st)
+	}
+	if m, _ := e.gw.Store.GetSealed(context.Background(), sealed.ID); m.WrappedKey != nil {
+		t.Fatal("key not destroyed")
+	}
+	// Every access is in the audit log.
+	events, _ := e.gw.Store.AuditEvents(context.Background(), sealed.ID, 100)
+	seen := map[string]bool{}
+	for _, ev := range events {
+		seen[ev.Action] = true
+	}
+	for _, want := range []string{"portal.sealed", "portal.notified", "portal.view", "portal.download", "portal.reply", "portal.revoke", "portal.revoked"} {
+		if !seen[want] {
+			t.Errorf("no %s event (have %v)", want, seen)
+		}
+	}
+}
+
+func TestPortalCodeBruteForce(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Policy.Disable = []string{"first-contact-sensitive"} })
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example"}, message("staff@example.gov.uk", "jane@citizen.example", "[secure] hi", "hello"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	notice := mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0)
+	landing := "/m/" + linkRe.FindStringSubmatch(decodeQP(notice.Data))[1]
+	b := newBrowser(t, e)
+	b.get(landing)
+	b.post(landing+"/code", url.Values{})
+	mailTo(t, e.sink, "jane@citizen.example", "one-time code", 0)
+	for i := 1; i <= 5; i++ {
+		st, page := b.post(landing+"/verify", url.Values{"code": {"00000000"}})
+		if i < 5 && (st != 422 || !strings.Contains(page, "not right")) {
+			t.Fatalf("try %d: %d\n%s", i, st, page)
+		}
+		if i == 5 && (st != 429 || !strings.Contains(page, "Too many wrong codes")) {
+			t.Fatalf("try 5: %d\n%s", st, page)
+		}
+	}
+	// Locked: even a fresh code cannot be asked for or used.
+	b.get(landing)
+	if st, _ := b.post(landing+"/code", url.Values{}); st != 429 {
+		t.Fatalf("code while locked: %d", st)
+	}
+	l, _ := e.gw.Store.GetPortalLock(context.Background(), "jane@citizen.example")
+	if l.Lockouts != 1 || l.LockedUntil.Before(time.Now().Add(14*time.Minute)) {
+		t.Fatalf("%+v", l)
+	}
+	// With 8 digits and 5 tries per code, a guess succeeds with p = 5e-8 per lock-out.
+	events, _ := e.gw.Store.AuditEvents(context.Background(), "jane@citizen.example", 100)
+	fails, locks := 0, 0
+	for _, ev := range events {
+		switch ev.Action {
+		case "portal.code_failed":
+			fails++
+		case "portal.locked_out":
+			locks++
+		}
+	}
+	if fails != 5 || locks != 1 {
+		t.Fatalf("audit: %d failures, %d lock-outs", fails, locks)
+	}
+}

@@ -1,0 +1,684 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/microcosm-cc/bluemonday"
+
+	"sealpost/internal/store"
+	"sealpost/internal/web"
+)
+
+// Routes mounts the portal on mux.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /m/{token}", s.messagePage)
+	mux.HandleFunc("POST /m/{token}/code", s.askCode)
+	mux.HandleFunc("POST /m/{token}/verify", s.checkCode)
+	mux.HandleFunc("GET /m/{token}/body", s.htmlBody)
+	mux.HandleFunc("GET /m/{token}/a/{n}", s.download)
+	mux.HandleFunc("POST /m/{token}/reply", s.reply)
+	mux.HandleFunc("GET /r", s.referencePage)
+	mux.HandleFunc("POST /r", s.referencePost)
+	mux.HandleFunc("GET /portal", s.home)
+	mux.HandleFunc("POST /portal/code", s.homeCode)
+	mux.HandleFunc("POST /portal/verify", s.homeVerify)
+	mux.HandleFunc("POST /portal/logout", s.logout)
+	mux.HandleFunc("POST /portal/s/{id}/revoke", s.revoke)
+	mux.HandleFunc("POST /portal/s/{id}/expiry", s.expiry)
+}
+
+func clientIP(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
+}
+
+func (s *Service) page(w http.ResponseWriter, status int, name string, data map[string]any) {
+	data["Org"] = s.Config().Org.Name
+	if err := web.Render(w, status, name, data); err != nil {
+		s.Log.Error("rendering portal page failed", "page", name, "err", err)
+	}
+}
+
+func (s *Service) fail(w http.ResponseWriter, status int, title, advice string) {
+	web.ErrorPage(w, s.Config().Org.Name, status, title, advice)
+}
+
+func (s *Service) oops(w http.ResponseWriter, err error) {
+	s.Log.Error("portal request failed", "err", err)
+	s.fail(w, http.StatusServiceUnavailable, "Something went wrong on our side", "Nothing was lost. Try again in a few minutes; if it keeps happening, tell the person who sent you the message.")
+}
+
+// target is the message and recipient a link token names.
+type target struct {
+	m     *store.Sealed
+	r     *store.SealedRecipient
+	token string
+}
+
+// lookup resolves the token of the request, answering the request itself
+// when it cannot.
+func (s *Service) lookup(w http.ResponseWriter, r *http.Request) (*target, bool) {
+	tok := r.PathValue("token")
+	if len(tok) != 32 {
+		s.badLink(w)
+		return nil, false
+	}
+	rc, err := s.Store.SealedRecipientByToken(r.Context(), tokenHash(tok))
+	if errors.Is(err, store.ErrNotFound) {
+		s.badLink(w)
+		return nil, false
+	}
+	if err != nil {
+		s.oops(w, err)
+		return nil, false
+	}
+	m, err := s.Store.GetSealed(r.Context(), rc.SealedID)
+	if err != nil {
+		s.oops(w, err)
+		return nil, false
+	}
+	// The token must be the one the gateway made for this pair (the hash
+	// matched; this guards against a changed row).
+	if s.token(m.ID, rc.Address) != tok {
+		s.badLink(w)
+		return nil, false
+	}
+	return &target{m: m, r: rc, token: tok}, true
+}
+
+func (s *Service) badLink(w http.ResponseWriter) {
+	s.fail(w, http.StatusNotFound, "This link is not valid", "Copy the whole link from the email into the address bar. If the email gave you a reference instead, enter it on the secure mail page.")
+}
+
+// gone answers for a revoked or expired message.
+func (s *Service) gone(w http.ResponseWriter, t *target) bool {
+	switch {
+	case t.m.State == "expired":
+		s.page(w, http.StatusGone, "portal_gone.html", map[string]any{"Title": "This message has expired", "Why": "It could be read until " + fmtTime(t.m.ExpiresAt) + ". It has now been deleted.", "Who": displayName(t.m)})
+	case t.m.State != "active" || t.r.State != "active" || t.m.WrappedKey == nil:
+		s.page(w, http.StatusGone, "portal_gone.html", map[string]any{"Title": "This message has been withdrawn", "Why": "The sender withdrew it, so it can no longer be read.", "Who": displayName(t.m)})
+	default:
+		return false
+	}
+	return true
+}
+
+// signedIn reports whether the request's session is the recipient's.
+func (s *Service) signedIn(r *http.Request, t *target) bool {
+	a := s.sessionAddress(r)
+	return a != "" && a == t.r.Address
+}
+
+func (s *Service) messagePage(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	if !s.signedIn(r, t) {
+		s.page(w, http.StatusOK, "portal_landing.html", map[string]any{"Title": "Secure message", "Who": displayName(t.m), "Sender": t.m.Sender,
+			"To": masked(t.r.Address), "Action": "/m/" + t.token + "/code", "CSRF": web.CSRFToken(w, r)})
+		return
+	}
+	s.showMessage(w, r, t, "")
+}
+
+func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target, notice string) {
+	ctx := r.Context()
+	var parts Parts
+	json.Unmarshal([]byte(t.m.Parts), &parts)
+	text := ""
+	cut := false
+	if parts.Text >= 0 && parts.HTML < 0 {
+		var err error
+		text, cut, err = s.bodyText(t.m, parts.Text)
+		if err != nil {
+			s.oops(w, err)
+			return
+		}
+	}
+	var replies []map[string]any
+	thread, _ := s.Store.Thread(ctx, t.m.ID)
+	for _, rp := range thread {
+		if rp.Sender != t.r.Address {
+			continue // one recipient never sees another's replies
+		}
+		var pp Parts
+		json.Unmarshal([]byte(rp.Parts), &pp)
+		txt := ""
+		if pp.Text >= 0 {
+			txt, _, _ = s.bodyText(rp, pp.Text)
+		}
+		replies = append(replies, map[string]any{"At": fmtTime(rp.CreatedAt), "Text": txt, "Files": pp.Attachments})
+	}
+	if notice == "" {
+		s.Store.RecordAccess(ctx, t.m.ID, t.r.Address, "view", clientIP(r), s.now())
+		s.audit(ctx, t.r.Address, "portal.view", t.m.ID, clientIP(r), r.UserAgent(), "")
+	}
+	images := r.URL.Query().Get("images") == "1"
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	s.page(w, http.StatusOK, "portal_message.html", map[string]any{
+		"Title": "Secure message", "M": t.m, "Who": displayName(t.m), "To": t.r.Address, "Sent": fmtTime(t.m.CreatedAt),
+		"Expires": fmtTime(t.m.ExpiresAt), "Text": text, "Cut": cut, "HTML": parts.HTML >= 0, "Images": images,
+		"Attachments": parts.Attachments, "Base": "/m/" + t.token, "CSRF": web.CSRFToken(w, r), "Replies": replies, "Notice": notice,
+		"MaxReply": s.Config().Portal.MaxReplyBytes >> 20,
+	})
+}
+
+// bodyText decrypts the text body at index.
+func (s *Service) bodyText(m *store.Sealed, index int) (string, bool, error) {
+	ra, size, done, err := s.open(m)
+	if err != nil {
+		return "", false, err
+	}
+	defer done()
+	var text string
+	var cut bool
+	walk(io.NewSectionReader(ra, 0, size), func(l *leaf) bool {
+		if l.index == index {
+			text, cut = decodeText(l, 2<<20)
+			return false
+		}
+		return true
+	})
+	return text, cut, nil
+}
+
+func (s *Service) askCode(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and press the button again.")
+		return
+	}
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	s.codeFlow(w, r, t.r.Address, "/m/"+t.token+"/verify")
+}
+
+func (s *Service) codeFlow(w http.ResponseWriter, r *http.Request, address, verify string) {
+	until, err := s.requestCode(r.Context(), address, clientIP(r), r.UserAgent())
+	switch {
+	case errors.Is(err, errLocked):
+		s.fail(w, http.StatusTooManyRequests, "Too many wrong codes", "For your security, no code can be used for this address until "+fmtTime(until)+". Try again after that.")
+	case errors.Is(err, errTooMany):
+		s.fail(w, http.StatusTooManyRequests, "Too many codes asked for", "Wait a while before asking for another code. The last one we sent still works until it expires.")
+	case err != nil:
+		s.oops(w, err)
+	default:
+		s.codePage(w, r, address, verify, "")
+	}
+}
+
+func (s *Service) codePage(w http.ResponseWriter, r *http.Request, address, verify, problem string) {
+	status := http.StatusOK
+	if problem != "" {
+		status = http.StatusUnprocessableEntity
+	}
+	s.page(w, status, "portal_code.html", map[string]any{"Title": "Enter your code", "To": masked(address), "Action": verify,
+		"CSRF": web.CSRFToken(w, r), "Problem": problem, "Minutes": int(s.Config().Portal.CodeValidity.Minutes()),
+		"RememberDays": int(s.Config().Portal.Remember.Hours() / 24)})
+}
+
+func (s *Service) checkCode(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and press the button again.")
+		return
+	}
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	if s.verify(w, r, t.r.Address, "/m/"+t.token+"/verify") {
+		http.Redirect(w, r, "/m/"+t.token, http.StatusSeeOther)
+	}
+}
+
+// verify checks the posted code for address and starts a session; on
+// failure it answers the request.
+func (s *Service) verify(w http.ResponseWriter, r *http.Request, address, action string) bool {
+	left, until, err := s.verifyCode(r.Context(), address, r.PostFormValue("code"), clientIP(r), r.UserAgent())
+	switch {
+	case err == nil:
+		if err := s.startSession(r.Context(), w, r, address, r.PostFormValue("remember") == "1"); err != nil {
+			s.oops(w, err)
+			return false
+		}
+		return true
+	case errors.Is(err, errBadCode):
+		s.codePage(w, r, address, action, fmt.Sprintf("That code is not right. You can try %d more %s.", left, plural(left, "time", "times")))
+	case errors.Is(err, errNoCode):
+		s.fail(w, http.StatusUnprocessableEntity, "That code has expired", "Codes work for a short time and only once. Go back to the link in your email and ask for a new code.")
+	case errors.Is(err, errLocked):
+		s.fail(w, http.StatusTooManyRequests, "Too many wrong codes", "For your security, no code can be used for this address until "+fmtTime(until)+". Then ask for a new code.")
+	case errors.Is(err, errTooMany):
+		s.fail(w, http.StatusTooManyRequests, "Too many attempts", "Wait a few minutes, then try again.")
+	default:
+		s.oops(w, err)
+	}
+	return false
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// strictPolicy sanitises message HTML: formatting and links survive;
+// scripts, forms, frames, event handlers, styles that load anything and
+// every URL scheme but http(s), mailto and cid do not.
+var strictPolicy = func() *bluemonday.Policy {
+	p := bluemonday.UGCPolicy()
+	p.AllowElements("center", "font", "span", "div", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "hr", "br")
+	p.AllowAttrs("align", "valign", "width", "height", "bgcolor", "color", "colspan", "rowspan", "border", "cellpadding", "cellspacing").Globally()
+	p.AllowURLSchemes("http", "https", "mailto", "cid", "data")
+	p.RequireNoReferrerOnLinks(true)
+	p.AddTargetBlankToFullyQualifiedLinks(true)
+	return p
+}()
+
+// htmlBody serves the sanitised HTML body for the sandboxed frame, under a
+// policy of its own: no scripts at all, no plugins, no forms, no fetches;
+// remote images only when the reader asked for them.
+func (s *Service) htmlBody(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	if !s.signedIn(r, t) {
+		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+		return
+	}
+	var parts Parts
+	json.Unmarshal([]byte(t.m.Parts), &parts)
+	ra, size, done, err := s.open(t.m)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	defer done()
+	var html string
+	walk(io.NewSectionReader(ra, 0, size), func(l *leaf) bool {
+		if l.index == parts.HTML {
+			html, _ = decodeText(l, 4<<20)
+			return false
+		}
+		return true
+	})
+	img := "data: cid:"
+	if r.URL.Query().Get("images") == "1" {
+		img = "data: cid: https:"
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src "+img+"; font-src 'none'; form-action 'none'; frame-ancestors 'self'; base-uri 'none'")
+	h.Set("X-Frame-Options", "SAMEORIGIN")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, "<!doctype html><meta charset=\"utf-8\"><base target=\"_blank\">")
+	io.WriteString(w, strictPolicy.Sanitize(html))
+}
+
+func (s *Service) download(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	if !s.signedIn(r, t) {
+		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	var parts Parts
+	json.Unmarshal([]byte(t.m.Parts), &parts)
+	var att *Attachment
+	for i := range parts.Attachments {
+		if parts.Attachments[i].Index == n {
+			att = &parts.Attachments[i]
+		}
+	}
+	if err != nil || att == nil {
+		s.fail(w, http.StatusNotFound, "No such attachment", "Go back to the message and choose an attachment from its list.")
+		return
+	}
+	ra, size, done, err := s.open(t.m)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	defer done()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
+	h.Set("Content-Length", strconv.FormatInt(att.Size, 10))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	walk(io.NewSectionReader(ra, 0, size), func(l *leaf) bool {
+		if l.index == n {
+			io.Copy(w, l.decoded)
+			return false
+		}
+		return true
+	})
+	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
+	s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), att.Name)
+}
+
+func (s *Service) referencePage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, http.StatusOK, "portal_reference.html", map[string]any{"Title": "Read a secure message", "CSRF": web.CSRFToken(w, r)})
+}
+
+func (s *Service) referencePost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and enter the reference again.")
+		return
+	}
+	if !s.Limiter.Allow("ref:"+clientIP(r), s.now()) {
+		s.fail(w, http.StatusTooManyRequests, "Too many attempts", "Wait a few minutes, then try again.")
+		return
+	}
+	ref := strings.ToUpper(strings.Join(strings.Fields(r.PostFormValue("reference")), ""))
+	if len(ref) == 10 {
+		ref = ref[:5] + "-" + ref[5:]
+	}
+	rc, err := s.Store.SealedRecipientByReference(r.Context(), ref)
+	if err != nil {
+		s.page(w, http.StatusNotFound, "portal_reference.html", map[string]any{"Title": "Read a secure message", "CSRF": web.CSRFToken(w, r),
+			"Problem": "We have no message with that reference. Check it against the email: it has ten letters and digits."})
+		return
+	}
+	http.Redirect(w, r, "/m/"+s.token(rc.SealedID, rc.Address), http.StatusSeeOther)
+}
+
+func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
+	cfg := s.Config()
+	r.Body = http.MaxBytesReader(w, r.Body, cfg.Portal.MaxReplyBytes+64<<10)
+	if err := r.ParseMultipartForm(1 << 20); err != nil {
+		s.fail(w, http.StatusRequestEntityTooLarge, "The reply is too large", fmt.Sprintf("A reply with its attachments can be at most %d MB. Remove an attachment and send again.", cfg.Portal.MaxReplyBytes>>20))
+		return
+	}
+	defer r.MultipartForm.RemoveAll()
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and send your reply again.")
+		return
+	}
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return
+	}
+	if !s.signedIn(r, t) {
+		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+		return
+	}
+	text := strings.TrimSpace(r.PostFormValue("text"))
+	files := r.MultipartForm.File["files"]
+	if text == "" && len(files) == 0 {
+		s.showMessage(w, r, t, "Write something or attach a file before sending.")
+		return
+	}
+	var files2 []replyFile
+	for _, fh := range files {
+		f, err := fh.Open()
+		if err != nil {
+			s.oops(w, err)
+			return
+		}
+		files2 = append(files2, replyFile{name: fh.Filename, r: f})
+		defer f.Close()
+	}
+	if err := s.sendReply(r.Context(), t, text, files2); err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "reply", clientIP(r), s.now())
+	s.audit(r.Context(), t.r.Address, "portal.reply", t.m.ID, clientIP(r), r.UserAgent(), fmt.Sprintf("%d attachments", len(files2)))
+	t.m, _ = s.Store.GetSealed(r.Context(), t.m.ID)
+	s.showMessage(w, r, t, "Your reply was sent securely to "+t.m.Sender+".")
+}
+
+type replyFile struct {
+	name string
+	r    io.Reader
+}
+
+// sendReply seals the reply into the thread and delivers it to the sender
+// through the organisation's mail host. Nothing goes to the recipient's
+// own mailbox.
+func (s *Service) sendReply(ctx context.Context, t *target, text string, files []replyFile) error {
+	cfg := s.Config()
+	var msg bytes.Buffer
+	boundary := "reply-" + randomID()
+	subject := t.m.Subject
+	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
+		subject = "Re: " + subject
+	}
+	msg.WriteString(header(cfg, s.noticeFrom(cfg), t.m.Sender, subject, "Content-Type: multipart/mixed; boundary=\""+boundary+"\"\r\n"))
+	fmt.Fprintf(&msg, "X-Portal-Reply-From: <%s>\r\n\r\n", t.r.Address)
+	fmt.Fprintf(&msg, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", boundary)
+	intro := fmt.Sprintf("%s replied securely through the portal to your message of %s:\n\n", t.r.Address, fmtTime(t.m.CreatedAt))
+	writeQP(&msg, intro+text+"\n")
+	msg.WriteString("\r\n")
+	for _, f := range files {
+		name := strings.Map(func(r rune) rune {
+			if r < 0x20 || r == '"' || r == '\\' || r == '/' {
+				return '_'
+			}
+			return r
+		}, f.name)
+		fmt.Fprintf(&msg, "--%s\r\nContent-Type: application/octet-stream\r\nContent-Disposition: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+			boundary, mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		if err := writeBase64(&msg, f.r); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
+	data := msg.Bytes()
+	if err := s.sealReply(ctx, t, data, subject); err != nil {
+		return err
+	}
+	return s.Submit(ctx, s.noticeFrom(cfg), []string{t.m.Sender}, subject, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func writeBase64(w io.Writer, r io.Reader) error {
+	buf := make([]byte, 57*64)
+	line := make([]byte, 0, 80)
+	for {
+		n, err := io.ReadFull(r, buf)
+		for i := 0; i < n; i += 57 {
+			chunk := buf[i:min(n, i+57)]
+			line = line[:0]
+			line = base64.StdEncoding.AppendEncode(line, chunk)
+			line = append(line, '\r', '\n')
+			if _, err := w.Write(line); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sealReply keeps the reply in the thread, sealed like the message.
+func (s *Service) sealReply(ctx context.Context, t *target, data []byte, subject string) error {
+	_, err := s.sealFrom(ctx, bytes.NewReader(data), int64(len(data)), sealMeta{
+		msgID: "reply:" + randomID(), parentID: t.m.ID, sender: t.r.Address, subject: subject, expires: t.m.ExpiresAt})
+	return err
+}
+func (s *Service) home(w http.ResponseWriter, r *http.Request) {
+	addr := s.sessionAddress(r)
+	if addr == "" {
+		s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "CSRF": web.CSRFToken(w, r)})
+		return
+	}
+	ctx := r.Context()
+	inbox, _ := s.Store.InboxOf(ctx, addr, 200)
+	var in []map[string]any
+	for _, m := range inbox {
+		in = append(in, map[string]any{"Who": displayName(m), "Subject": m.Subject, "Sent": fmtTime(m.CreatedAt), "State": m.State, "Link": "/m/" + s.token(m.ID, addr)})
+	}
+	sent, _ := s.Store.SentBy(ctx, addr, 200)
+	var out []map[string]any
+	for _, m := range sent {
+		rs, _ := s.Store.SealedRecipients(ctx, m.ID)
+		var rv []map[string]any
+		for _, rc := range rs {
+			rv = append(rv, map[string]any{"Address": rc.Address, "State": rc.State, "Notified": when(rc.NotifiedAt), "Opened": when(rc.FirstOpened),
+				"Last": when(rc.LastOpened), "IP": rc.LastIP, "Opens": rc.Opens, "Downloads": rc.Downloads, "Replies": rc.Replies})
+		}
+		out = append(out, map[string]any{"ID": m.ID, "Subject": m.Subject, "Sent": fmtTime(m.CreatedAt), "Expires": fmtTime(m.ExpiresAt),
+			"ExpiresDate": m.ExpiresAt.UTC().Format("2006-01-02"), "State": m.State, "Recipients": rv})
+	}
+	s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "Address": addr, "Inbox": in, "Sent": out, "CSRF": web.CSRFToken(w, r), "Notice": r.URL.Query().Get("done")})
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmtTime(t)
+}
+
+func (s *Service) homeCode(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and try again.")
+		return
+	}
+	addr := strings.ToLower(strings.TrimSpace(r.PostFormValue("address")))
+	if !strings.Contains(addr, "@") || len(addr) > 254 {
+		s.page(w, http.StatusUnprocessableEntity, "portal_home.html", map[string]any{"Title": "Secure mail", "CSRF": web.CSRFToken(w, r), "Problem": "Enter your email address, like name@example.org."})
+		return
+	}
+	// A code goes out only to an address the portal knows (a sender or a
+	// recipient of a sealed message); the page says the same either way,
+	// so it tells nobody which addresses those are.
+	if s.knownAddress(r.Context(), addr) {
+		s.codeFlow(w, r, addr, "/portal/verify?a="+addr)
+		return
+	}
+	s.codePage(w, r, addr, "/portal/verify?a="+addr, "")
+}
+
+func (s *Service) knownAddress(ctx context.Context, addr string) bool {
+	if in, _ := s.Store.InboxOf(ctx, addr, 1); len(in) > 0 {
+		return true
+	}
+	sent, _ := s.Store.SentBy(ctx, addr, 1)
+	return len(sent) > 0
+}
+
+func (s *Service) homeVerify(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and try again.")
+		return
+	}
+	addr := strings.ToLower(r.URL.Query().Get("a"))
+	if s.verify(w, r, addr, "/portal/verify?a="+addr) {
+		http.Redirect(w, r, "/portal", http.StatusSeeOther)
+	}
+}
+
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and try again.")
+		return
+	}
+	s.endSession(w, r)
+	http.Redirect(w, r, "/portal", http.StatusSeeOther)
+}
+
+// ownMessage loads a sealed message of the signed-in sender.
+func (s *Service) ownMessage(w http.ResponseWriter, r *http.Request) (*store.Sealed, string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and try again.")
+		return nil, "", false
+	}
+	addr := s.sessionAddress(r)
+	if addr == "" {
+		http.Redirect(w, r, "/portal", http.StatusSeeOther)
+		return nil, "", false
+	}
+	m, err := s.Store.GetSealed(r.Context(), r.PathValue("id"))
+	if err != nil || m.Sender != addr || m.ParentID != "" {
+		s.fail(w, http.StatusNotFound, "Message not found", "Go back to your list of sent messages.")
+		return nil, "", false
+	}
+	return m, addr, true
+}
+
+func (s *Service) revoke(w http.ResponseWriter, r *http.Request) {
+	m, addr, ok := s.ownMessage(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	who := strings.ToLower(r.PostFormValue("recipient"))
+	if who == "" {
+		if err := s.Destroy(ctx, m.ID, "revoked", addr); err != nil {
+			s.oops(w, err)
+			return
+		}
+		http.Redirect(w, r, "/portal?done=revoked", http.StatusSeeOther)
+		return
+	}
+	destroyed, err := s.Store.RevokeRecipient(ctx, m.ID, who, s.now())
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.audit(ctx, addr, "portal.revoke", m.ID, clientIP(r), r.UserAgent(), who)
+	if destroyed {
+		s.Destroy(ctx, m.ID, "revoked", addr)
+	}
+	http.Redirect(w, r, "/portal?done=revoked", http.StatusSeeOther)
+}
+
+func (s *Service) expiry(w http.ResponseWriter, r *http.Request) {
+	m, addr, ok := s.ownMessage(w, r)
+	if !ok {
+		return
+	}
+	cfg := s.Config()
+	at, err := time.Parse("2006-01-02", r.PostFormValue("date"))
+	if err != nil || m.State != "active" {
+		s.fail(w, http.StatusUnprocessableEntity, "That date is not valid", "Give a date like 2026-12-31, then save again.")
+		return
+	}
+	at = at.Add(24*time.Hour - time.Second)
+	if at.Before(s.now()) || at.After(m.CreatedAt.Add(cfg.Portal.MaxExpiry.Duration)) {
+		s.fail(w, http.StatusUnprocessableEntity, "That date is not allowed", fmt.Sprintf("Choose a date from today to %s.", m.CreatedAt.Add(cfg.Portal.MaxExpiry.Duration).UTC().Format("2 January 2006")))
+		return
+	}
+	if err := s.Store.SetSealedExpiry(r.Context(), m.ID, at); err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.audit(r.Context(), addr, "portal.expiry", m.ID, clientIP(r), r.UserAgent(), at.UTC().Format(time.RFC3339))
+	http.Redirect(w, r, "/portal?done=expiry", http.StatusSeeOther)
+}

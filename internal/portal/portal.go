@@ -1,0 +1,406 @@
+// Package portal is the secure portal: where a recipient without keys reads
+// a message the policy sealed, after proving they own the address.
+//
+// Sealing. The queue hands a "portal" recipient's copy to the Service (it
+// is a queue.Transport). The message is encrypted under a random 256-bit
+// key of its own (AES-256-GCM in 64 KiB chunks, package seal) into a blob
+// file; the key is kept only wrapped by a key-encryption key derived from
+// the installation key. Destroying the wrapped key (revocation by the
+// sender, expiry) destroys the message: the blob is then noise and is
+// deleted. Once every recipient is sealed the queue drops its spooled copy.
+//
+// Notification. Each recipient gets a mail from the organisation's domain
+// (DKIM-signed as usual) that says who sent what, carries one link and no
+// content, or (portal.link_in_notice = false) only a reference to type in
+// at the portal's address. The link holds a token derived from the message
+// and the address with a key of the installation: the database keeps only
+// its hash, and the token alone opens nothing.
+//
+// Proving the address. Opening the link changes nothing (mail scanners
+// follow links): it shows the sender and a button that mails a one-time
+// code to the address. Codes are 8 digits, valid for portal.code_validity,
+// compared in constant time, burnt after portal.code_attempts wrong tries;
+// each burnt code locks the address for 15 minutes, doubling; at most
+// portal.codes_per_hour codes go to one address, and each client address is
+// rate-limited too. A right code starts a session (a random cookie,
+// HttpOnly, SameSite=Strict, Secure over HTTPS), for portal.session or, if
+// asked, portal.remember.
+//
+// Every view, download, reply, code sent, wrong code, lock-out and
+// revocation is an audit event.
+package portal
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"sealpost/internal/config"
+	"sealpost/internal/queue"
+	"sealpost/internal/seal"
+	"sealpost/internal/store"
+)
+
+// Submitter queues a message the gateway writes (notification, code, reply).
+type Submitter func(ctx context.Context, from string, to []string, subject string, write func(io.Writer) error) error
+
+// Service is the portal.
+type Service struct {
+	Store   *store.Store
+	Dir     string // blobs
+	KEK     []byte // wraps message keys
+	MACKey  []byte // link tokens, references, codes, sessions
+	Config  func() *config.Config
+	Log     *slog.Logger
+	Submit  Submitter
+	Limiter *IPLimiter
+	Now     func() time.Time
+
+	locks sync.Map // msg id → *sync.Mutex: one sealing at a time per message
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return idEncoding.EncodeToString(b)
+}
+
+func (s *Service) mac(parts ...string) []byte {
+	m := hmac.New(sha256.New, s.MACKey)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// token is the link token of (message, address); tokenHash what is stored.
+func (s *Service) token(id, address string) string {
+	return idEncoding.EncodeToString(s.mac("link", id, address)[:20])
+}
+
+func tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// reference is what a notification without a link prints: 10 characters
+// from an alphabet without look-alikes, shown as XXXXX-XXXXX.
+func (s *Service) reference(id, address string) string {
+	r := strings.ToUpper(idEncoding.EncodeToString(s.mac("ref", id, address)[:7]))[:10]
+	return r[:5] + "-" + r[5:]
+}
+
+func (s *Service) wrap(id string, key []byte) ([]byte, error) {
+	aead, err := s.kekAEAD()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return aead.Seal(nonce, nonce, key, []byte("sealed:"+id)), nil
+}
+
+func (s *Service) unwrap(id string, wrapped []byte) ([]byte, error) {
+	aead, err := s.kekAEAD()
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < aead.NonceSize() {
+		return nil, errDestroyed
+	}
+	return aead.Open(nil, wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():], []byte("sealed:"+id))
+}
+
+func (s *Service) kekAEAD() (cipher.AEAD, error) {
+	b, err := aes.NewCipher(s.KEK)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+var errDestroyed = errors.New("the message's key is destroyed")
+
+func (s *Service) blobPath(id string) string { return filepath.Join(s.Dir, id[:2], id) }
+
+// Deliver seals the message for the portal recipients of d (queue.Transport).
+func (s *Service) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
+	att := queue.Attempt{Relay: "portal", Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
+	fail := func(err error) queue.Attempt {
+		s.Log.Error("sealing for the portal failed; will retry", "msgid", d.Msg.ID, "err", err)
+		for i := range att.Rcpts {
+			att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 sealing failed: " + err.Error()}
+		}
+		return att
+	}
+	mu, _ := s.locks.LoadOrStore(d.Msg.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer func() {
+		mu.(*sync.Mutex).Unlock()
+		s.locks.Delete(d.Msg.ID)
+	}()
+	sealed, err := s.Store.SealedByMsg(ctx, d.Msg.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		sealed, err = s.seal(ctx, d)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	have, err := s.Store.SealedRecipients(ctx, sealed.ID)
+	if err != nil {
+		return fail(err)
+	}
+	known := map[string]*store.SealedRecipient{}
+	for _, r := range have {
+		known[r.Address] = r
+	}
+	var add []store.SealedRecipient
+	for _, rc := range d.Rcpts {
+		a := strings.ToLower(rc)
+		if known[a] == nil {
+			add = append(add, store.SealedRecipient{Address: a, TokenHash: tokenHash(s.token(sealed.ID, a)), Reference: s.reference(sealed.ID, a)})
+		}
+	}
+	if len(add) > 0 {
+		tx, err := s.Store.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return fail(err)
+		}
+		if err := s.Store.AddSealedRecipients(ctx, tx, sealed.ID, add); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fail(err)
+		}
+		for i := range add {
+			known[add[i].Address] = &add[i]
+		}
+	}
+	for i, rc := range d.Rcpts {
+		a := strings.ToLower(rc)
+		r := known[a]
+		if r.NotifiedAt.IsZero() {
+			if err := s.notify(ctx, sealed, a); err != nil {
+				att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 notification not queued: " + err.Error()}
+				continue
+			}
+			s.Store.MarkNotified(ctx, sealed.ID, a, s.now())
+			s.audit(ctx, "gateway", "portal.notified", sealed.ID, "", "", a)
+		}
+		att.Rcpts[i] = queue.RcptResult{OK: true, Text: "250 sealed in the portal as " + sealed.ID}
+	}
+	return att
+}
+
+// seal encrypts the spooled message into a blob under a new key.
+func (s *Service) seal(ctx context.Context, d *queue.Delivery) (*store.Sealed, error) {
+	sender := strings.ToLower(d.Msg.HeaderFrom)
+	if sender == "" {
+		sender = strings.ToLower(d.Msg.MailFrom)
+	}
+	return s.sealFrom(ctx, d.Body, d.Size, sealMeta{msgID: d.Msg.ID, sender: sender, subject: d.Msg.Subject,
+		expires: s.now().Add(s.Config().Portal.Expiry.Duration)})
+}
+
+type sealMeta struct {
+	msgID, parentID, sender, subject string
+	expires                          time.Time
+}
+
+func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, meta sealMeta) (*store.Sealed, error) {
+	cfg := s.Config()
+	id := randomID()
+	key := make([]byte, seal.KeyLen)
+	rand.Read(key)
+	defer clear(key)
+	path := s.blobPath(id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w, err := seal.NewWriter(f, key, []byte(id))
+	if err != nil {
+		return nil, err
+	}
+	// One pass seals; a second (over the spool, not the blob) describes.
+	if _, err := io.Copy(w, io.NewSectionReader(body, 0, size)); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	ok = true
+	if df, err := os.Open(filepath.Dir(path)); err == nil {
+		df.Sync()
+		df.Close()
+	}
+	parts, h, err := describe(io.NewSectionReader(body, 0, size))
+	if err != nil {
+		parts = &Parts{Text: -1, HTML: -1, Attachments: []Attachment{}}
+	}
+	pj, _ := json.Marshal(parts)
+	wrapped, err := s.wrap(id, key)
+	if err != nil {
+		return nil, err
+	}
+	subject, senderName := meta.subject, ""
+	if h != nil {
+		if v, err := wordDecoder.DecodeHeader(h.Get("Subject")); err == nil {
+			subject = v
+		}
+		if a, err := (&mail.AddressParser{WordDecoder: &wordDecoder}).Parse(h.Get("From")); err == nil {
+			senderName = a.Name
+		}
+	}
+	if meta.parentID != "" {
+		senderName = ""
+	}
+	now := s.now()
+	m := &store.Sealed{ID: id, MsgID: meta.msgID, ParentID: meta.parentID, CreatedAt: now, ExpiresAt: meta.expires,
+		Sender: meta.sender, SenderName: senderName, Subject: subject, HideSubject: cfg.Portal.HideSubject,
+		Size: size, WrappedKey: wrapped, Parts: string(pj)}
+	tx, err := s.Store.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if err := s.Store.InsertSealed(ctx, tx, m, nil); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	s.audit(ctx, "gateway", "portal.sealed", id, "", "", "message "+meta.msgID)
+	return m, nil
+}
+
+// open returns the decrypted message of a sealed record.
+func (s *Service) open(m *store.Sealed) (io.ReaderAt, int64, func(), error) {
+	if m.WrappedKey == nil || m.State != "active" {
+		return nil, 0, nil, errDestroyed
+	}
+	key, err := s.unwrap(m.ID, m.WrappedKey)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer clear(key)
+	f, err := os.Open(s.blobPath(m.ID))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	ra, err := seal.NewReaderAt(f, st.Size(), key, []byte(m.ID))
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return ra, ra.Size(), func() { ra.Release(); f.Close() }, nil
+}
+
+// Destroy destroys a sealed message: its key and its blob (and its replies').
+func (s *Service) Destroy(ctx context.Context, id, state, actor string) error {
+	thread, _ := s.Store.Thread(ctx, id)
+	if err := s.Store.DestroySealed(ctx, id, state, s.now()); err != nil {
+		return err
+	}
+	os.Remove(s.blobPath(id))
+	for _, r := range thread {
+		os.Remove(s.blobPath(r.ID))
+	}
+	s.audit(ctx, actor, "portal."+state, id, "", "", "key destroyed")
+	return nil
+}
+
+// Sweep destroys the messages whose time is up.
+func (s *Service) Sweep(ctx context.Context) {
+	ids, err := s.Store.ExpiredSealed(ctx, s.now(), 200)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Error("looking for expired sealed messages failed", "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		if err := s.Destroy(ctx, id, "expired", "gateway"); err != nil {
+			s.Log.Error("destroying an expired sealed message failed", "id", id, "err", err)
+		}
+	}
+}
+
+func (s *Service) audit(ctx context.Context, actor, action, object, ip, ua, detail string) {
+	e := &store.AuditEvent{At: s.now(), Actor: actor, Action: action, Object: object, IP: ip, UA: truncate(ua, 200), Detail: detail}
+	if err := s.Store.AppendAudit(ctx, e); err != nil {
+		s.Log.Error("audit event not recorded", "action", action, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (s *Service) noticeFrom(cfg *config.Config) string {
+	if cfg.Portal.NoticeFrom != "" {
+		return cfg.Portal.NoticeFrom
+	}
+	return "noreply@" + cfg.Org.Domains[0]
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 UTC") }
+
+// errorf is an error for the log with the public text kept apart.
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// The secure portal's records: sealed messages (the wrapped key is the only
+// way to read one; deleting it destroys the message), their recipients
+// (each with a link token, stored hashed), one-time codes, sessions, and
+// lock-outs. Tokens, codes and session ids are stored as hashes only.
+
+const portalSchema = `
+CREATE TABLE IF NOT EXISTS sealed (
+	id           TEXT PRIMARY KEY,
+	msg_id       TEXT NOT NULL,
+	parent_id    TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL,
+	sender       TEXT NOT NULL,
+	sender_name  TEXT NOT NULL DEFAULT '',
+	subject      TEXT NOT NULL DEFAULT '',
+	hide_subject INTEGER NOT NULL DEFAULT 0,
+	size         INTEGER NOT NULL,
+	wrapped_key  BLOB,
+	state        TEXT NOT NULL DEFAULT 'active',
+	destroyed_at INTEGER NOT NULL DEFAULT 0,
+	parts        TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sealed_msg ON sealed(msg_id) WHERE parent_id = '';
+CREATE INDEX IF NOT EXISTS sealed_sender ON sealed(sender, created_at);
+CREATE INDEX IF NOT EXISTS sealed_expiry ON sealed(state, expires_at);
+CREATE TABLE IF NOT EXISTS sealed_recipients (
+	sealed_id     TEXT NOT NULL,
+	address       TEXT NOT NULL,
+	token_hash    BLOB NOT NULL UNIQUE,
+	reference     TEXT NOT NULL UNIQUE,
+	state         TEXT NOT NULL DEFAULT 'active',
+	notified_at   INTEGER NOT NULL DEFAULT 0,
+	first_opened  INTEGER NOT NULL DEFAULT 0,
+	last_opened   INTEGER NOT NULL DEFAULT 0,
+	last_ip       TEXT NOT NULL DEFAULT '',
+	opens         INTEGER NOT NULL DEFAULT 0,
+	downloads     INTEGER NOT NULL DEFAULT 0,
+	replies       INTEGER NOT NULL DEFAULT 0,
+	revoked_at    INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (sealed_id, address)
+);
+CREATE TABLE IF NOT EXISTS portal_codes (
+	address     TEXT PRIMARY KEY,
+	code_hash   BLOB NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	attempts    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS portal_locks (
+	address      TEXT PRIMARY KEY,
+	failures     INTEGER NOT NULL DEFAULT 0,
+	lockouts     INTEGER NOT NULL DEFAULT 0,
+	locked_until INTEGER NOT NULL DEFAULT 0,
+	codes_sent   INTEGER NOT NULL DEFAULT 0,
+	window_start INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS portal_sessions (
+	id_hash     BLOB PRIMARY KEY,
+	address     TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	at      INTEGER NOT NULL,
+	actor   TEXT NOT NULL,
+	action  TEXT NOT NULL,
+	object  TEXT NOT NULL,
+	ip      TEXT NOT NULL DEFAULT '',
+	ua      TEXT NOT NULL DEFAULT '',
+	detail  TEXT NOT NULL DEFAULT '',
+	prev    BLOB,
+	hash    BLOB
+);
+`
+
+// Sealed is a message sealed into the portal.
+type Sealed struct {
+	ID          string
+	MsgID       string
+	ParentID    string // for a reply: the message it answers
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	Sender      string
+	SenderName  string
+	Subject     string
+	HideSubject bool
+	Size        int64
+	WrappedKey  []byte // nil once destroyed
+	State       string // active, revoked, expired
+	DestroyedAt time.Time
+	Parts       string // JSON: the bodies and attachments (names, types, sizes)
+}
+
+// SealedRecipient is one recipient of a sealed message.
+type SealedRecipient struct {
+	SealedID    string
+	Address     string
+	TokenHash   []byte
+	Reference   string
+	State       string // active, revoked
+	NotifiedAt  time.Time
+	FirstOpened time.Time
+	LastOpened  time.Time
+	LastIP      string
+	Opens       int
+	Downloads   int
+	Replies     int
+	RevokedAt   time.Time
+}
+
+// InsertSealed records a sealed message and its recipients within tx.
+func (s *Store) InsertSealed(ctx context.Context, tx *sql.Tx, m *Sealed, rcpts []SealedRecipient) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO sealed (id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, parts) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'active', ?)`,
+		m.ID, m.MsgID, m.ParentID, ms(m.CreatedAt), ms(m.ExpiresAt), m.Sender, m.SenderName, m.Subject, m.HideSubject, m.Size, m.WrappedKey, m.Parts)
+	if err != nil {
+		return err
+	}
+	return s.AddSealedRecipients(ctx, tx, m.ID, rcpts)
+}
+
+// AddSealedRecipients adds recipients to a sealed message within tx.
+func (s *Store) AddSealedRecipients(ctx context.Context, tx *sql.Tx, id string, rcpts []SealedRecipient) error {
+	for _, r := range rcpts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sealed_recipients (sealed_id, address, token_hash, reference, notified_at) VALUES (?,?,?,?,?)`,
+			id, r.Address, r.TokenHash, r.Reference, ms(r.NotifiedAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const sealedCols = `id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, destroyed_at, parts`
+
+func scanSealed(sc interface{ Scan(...any) error }) (*Sealed, error) {
+	var m Sealed
+	var c, e, d int64
+	if err := sc.Scan(&m.ID, &m.MsgID, &m.ParentID, &c, &e, &m.Sender, &m.SenderName, &m.Subject, &m.HideSubject, &m.Size, &m.WrappedKey, &m.State, &d, &m.Parts); err != nil {
+		return nil, err
+	}
+	m.CreatedAt, m.ExpiresAt, m.DestroyedAt = fromMS(c), fromMS(e), fromMS(d)
+	return &m, nil
+}
+
+// GetSealed returns a sealed message.
+func (s *Store) GetSealed(ctx context.Context, id string) (*Sealed, error) {
+	m, err := scanSealed(s.DB.QueryRowContext(ctx, `SELECT `+sealedCols+` FROM sealed WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// SealedByMsg returns the sealed message made from queued message msgID.
+func (s *Store) SealedByMsg(ctx context.Context, msgID string) (*Sealed, error) {
+	m, err := scanSealed(s.DB.QueryRowContext(ctx, `SELECT `+sealedCols+` FROM sealed WHERE msg_id=? AND parent_id=''`, msgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// Thread returns the replies to a sealed message, oldest first.
+func (s *Store) Thread(ctx context.Context, id string) ([]*Sealed, error) {
+	return s.sealedList(ctx, `SELECT `+sealedCols+` FROM sealed WHERE parent_id=? ORDER BY created_at`, id)
+}
+
+// SentBy lists what sender sealed, newest first.
+func (s *Store) SentBy(ctx context.Context, sender string, limit int) ([]*Sealed, error) {
+	return s.sealedList(ctx, `SELECT `+sealedCols+` FROM sealed WHERE sender=? AND parent_id='' ORDER BY created_at DESC LIMIT ?`, sender, limit)
+}
+
+func (s *Store) sealedList(ctx context.Context, q string, args ...any) ([]*Sealed, error) {
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Sealed
+	for rows.Next() {
+		m, err := scanSealed(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+const sealedRcptCols = `sealed_id, address, token_hash, reference, state, notified_at, first_opened, last_opened, last_ip, opens, downloads, replies, revoked_at`
+
+func scanSealedRcpt(sc interface{ Scan(...any) error }) (*SealedRecipient, error) {
+	var r SealedRecipient
+	var n, f, l, rv int64
+	if err := sc.Scan(&r.SealedID, &r.Address, &r.TokenHash, &r.Reference, &r.State, &n, &f, &l, &r.LastIP, &r.Opens, &r.Downloads, &r.Replies, &rv); err != nil {
+		return nil, err
+	}
+	r.NotifiedAt, r.FirstOpened, r.LastOpened, r.RevokedAt = fromMS(n), fromMS(f), fromMS(l), fromMS(rv)
+	return &r, nil
+}
+
+// SealedRecipientByToken finds a recipient by the hash of its link token.
+func (s *Store) SealedRecipientByToken(ctx context.Context, hash []byte) (*SealedRecipient, error) {
+	r, err := scanSealedRcpt(s.DB.QueryRowContext(ctx, `SELECT `+sealedRcptCols+` FROM sealed_recipients WHERE token_hash=?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// SealedRecipientByReference finds a recipient by the reference printed in
+// a notification without a link.
+func (s *Store) SealedRecipientByReference(ctx context.Context, ref string) (*SealedRecipient, error) {
+	r, err := scanSealedRcpt(s.DB.QueryRowContext(ctx, `SELECT `+sealedRcptCols+` FROM sealed_recipients WHERE reference=?`, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// SealedRecipients lists the recipients of a sealed message.
+func (s *Store) SealedRecipients(ctx context.Context, id string) ([]*SealedRecipient, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+sealedRcptCols+` FROM sealed_recipients WHERE sealed_id=? ORDER BY address`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*SealedRecipient
+	for rows.Next() {
+		r, err := scanSealedRcpt(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// InboxOf lists the active sealed messages addressed to address, newest first.
+func (s *Store) InboxOf(ctx context.Context, address string, limit int) ([]*Sealed, error) {
+	return s.sealedList(ctx, `SELECT `+prefixed("s.", sealedCols)+` FROM sealed s JOIN sealed_recipients r ON r.sealed_id=s.id WHERE r.address=? AND s.parent_id='' ORDER BY s.created_at DESC LIMIT ?`, address, limit)
+}
+
+func prefixed(p, cols string) string {
+	out := ""
+	start := 0
+	for i := 0; i <= len(cols); i++ {
+		if i == len(cols) || cols[i] == ',' {
+			c := cols[start:i]
+			for len(c) > 0 && c[0] == ' ' {
+				c = c[1:]
+			}
+			if out != "" {
+				out += ", "
+			}
+			out += p + c
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// MarkNotified records that a recipient's notification was sent.
+func (s *Store) MarkNotified(ctx context.Context, id, address string, now time.Time) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE sealed_recipients SET notified_at=? WHERE sealed_id=? AND address=?`, ms(now), id, address)
+	return err
+}
+
+// RecordAccess counts a view, download or reply by a recipient.
+func (s *Store) RecordAccess(ctx context.Context, id, address, kind, ip string, now time.Time) error {
+	col := map[string]string{"view": "opens", "download": "downloads", "reply": "replies"}[kind]
+	if col == "" {
+		return errors.New("store: unknown access kind " + kind)
+	}
+	_, err := s.DB.ExecContext(ctx, `UPDATE sealed_recipients SET `+col+`=`+col+`+1, last_opened=?, first_opened=CASE WHEN first_opened=0 THEN ? ELSE first_opened END, last_ip=? WHERE sealed_id=? AND address=?`,
+		ms(now), ms(now), ip, id, address)
+	return err
+}
+
+// RevokeRecipient revokes one recipient's access; when none is left active
+// the message's key is destroyed. It reports whether the key went.
+func (s *Store) RevokeRecipient(ctx context.Context, id, address string, now time.Time) (destroyed bool, err error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE sealed_recipients SET state='revoked', revoked_at=? WHERE sealed_id=? AND address=? AND state='active'`, ms(now), id, address); err != nil {
+		return false, err
+	}
+	var left int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sealed_recipients WHERE sealed_id=? AND state='active'`, id).Scan(&left); err != nil {
+		return false, err
+	}
+	if left == 0 {
+		if err := destroy(ctx, tx, id, "revoked", now); err != nil {
+			return false, err
+		}
+		destroyed = true
+	}
+	return destroyed, tx.Commit()
+}
+
+// DestroySealed destroys a message's key (and its replies'): state is
+// "revoked" or "expired".
+func (s *Store) DestroySealed(ctx context.Context, id, state string, now time.Time) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE sealed_recipients SET state='revoked', revoked_at=? WHERE sealed_id=? AND state='active'`, ms(now), id); err != nil {
+		return err
+	}
+	if err := destroy(ctx, tx, id, state, now); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func destroy(ctx context.Context, tx *sql.Tx, id, state string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE sealed SET wrapped_key=NULL, state=?, destroyed_at=? WHERE (id=? OR parent_id=?) AND wrapped_key IS NOT NULL`, state, ms(now), id, id)
+	return err
+}
+
+// SetSealedExpiry changes when a sealed message expires.
+func (s *Store) SetSealedExpiry(ctx context.Context, id string, at time.Time) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE sealed SET expires_at=? WHERE (id=? OR parent_id=?) AND state='active'`, ms(at), id, id)
+	return err
+}
+
+// ExpiredSealed lists active sealed messages past their expiry.
+func (s *Store) ExpiredSealed(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM sealed WHERE state='active' AND parent_id='' AND expires_at<=? LIMIT ?`, ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
