@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests drive: Postfix's smtp-source and smtp-sink, swaks
 # (with TLS support), openssl, and the independent checkers python3-dkim and
-# python3-stdnum, and for PDF extraction tests poppler's pdftotext, qpdf
-# and the DejaVu fonts. Debian/Ubuntu, as root; does nothing when
+# python3-stdnum, for PDF extraction tests poppler's pdftotext, qpdf and
+# the DejaVu fonts, and for the portal's browser tests Chromium and axe-core
+# (npm, into /opt/sealpost-test). Debian/Ubuntu, as root; does nothing when
 # everything is there already. Postfix is installed with "No configuration",
 # so it does not start or listen: the tests only use its load tools.
 set -euo pipefail
@@ -20,9 +21,20 @@ command -v timeout     >/dev/null || need+=(coreutils)
 command -v pdftotext   >/dev/null || need+=(poppler-utils)
 command -v qpdf        >/dev/null || need+=(qpdf)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+command -v chromium    >/dev/null || need+=(chromium)
+command -v npm         >/dev/null || need+=(npm)
 id postfix >/dev/null 2>&1 || need+=(postfix)
 
+# axe-core (npm) checks the portal's pages for accessibility in Chromium.
+AXE_DIR=/opt/sealpost-test
+install_axe() {
+  [ -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ] && return 0
+  mkdir -p "$AXE_DIR"
+  (cd "$AXE_DIR" && npm install --no-audit --no-fund --silent axe-core@4 >/dev/null)
+}
+
 if [ ${#need[@]} -eq 0 ]; then
+  install_axe
   exit 0
 fi
 pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
@@ -37,3 +49,4 @@ echo "postfix postfix/mailname string localhost" | debconf-set-selections
 apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $pkgs ca-certificates >/dev/null
+install_axe

@@ -18,20 +18,20 @@ import (
 	"sealpost/internal/testutil"
 )
 
-// browser is an HTTP client with cookies that keeps the last page.
-type browser struct {
+// webClient is an HTTP client with cookies that keeps the last page.
+type webClient struct {
 	t    *testing.T
 	c    *http.Client
 	base string
 	page string
 }
 
-func newBrowser(t *testing.T, e *env) *browser {
+func newBrowser(t *testing.T, e *env) *webClient {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}, base: "http://" + e.gw.WebAddr.String()}
+	return &webClient{t: t, c: &http.Client{Jar: jar, Timeout: 10 * time.Second}, base: "http://" + e.gw.WebAddr.String()}
 }
 
-func (b *browser) do(req *http.Request) (int, string) {
+func (b *webClient) do(req *http.Request) (int, string) {
 	b.t.Helper()
 	resp, err := b.c.Do(req)
 	if err != nil {
@@ -43,7 +43,7 @@ func (b *browser) do(req *http.Request) (int, string) {
 	return resp.StatusCode, b.page
 }
 
-func (b *browser) get(path string) (int, string) {
+func (b *webClient) get(path string) (int, string) {
 	req, _ := http.NewRequest("GET", b.base+path, nil)
 	return b.do(req)
 }
@@ -51,7 +51,7 @@ func (b *browser) get(path string) (int, string) {
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // post submits a form with the CSRF token of the last page.
-func (b *browser) post(path string, form url.Values) (int, string) {
+func (b *webClient) post(path string, form url.Values) (int, string) {
 	b.t.Helper()
 	if m := csrfRe.FindStringSubmatch(b.page); m != nil && form.Get("csrf") == "" {
 		form.Set("csrf", m[1])
@@ -61,7 +61,7 @@ func (b *browser) post(path string, form url.Values) (int, string) {
 	return b.do(req)
 }
 
-func (b *browser) postFiles(path string, fields map[string]string, files map[string][]byte) (int, string) {
+func (b *webClient) postFiles(path string, fields map[string]string, files map[string][]byte) (int, string) {
 	b.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -104,7 +104,7 @@ func mailTo(t *testing.T, s *testutil.Sink, rcpt, subj string, after int) testut
 	return testutil.Received{}
 }
 
-func signIn(t *testing.T, e *env, b *browser, landing, rcpt string) {
+func signIn(t *testing.T, e *env, b *webClient, landing, rcpt string) {
 	t.Helper()
 	n := len(e.sink.Messages())
 	if st, page := b.get(landing); st != 200 || !strings.Contains(page, "Email me a code") {

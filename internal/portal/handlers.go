@@ -289,7 +289,7 @@ var strictPolicy = func() *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()
 	p.AllowElements("center", "font", "span", "div", "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "hr", "br")
 	p.AllowAttrs("align", "valign", "width", "height", "bgcolor", "color", "colspan", "rowspan", "border", "cellpadding", "cellspacing").Globally()
-	p.AllowURLSchemes("http", "https", "mailto", "cid", "data")
+	p.AllowURLSchemes("http", "https", "mailto", "cid")
 	p.RequireNoReferrerOnLinks(true)
 	p.AddTargetBlankToFullyQualifiedLinks(true)
 	return p
