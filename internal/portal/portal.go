@@ -148,6 +148,82 @@ var errDestroyed = errors.New("the message's key is destroyed")
 
 func (s *Service) blobPath(id string) string { return filepath.Join(s.Dir, id[:2], id) }
 
+func (s *Service) attachmentPath(id string, index int) string {
+	return s.blobPath(id) + "." + itoa(index)
+}
+
+func attachmentAAD(id string, index int) []byte { return []byte(id + "/" + itoa(index)) }
+
+// removeBlobs deletes a message's blob and its attachments'.
+func (s *Service) removeBlobs(id string) {
+	os.Remove(s.blobPath(id))
+	if more, _ := filepath.Glob(s.blobPath(id) + ".*"); len(more) > 0 {
+		for _, f := range more {
+			os.Remove(f)
+		}
+	}
+}
+
+// writeBlob seals r into path (fsynced, renamed into place).
+func (s *Service) writeBlob(path string, key, aad []byte, r io.Reader) (int64, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	w, err := seal.NewWriter(f, key, aad)
+	if err == nil {
+		var n int64
+		n, err = io.CopyBuffer(w, r, make([]byte, 256<<10))
+		if err == nil {
+			err = w.Close()
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err == nil {
+			return n, nil
+		}
+	} else {
+		f.Close()
+	}
+	os.Remove(tmp)
+	return 0, err
+}
+
+// openAttachment opens the stored, decoded bytes of an attachment.
+func (s *Service) openAttachment(m *store.Sealed, index int) (io.ReaderAt, int64, func(), error) {
+	if m.WrappedKey == nil || m.State != "active" {
+		return nil, 0, nil, errDestroyed
+	}
+	key, err := s.unwrap(m.ID, m.WrappedKey)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer clear(key)
+	f, err := os.Open(s.attachmentPath(m.ID, index))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	ra, err := seal.NewReaderAt(f, st.Size(), key, attachmentAAD(m.ID, index))
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return ra, ra.Size(), func() { ra.Release(); f.Close() }, nil
+}
+
 // Deliver seals the message for the portal recipients of d (queue.Transport).
 func (s *Service) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
 	att := queue.Attempt{Relay: "portal", Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
@@ -280,8 +356,14 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 		df.Sync()
 		df.Close()
 	}
-	parts, h, err := describe(io.NewSectionReader(body, 0, size))
+	parts, h, err := describe(io.NewSectionReader(body, 0, size), func(index int, r io.Reader) (int64, error) {
+		return s.writeBlob(s.attachmentPath(id, index), key, attachmentAAD(id, index), r)
+	})
 	if err != nil {
+		s.removeBlobs(id)
+		if _, ok := err.(*os.PathError); ok {
+			return nil, err
+		}
 		parts = &Parts{Text: -1, HTML: -1, Attachments: []Attachment{}}
 	}
 	pj, _ := json.Marshal(parts)
@@ -311,11 +393,11 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 	}
 	defer tx.Rollback()
 	if err := s.Store.InsertSealed(ctx, tx, m, nil); err != nil {
-		os.Remove(path)
+		s.removeBlobs(id)
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		os.Remove(path)
+		s.removeBlobs(id)
 		return nil, err
 	}
 	s.audit(ctx, "gateway", "portal.sealed", id, "", "", "message "+meta.msgID)
@@ -355,9 +437,9 @@ func (s *Service) Destroy(ctx context.Context, id, state, actor string) error {
 	if err := s.Store.DestroySealed(ctx, id, state, s.now()); err != nil {
 		return err
 	}
-	os.Remove(s.blobPath(id))
+	s.removeBlobs(id)
 	for _, r := range thread {
-		os.Remove(s.blobPath(r.ID))
+		s.removeBlobs(r.ID)
 	}
 	s.audit(ctx, actor, "portal."+state, id, "", "", "key destroyed")
 	return nil

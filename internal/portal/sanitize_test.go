@@ -1,10 +1,14 @@
 package portal
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"golang.org/x/net/html"
 )
@@ -72,5 +76,31 @@ func unsafeHTML(s string) string {
 				}
 			}
 		}
+	}
+}
+
+func TestB64Reader(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 57, 58, 1000, 300000} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		enc := base64.StdEncoding.EncodeToString(data)
+		var lines []string
+		for len(enc) > 76 {
+			lines, enc = append(lines, enc[:76]), enc[76:]
+		}
+		lines = append(lines, enc)
+		got, err := io.ReadAll(iotest.OneByteReader(newB64Reader(strings.NewReader(strings.Join(lines, "\r\n") + "\r\n"))))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("n=%d: %d bytes, %v", n, len(got), err)
+		}
+		got, err = io.ReadAll(newB64Reader(iotest.HalfReader(strings.NewReader(strings.Join(lines, "\n ")))))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("n=%d (half reader): %d bytes, %v", n, len(got), err)
+		}
+	}
+	if _, err := io.ReadAll(newB64Reader(strings.NewReader("!!!!"))); err == nil {
+		t.Fatal("no error for bad base64")
 	}
 }
