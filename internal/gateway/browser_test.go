@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,9 +18,11 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"sealpost/internal/config"
+	"sealpost/internal/testutil"
 )
 
 // Browser tests: Debian's Chromium, driven over the DevTools protocol, with
@@ -329,3 +332,89 @@ func b64lines(b []byte) string {
 }
 
 func b64std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestBrowserPasskey: a recipient who signed in with a code adds a passkey
+// (Chromium's virtual authenticator, over the DevTools protocol), signs
+// out, and signs in again with the passkey: no code is mailed.
+func TestBrowserPasskey(t *testing.T) {
+	src := axeSource(t)
+	ctx := chromium(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive"}
+		c.Web.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+		c.Web.PublicURL = fmt.Sprintf("http://localhost:%d", port) // WebAuthn needs a name, not an IP address
+	})
+	if e.gw.Portal.Passkeys == nil {
+		t.Fatal("passkeys off for a localhost URL")
+	}
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example"}, message("staff@example.gov.uk", "jane@citizen.example", "[secure] Passkey test", "Hello Jane."))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	link := linkRe.FindString(decodeQP(mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0).Data))
+	if !strings.HasPrefix(link, "http://localhost:") {
+		t.Fatalf("link %q", link)
+	}
+	if err := chromedp.Run(ctx, webauthn.Enable(), chromedp.ActionFunc(func(ctx context.Context) error {
+		_, err := webauthn.AddVirtualAuthenticator(&webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+		}).Do(ctx)
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	// Sign in with a code, then add a passkey.
+	n := len(e.sink.Messages())
+	if err := chromedp.Run(ctx, chromedp.Navigate(link), chromedp.Click("button.primary", chromedp.ByQuery), chromedp.WaitVisible("#code", chromedp.ByID)); err != nil {
+		t.Fatal(err)
+	}
+	c := codeRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "jane@citizen.example", "one-time code", n).Data))
+	var status string
+	if err := chromedp.Run(ctx, chromedp.SendKeys("#code", c[1], chromedp.ByID), chromedp.Click("button.primary", chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-passkey="register"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-passkey="register"]`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById("pk-status").textContent.length > 0`, nil, chromedp.WithPollingTimeout(15*time.Second)),
+		chromedp.Text("#pk-status", &status, chromedp.ByID)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status, "Passkey added") {
+		t.Fatalf("registration: %q", status)
+	}
+	axe(t, ctx, src, "message page with passkeys")
+	if keys, _ := e.gw.Store.Passkeys(context.Background(), "jane@citizen.example"); len(keys) != 1 {
+		t.Fatalf("%d passkeys stored", len(keys))
+	}
+	// Sign out; sign in with the passkey: the message shows, no code is sent.
+	n = len(e.sink.Messages())
+	var h1 string
+	if err := chromedp.Run(ctx, chromedp.Click(".signout button", chromedp.ByQuery), chromedp.WaitVisible("#address", chromedp.ByID),
+		chromedp.Navigate(link), chromedp.WaitVisible(`[data-passkey="login"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	axe(t, ctx, src, "landing page with passkeys")
+	if err := chromedp.Run(ctx, chromedp.Click(`[data-passkey="login"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("pre.body", chromedp.ByQuery), chromedp.Text("h1", &h1)); err != nil {
+		t.Fatal(err)
+	}
+	if h1 != "Passkey test" {
+		t.Fatalf("after passkey sign-in: %q", h1)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range e.sink.Messages()[n:] {
+		if strings.Contains(testutil.Header(m.Data, "Subject"), "one-time code") {
+			t.Fatal("a code was mailed for a passkey sign-in")
+		}
+	}
+	events, _ := e.gw.Store.AuditEvents(context.Background(), "jane@citizen.example", 100)
+	var passkeyLogin bool
+	for _, ev := range events {
+		passkeyLogin = passkeyLogin || ev.Action == "portal.signed_in" && ev.Detail == "passkey"
+	}
+	if !passkeyLogin {
+		t.Fatal("no audit event for the passkey sign-in")
+	}
+}

@@ -153,7 +153,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		transports[queue.RouteOutbound] = smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true)
 	}
 	g.Portal = &portal.Service{Store: g.Store, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
-		Limiter: portal.NewIPLimiter(30, 10*time.Minute)}
+		Limiter: portal.NewIPLimiter(30, 10*time.Minute), Passkeys: portal.NewPasskeys(cfg.Web.PublicURL, cfg.Org.Name)}
 	if g.Portal.KEK, err = hkdf.Key(sha256.New, key, nil, "sealpost portal key wrapping", 32); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,12 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /portal/logout", s.logout)
 	mux.HandleFunc("POST /portal/s/{id}/revoke", s.revoke)
 	mux.HandleFunc("POST /portal/s/{id}/expiry", s.expiry)
+	s.passkeyRoutes(mux)
 }
+
+// scriptCSP is the policy of pages that offer passkeys: the one script is
+// the portal's own file.
+const scriptCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func clientIP(r *http.Request) string {
 	h, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -131,8 +136,11 @@ func (s *Service) messagePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.signedIn(r, t) {
+		if s.Passkeys != nil {
+			w.Header().Set("Content-Security-Policy", scriptCSP)
+		}
 		s.page(w, http.StatusOK, "portal_landing.html", map[string]any{"Title": "Secure message", "Who": displayName(t.m), "Sender": t.m.Sender,
-			"To": masked(t.r.Address), "Action": "/m/" + t.token + "/code", "CSRF": web.CSRFToken(w, r)})
+			"To": masked(t.r.Address), "Action": "/m/" + t.token + "/code", "CSRF": web.CSRFToken(w, r), "Passkeys": s.Passkeys != nil})
 		return
 	}
 	s.showMessage(w, r, t, "")
@@ -171,8 +179,13 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 		s.audit(ctx, t.r.Address, "portal.view", t.m.ID, clientIP(r), r.UserAgent(), "")
 	}
 	images := r.URL.Query().Get("images") == "1"
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	csp := "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if s.Passkeys != nil {
+		csp = scriptCSP
+	}
+	w.Header().Set("Content-Security-Policy", csp)
 	s.page(w, http.StatusOK, "portal_message.html", map[string]any{
+		"Passkeys": s.Passkeys != nil,
 		"Title": "Secure message", "M": t.m, "Who": displayName(t.m), "To": t.r.Address, "Sent": fmtTime(t.m.CreatedAt),
 		"Expires": fmtTime(t.m.ExpiresAt), "Text": text, "Cut": cut, "HTML": parts.HTML >= 0, "Images": images,
 		"Attachments": parts.Attachments, "Base": "/m/" + t.token, "CSRF": web.CSRFToken(w, r), "Replies": replies, "Notice": notice,
@@ -551,8 +564,11 @@ func (s *Service) sealReply(ctx context.Context, t *target, data []byte, subject
 }
 func (s *Service) home(w http.ResponseWriter, r *http.Request) {
 	addr := s.sessionAddress(r)
+	if s.Passkeys != nil {
+		w.Header().Set("Content-Security-Policy", scriptCSP)
+	}
 	if addr == "" {
-		s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "CSRF": web.CSRFToken(w, r)})
+		s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "CSRF": web.CSRFToken(w, r), "Passkeys": s.Passkeys != nil})
 		return
 	}
 	ctx := r.Context()
@@ -573,7 +589,9 @@ func (s *Service) home(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"ID": m.ID, "Subject": m.Subject, "Sent": fmtTime(m.CreatedAt), "Expires": fmtTime(m.ExpiresAt),
 			"ExpiresDate": m.ExpiresAt.UTC().Format("2006-01-02"), "State": m.State, "Recipients": rv})
 	}
-	s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "Address": addr, "Inbox": in, "Sent": out, "CSRF": web.CSRFToken(w, r), "Notice": r.URL.Query().Get("done")})
+	keys, _ := s.Store.Passkeys(ctx, addr)
+	s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "Address": addr, "Inbox": in, "Sent": out, "CSRF": web.CSRFToken(w, r),
+		"Notice": r.URL.Query().Get("done"), "Passkeys": s.Passkeys != nil, "PasskeyCount": len(keys)})
 }
 
 func when(t time.Time) string {

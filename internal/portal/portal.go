@@ -69,7 +69,10 @@ type Service struct {
 	Log     *slog.Logger
 	Submit  Submitter
 	Limiter *IPLimiter
-	Now     func() time.Time
+	// Passkeys is WebAuthn sign-in; nil when web.public_url's host cannot
+	// be a relying party (an IP address).
+	Passkeys *Passkeys
+	Now      func() time.Time
 
 	locks sync.Map // msg id → *sync.Mutex: one sealing at a time per message
 }

@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS portal_sessions (
 	created_at  INTEGER NOT NULL,
 	expires_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS portal_passkeys (
+	cred_id    BLOB PRIMARY KEY,
+	address    TEXT NOT NULL,
+	data       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	last_used  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS portal_passkeys_address ON portal_passkeys(address);
 CREATE TABLE IF NOT EXISTS audit_events (
 	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
 	at      INTEGER NOT NULL,
@@ -353,4 +361,50 @@ func (s *Store) ExpiredSealed(ctx context.Context, now time.Time, limit int) ([]
 		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+// Passkey is a WebAuthn credential registered by a portal user.
+type Passkey struct {
+	CredID    []byte
+	Address   string
+	Data      string // the credential as JSON (public key, sign count, flags)
+	CreatedAt time.Time
+	LastUsed  time.Time
+}
+
+// PutPasskey stores or updates a passkey.
+func (s *Store) PutPasskey(ctx context.Context, p *Passkey) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO portal_passkeys (cred_id, address, data, created_at, last_used) VALUES (?,?,?,?,?)
+		ON CONFLICT(cred_id) DO UPDATE SET data=excluded.data, last_used=excluded.last_used`, p.CredID, p.Address, p.Data, ms(p.CreatedAt), ms(p.LastUsed))
+	return err
+}
+
+// Passkeys lists the passkeys of address.
+func (s *Store) Passkeys(ctx context.Context, address string) ([]*Passkey, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT cred_id, address, data, created_at, last_used FROM portal_passkeys WHERE address=? ORDER BY created_at`, address)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Passkey
+	for rows.Next() {
+		p := &Passkey{}
+		var c, l int64
+		if err := rows.Scan(&p.CredID, &p.Address, &p.Data, &c, &l); err != nil {
+			return nil, err
+		}
+		p.CreatedAt, p.LastUsed = fromMS(c), fromMS(l)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PasskeyOwner returns the address a credential id belongs to.
+func (s *Store) PasskeyOwner(ctx context.Context, credID []byte) (string, error) {
+	var a string
+	err := s.DB.QueryRowContext(ctx, `SELECT address FROM portal_passkeys WHERE cred_id=?`, credID).Scan(&a)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return a, err
 }
