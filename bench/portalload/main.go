@@ -1,17 +1,17 @@
 // Command portalload measures the secure portal of a sealpost it starts
 // itself, on loopback only, bounded in count and time:
 //
-//	portalload -bin /tmp/bench-bin/sealpost -mb 1024 -c 32 -n 20000 -d 30s
+//		portalload -bin /tmp/bench-bin/sealpost -mb 1024 -c 32 -n 20000 -d 30s
 //
-//  1. starts an SMTP sink (the next hop) and sealpost (portal on, every
-//     outbound message with [secure] sealed), in a temporary directory;
-//  2. sends one message with an attachment of -mb MiB of random bytes,
-//     generated as it is sent, and waits for the notification;
-//  3. signs in as the recipient (asks for a code, reads it from the sink);
-//  4. page load: -c clients request the message page, at most -n requests
-//     or -d, whichever ends first; reports requests/s, p50 and p99;
-//  5. downloads the attachment 3 times (median MB/s), checking its hash;
-//  6. samples sealpost's RSS throughout.
+//	 1. starts an SMTP sink (the next hop) and sealpost (portal on, every
+//	    outbound message with [secure] sealed), in a temporary directory;
+//	 2. sends one message with an attachment of -mb MiB of random bytes,
+//	    generated as it is sent, and waits for the notification;
+//	 3. signs in as the recipient (asks for a code, reads it from the sink);
+//	 4. page load: -c clients request the message page, at most -n requests
+//	    or -d, whichever ends first; reports requests/s, p50 and p99;
+//	 5. downloads the attachment 3 times (median MB/s), checking its hash;
+//	 6. samples sealpost's RSS throughout.
 package main
 
 import (

@@ -186,7 +186,7 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 	w.Header().Set("Content-Security-Policy", csp)
 	s.page(w, http.StatusOK, "portal_message.html", map[string]any{
 		"Passkeys": s.Passkeys != nil,
-		"Title": "Secure message", "M": t.m, "Who": displayName(t.m), "To": t.r.Address, "Sent": fmtTime(t.m.CreatedAt),
+		"Title":    "Secure message", "M": t.m, "Who": displayName(t.m), "To": t.r.Address, "Sent": fmtTime(t.m.CreatedAt),
 		"Expires": fmtTime(t.m.ExpiresAt), "Text": text, "Cut": cut, "HTML": parts.HTML >= 0, "Images": images,
 		"Attachments": parts.Attachments, "Base": "/m/" + t.token, "CSRF": web.CSRFToken(w, r), "Replies": replies, "Notice": notice,
 		"MaxReply": s.Config().Portal.MaxReplyBytes >> 20,
