@@ -154,6 +154,7 @@ type Portal struct {
 	CodesPerHour  int      `toml:"codes_per_hour"`
 	HideSubject   bool     `toml:"hide_subject"`
 	LinkInNotice  bool     `toml:"link_in_notice"`
+	NoLinkDomains []string `toml:"no_link_domains"`
 	NoticeFrom    string   `toml:"notice_from"`
 	BrandColour   string   `toml:"brand_colour"`
 	MaxReplyBytes int64    `toml:"max_reply_bytes"`
@@ -588,6 +589,13 @@ func (c *Config) validate() error {
 	}
 	if c.Portal.NoticeFrom != "" && !strings.Contains(c.Portal.NoticeFrom, "@") {
 		return c.errf("portal.notice_from", "%q: want an address", c.Portal.NoticeFrom)
+	}
+	for i, d := range c.Portal.NoLinkDomains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if !validDomain(d) {
+			return c.errf("portal.no_link_domains", "%q is not a domain name", d)
+		}
+		c.Portal.NoLinkDomains[i] = d
 	}
 	if c.Portal.MaxReplyBytes < 1<<20 {
 		return c.errf("portal.max_reply_bytes", "must be at least 1048576")

@@ -181,8 +181,11 @@ code_attempts = 5
 codes_per_hour = 5
 # Leave the subject out of notifications.
 hide_subject = false
-# false: notifications carry no link, only a reference to enter at web.public_url/r.
+# false: notifications carry no link, only a reference to enter at
+# web.public_url/r. no_link_domains: the same for recipients at these domains
+# (partners whose staff are trained never to click links in mail).
 link_in_notice = true
+no_link_domains = []
 # From: of notifications and codes (empty: noreply@ the first org domain).
 notice_from = ""
 brand_colour = "#1d4f91"

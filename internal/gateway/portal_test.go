@@ -306,3 +306,80 @@ func TestPortalCodeBruteForce(t *testing.T) {
 		t.Fatalf("audit: %d failures, %d lock-outs", fails, locks)
 	}
 }
+
+// TestPortalReferenceExpiryAndLimits: a notification without a link (the
+// recipient's domain is on portal.no_link_domains) and the reference page;
+// "remember this browser"; the per-address limit on codes; expiry
+// destroying the message.
+func TestPortalReferenceExpiryAndLimits(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive"}
+		c.Portal.NoLinkDomains = []string{"careful.example"}
+		c.Portal.CodesPerHour = 3
+	})
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"ann@careful.example"}, message("staff@example.gov.uk", "ann@careful.example", "[secure] no link", "Hello Ann."))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	id := msgID(t, reply)
+	text := decodeQP(mailTo(t, e.sink, "ann@careful.example", "Secure message", 0).Data)
+	if strings.Contains(text, "/m/") || strings.Contains(text, "href=") {
+		t.Fatalf("notification has a link:\n%s", text)
+	}
+	ref := regexp.MustCompile(`\b([0-9A-Z]{5}-[0-9A-Z]{5})\b`).FindStringSubmatch(text)
+	if ref == nil {
+		t.Fatalf("no reference:\n%s", text)
+	}
+	b := newBrowser(t, e)
+	b.get("/r")
+	if st, page := b.post("/r", url.Values{"reference": {"ZZZZZ-ZZZZZ"}}); st != 404 || !strings.Contains(page, "no message with that reference") {
+		t.Fatalf("wrong reference: %d", st)
+	}
+	if st, page := b.post("/r", url.Values{"reference": {strings.ToLower(strings.ReplaceAll(ref[1], "-", " "))}}); st != 200 || !strings.Contains(page, "Email me a code") {
+		t.Fatalf("reference: %d\n%s", st, page)
+	}
+	landing := b.page
+	action := regexp.MustCompile(`action="(/m/[0-9a-z]{32})/code"`).FindStringSubmatch(landing)[1]
+	// Remember this browser: the session cookie outlives the browser session.
+	n := len(e.sink.Messages())
+	b.post(action+"/code", url.Values{})
+	c := codeRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "ann@careful.example", "one-time code", n).Data))
+	form := url.Values{"code": {c[1]}, "remember": {"1"}}
+	if m := csrfRe.FindStringSubmatch(b.page); m != nil {
+		form.Set("csrf", m[1])
+	}
+	req, _ := http.NewRequest("POST", b.base+action+"/verify", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := (&http.Client{Jar: b.c.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var sc *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "sp_session" {
+			sc = ck
+		}
+	}
+	if sc == nil || sc.MaxAge < 29*24*3600 || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v", sc)
+	}
+	// Codes per hour for one address: the fourth is refused.
+	other := newBrowser(t, e)
+	for i := 1; i <= 3; i++ {
+		other.get(action)
+		if st, _ := other.post(action+"/code", url.Values{}); (i < 3 && st != 200) || (i == 3 && st != 429) {
+			t.Fatalf("code %d (one was sent already): %d", i+1, st)
+		}
+	}
+	// Expiry destroys the message, and the page says so.
+	sealed, _ := e.gw.Store.SealedByMsg(context.Background(), id)
+	e.gw.Store.SetSealedExpiry(context.Background(), sealed.ID, time.Now().Add(-time.Second))
+	e.gw.Portal.Sweep(context.Background())
+	if st, page := b.get(action); st != 410 || !strings.Contains(page, "has expired") {
+		t.Fatalf("after expiry: %d\n%s", st, page)
+	}
+	if m, _ := e.gw.Store.GetSealed(context.Background(), sealed.ID); m.WrappedKey != nil || m.State != "expired" {
+		t.Fatalf("%+v", m)
+	}
+}

@@ -29,7 +29,7 @@ func (s *Service) notify(ctx context.Context, m *store.Sealed, address string) e
 	if !m.HideSubject {
 		v.Subject = m.Subject
 	}
-	if cfg.Portal.LinkInNotice {
+	if cfg.Portal.LinkInNotice && !noLink(cfg.Portal.NoLinkDomains, address) {
 		v.Link = cfg.Web.PublicURL + "/m/" + s.token(m.ID, address)
 	} else {
 		v.Reference = s.reference(m.ID, address)
@@ -143,4 +143,14 @@ func writeAlternative(w io.Writer, cfg *config.Config, from, to, subject, text, 
 	}
 	_, err := io.WriteString(w, "--"+boundary+"--\r\n")
 	return err
+}
+
+func noLink(domains []string, address string) bool {
+	d := address[strings.LastIndexByte(address, '@')+1:]
+	for _, x := range domains {
+		if strings.EqualFold(strings.TrimSpace(x), d) {
+			return true
+		}
+	}
+	return false
 }
