@@ -163,6 +163,7 @@ func quarantineCmd(g *globalFlags) *cobra.Command {
 				case err != nil:
 					return err
 				}
+				st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "quarantine." + state, Object: args[0], Detail: reason})
 				if release {
 					fmt.Printf("%s released for %d recipients; the running gateway delivers it within queue.poll_interval\n", args[0], len(rcpts))
 				} else {

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/x509"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sealpost/internal/audit"
 	"sealpost/internal/config"
 	"sealpost/internal/deliver"
 	"sealpost/internal/mailauth"
@@ -45,6 +47,7 @@ type Gateway struct {
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	linkKey   []byte
+	auditKey  ed25519.PrivateKey
 	bg        sync.WaitGroup
 
 	InboundAddr, OutboundAddr, WebAddr net.Addr
@@ -186,10 +189,17 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		return nil, err
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
-	g.bg.Add(1)
+	if g.auditKey, err = audit.Key(key); err != nil {
+		return nil, err
+	}
+	g.bg.Add(2)
 	go func() {
 		defer g.bg.Done()
 		g.expireHolds(ctx)
+	}()
+	go func() {
+		defer g.bg.Done()
+		g.checkpoints(ctx)
 	}()
 
 	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
@@ -219,6 +229,33 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
 	return g, nil
+}
+
+// checkpoints signs the audit log's newest event every minute, and once
+// more when the gateway stops.
+func (g *Gateway) checkpoints(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := audit.Checkpoint(context.Background(), g.Store, g.auditKey, time.Now()); err != nil {
+				g.Log.Error("audit checkpoint failed", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := audit.Checkpoint(ctx, g.Store, g.auditKey, time.Now()); err != nil && ctx.Err() == nil {
+				g.Log.Error("audit checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// Audit records an event (admin actions, policy outcomes, holds).
+func (g *Gateway) Audit(ctx context.Context, actor, action, object, detail string) {
+	if err := g.Store.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: actor, Action: action, Object: object, Detail: detail}); err != nil {
+		g.Log.Error("audit event not recorded", "action", action, "err", err)
+	}
 }
 
 // rootCAs is the system's certificate pool plus the CAs in file.

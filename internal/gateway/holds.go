@@ -194,6 +194,7 @@ func (h holds) Resolve(ctx context.Context, id, token string, confirm bool) (*we
 		if err == nil {
 			h.g.Metrics.Holds.WithLabelValues(result).Inc()
 			h.g.Log.Info("held message "+result, "msgid", id, "by", "sender")
+			h.g.Audit(ctx, rec.MailFrom, "hold."+result, id, "through the link in the notice")
 		}
 		if rec, err = h.g.Store.GetDecision(ctx, id); err != nil {
 			return nil, err
@@ -242,6 +243,7 @@ func (g *Gateway) expire(ctx context.Context, id string) {
 		return
 	}
 	g.Metrics.Holds.WithLabelValues("expired").Inc()
+	g.Audit(ctx, "gateway", rec.State+".expired", id, how)
 	g.Log.Info("held message expired", "msgid", id, "state", rec.State)
 	if rec.State != "held" {
 		return

@@ -144,6 +144,7 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			return nil, err
 		}
 		g.Log.Info("policy decision", "msgid", env.ID, "outcome", "reject", "rules", rulesOf(d))
+		g.Audit(ctx, env.MailFrom, "policy.reject", env.ID, rulesOf(d))
 		return &smtpd.Rejection{Text: "Message refused by the organisation's mail policy; quote reference " + env.ID + " to your IT service desk"}, nil
 	}
 	env.Plan = map[string]queue.RcptPlan{}
@@ -199,6 +200,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 	}
 	if most != policy.Deliver || len(d.Findings) > 0 {
 		g.Log.Info("policy decision", "msgid", env.ID, "outcome", most.String(), "rules", rulesOf(d))
+		if most.Stops() {
+			g.Audit(ctx, env.MailFrom, "policy."+most.String(), env.ID, rulesOf(d))
+		}
 	}
 	return nil, nil
 }

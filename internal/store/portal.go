@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS portal_passkeys (
 	last_used  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS portal_passkeys_address ON portal_passkeys(address);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+	seq  INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL,
+	at   INTEGER NOT NULL,
+	sig  BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_events (
 	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
 	at      INTEGER NOT NULL,

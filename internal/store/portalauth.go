@@ -115,7 +115,10 @@ type AuditEvent struct {
 	Hash   []byte
 }
 
-// auditHash chains an event to the one before it.
+// AuditHash is the hash that chains an event to the one before it:
+// SHA-256 over the previous hash, the time and each field with its length.
+func AuditHash(prev []byte, e *AuditEvent) []byte { return auditHash(prev, e) }
+
 func auditHash(prev []byte, e *AuditEvent) []byte {
 	h := sha256.New()
 	h.Write(prev)
@@ -151,6 +154,85 @@ func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	}
 	e.Seq, _ = res.LastInsertId()
 	return tx.Commit()
+}
+
+// AuditCheckpoint is a signature over the chain up to an event.
+type AuditCheckpoint struct {
+	Seq  int64
+	Hash []byte
+	At   time.Time
+	Sig  []byte
+}
+
+// AddAuditCheckpoint records a checkpoint.
+func (s *Store) AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT OR IGNORE INTO audit_checkpoints (seq, hash, at, sig) VALUES (?,?,?,?)`, c.Seq, c.Hash, ms(c.At), c.Sig)
+	return err
+}
+
+// AuditCheckpoints lists the checkpoints, oldest first.
+func (s *Store) AuditCheckpoints(ctx context.Context) ([]*AuditCheckpoint, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT seq, hash, at, sig FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*AuditCheckpoint
+	for rows.Next() {
+		c := &AuditCheckpoint{}
+		var at int64
+		if err := rows.Scan(&c.Seq, &c.Hash, &at, &c.Sig); err != nil {
+			return nil, err
+		}
+		c.At = fromMS(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastAuditEvent returns the newest event (nil if none).
+func (s *Store) LastAuditEvent(ctx context.Context) (*AuditEvent, error) {
+	e := &AuditEvent{}
+	var at int64
+	err := s.DB.QueryRowContext(ctx, `SELECT seq, at, actor, action, object, ip, ua, detail, prev, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).
+		Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Object, &e.IP, &e.UA, &e.Detail, &e.Prev, &e.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	e.At = fromMS(at)
+	return e, err
+}
+
+// EachAuditEvent calls f for every event in sequence order, between from and
+// to (zero: unbounded).
+func (s *Store) EachAuditEvent(ctx context.Context, from, to time.Time, f func(*AuditEvent) error) error {
+	q := `SELECT seq, at, actor, action, object, ip, ua, detail, prev, hash FROM audit_events WHERE 1=1`
+	var args []any
+	if !from.IsZero() {
+		q += ` AND at>=?`
+		args = append(args, ms(from))
+	}
+	if !to.IsZero() {
+		q += ` AND at<?`
+		args = append(args, ms(to))
+	}
+	rows, err := s.DB.QueryContext(ctx, q+` ORDER BY seq`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e := &AuditEvent{}
+		var at int64
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Object, &e.IP, &e.UA, &e.Detail, &e.Prev, &e.Hash); err != nil {
+			return err
+		}
+		e.At = fromMS(at)
+		if err := f(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // AuditEvents lists events about object (all if ""), oldest first.
