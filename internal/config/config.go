@@ -37,6 +37,7 @@ type Config struct {
 	DLP      DLP      `toml:"dlp"`
 	Policy   Policy   `toml:"policy"`
 	Portal   Portal   `toml:"portal"`
+	DNS      DNS      `toml:"dns"`
 	Keys     Keys     `toml:"keys"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
@@ -140,6 +141,15 @@ type Policy struct {
 	HoldTimeout         Duration     `toml:"hold_timeout"`
 	QuarantineRetention Duration     `toml:"quarantine_retention"`
 	Rules               []PolicyRule `toml:"rule"`
+}
+
+// DNS holds the choices behind the records `sealpost dns records` prints.
+type DNS struct {
+	SPFExtra    []string `toml:"spf_extra"`
+	DMARCPolicy string   `toml:"dmarc_policy"`
+	DMARCRUA    string   `toml:"dmarc_rua"`
+	TLSRPTRUA   string   `toml:"tls_rpt_rua"`
+	MTASTSMode  string   `toml:"mta_sts_mode"`
 }
 
 // Portal configures the secure portal.
@@ -290,6 +300,8 @@ func Default() *Config {
 		},
 		Log: Log{Level: "info", Format: "json"},
 		DLP: DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
+		DNS: DNS{DMARCPolicy: "reject", DMARCRUA: "mailto:dmarc-rua@dmarc.service.gov.uk",
+			TLSRPTRUA: "mailto:tls-rua@mailcheck.service.ncsc.gov.uk", MTASTSMode: "enforce"},
 		Portal: Portal{
 			Enabled: true, Expiry: Duration{30 * 24 * time.Hour}, MaxExpiry: Duration{365 * 24 * time.Hour},
 			Session: Duration{time.Hour}, Remember: Duration{30 * 24 * time.Hour},
@@ -599,6 +611,21 @@ func (c *Config) validate() error {
 	}
 	if c.Portal.MaxReplyBytes < 1<<20 {
 		return c.errf("portal.max_reply_bytes", "must be at least 1048576")
+	}
+	switch c.DNS.DMARCPolicy {
+	case "reject", "quarantine", "none":
+	default:
+		return c.errf("dns.dmarc_policy", "%q: want reject, quarantine or none", c.DNS.DMARCPolicy)
+	}
+	switch c.DNS.MTASTSMode {
+	case "enforce", "testing":
+	default:
+		return c.errf("dns.mta_sts_mode", "%q: want enforce or testing", c.DNS.MTASTSMode)
+	}
+	for k, v := range map[string]string{"dns.dmarc_rua": c.DNS.DMARCRUA, "dns.tls_rpt_rua": c.DNS.TLSRPTRUA} {
+		if v != "" && !strings.HasPrefix(v, "mailto:") && !strings.HasPrefix(v, "https://") {
+			return c.errf(k, "%q: want mailto:ADDRESS", v)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

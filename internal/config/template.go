@@ -192,6 +192,17 @@ brand_colour = "#1d4f91"
 # Largest secure reply, attachments included.
 max_reply_bytes = 26214400
 
+[dns]
+# What "sealpost dns records" tells you to publish (GOV.UK email security
+# guidance; reports go to NCSC Mail Check by default).
+# Other senders of your domain's mail, as SPF mechanisms.
+spf_extra = []
+dmarc_policy = "reject"
+dmarc_rua = "mailto:dmarc-rua@dmarc.service.gov.uk"
+tls_rpt_rua = "mailto:tls-rua@mailcheck.service.ncsc.gov.uk"
+# MTA-STS policy mode served at /.well-known/mta-sts.txt: enforce or testing.
+mta_sts_mode = "enforce"
+
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,
 # codes and keys are never logged.

@@ -222,6 +222,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if cfg.Portal.Enabled {
 		g.Web.Mount = g.Portal.Routes
 	}
+	g.Web.MTASTS = func() string { return MTASTSPolicy(g.Config()) }
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
 			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)

@@ -48,6 +48,8 @@ type Server struct {
 	Log     *slog.Logger
 	Store   *store.Store
 	Holds   Holds // hold pages; nil: none
+	// MTASTS returns the MTA-STS policy file (nil: not served).
+	MTASTS func() string
 	// Mount adds more routes (the portal) to the mux.
 	Mount func(mux *http.ServeMux)
 
@@ -69,6 +71,12 @@ func (s *Server) Handler() http.Handler {
 	if s.Holds != nil {
 		mux.HandleFunc("GET /hold/{id}", s.holdPage)
 		mux.HandleFunc("POST /hold/{id}", s.holdPost)
+	}
+	if s.MTASTS != nil {
+		mux.HandleFunc("GET /.well-known/mta-sts.txt", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, s.MTASTS())
+		})
 	}
 	if s.Mount != nil {
 		s.Mount(mux)
