@@ -556,14 +556,17 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	// The first delivery to an external domain makes it known (policy:
 	// first-contact checks).
 	newContact := ""
-	if j.route == RouteOutbound && j.msg.Direction == "out" && j.domain != "" {
-		if _, ok := q.known.Load(j.domain); !ok {
-			for _, r := range results {
-				if r.Status == "delivered" {
-					newContact = j.domain
-					break
-				}
+	delivered := 0
+	if (j.route == RouteOutbound || j.route == RoutePortal) && j.msg.Direction == "out" {
+		for _, r := range results {
+			if r.Status == "delivered" {
+				delivered++
 			}
+		}
+	}
+	if j.route == RouteOutbound && delivered > 0 && j.domain != "" {
+		if _, ok := q.known.Load(j.domain); !ok {
+			newContact = j.domain
 		}
 	}
 	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
@@ -574,6 +577,18 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		}
 		if newContact != "" {
 			if err := q.store.AddContacts(ctx, tx, []string{newContact}, now); err != nil {
+				return err
+			}
+		}
+		if delivered > 0 {
+			// Usage reports: outside recipients per domain and month.
+			var doms []string
+			for _, r := range results {
+				if r.Status == "delivered" {
+					doms = append(doms, strings.ToLower(domainOf(r.Rcpt)))
+				}
+			}
+			if err := q.store.CountDomains(ctx, tx, now, doms); err != nil {
 				return err
 			}
 		}

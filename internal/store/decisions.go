@@ -198,3 +198,16 @@ func (s *Store) AddContacts(ctx context.Context, tx *sql.Tx, domains []string, n
 	}
 	return nil
 }
+
+// CountDomains adds one delivery per entry of domains to this month's
+// per-domain count (usage reports), within tx.
+func (s *Store) CountDomains(ctx context.Context, tx *sql.Tx, now time.Time, domains []string) error {
+	month := now.UTC().Format("2006-01")
+	st := tx.StmtContext(ctx, s.countDomain)
+	for _, d := range domains {
+		if _, err := st.ExecContext(ctx, month, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -26,7 +26,7 @@ type Store struct {
 
 	// Statements of the hot path, prepared once: SQLite compiles a
 	// statement in about as much time as it takes to run it.
-	insMessage, insRecipient, updRecipient, finishMessage *sql.Stmt
+	insMessage, insRecipient, updRecipient, finishMessage, countDomain *sql.Stmt
 }
 
 const schema = `
@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS decisions (
 	resolution     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state, expires_at);
+CREATE TABLE IF NOT EXISTS domain_stats (
+	month      TEXT NOT NULL,
+	domain     TEXT NOT NULL,
+	deliveries INTEGER NOT NULL,
+	PRIMARY KEY (month, domain)
+);
 CREATE TABLE IF NOT EXISTS contacts (
 	domain     TEXT PRIMARY KEY,
 	first_at   INTEGER NOT NULL
@@ -134,6 +140,7 @@ func OpenSQLite(path string) (*Store, error) {
 		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?)`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
+		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
 		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
