@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -20,7 +21,9 @@ import (
 	"time"
 
 	"sealpost/internal/audit"
+	"sealpost/internal/auth"
 	"sealpost/internal/config"
+	"sealpost/internal/console"
 	"sealpost/internal/deliver"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
@@ -46,6 +49,7 @@ type Gateway struct {
 	pool      *deliver.Pool
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
+	Console   *console.Service
 	linkKey   []byte
 	auditKey  ed25519.PrivateKey
 	bg        sync.WaitGroup
@@ -223,6 +227,19 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		g.Web.Mount = g.Portal.Routes
 	}
 	g.Web.MTASTS = func() string { return MTASTSPolicy(g.Config()) }
+	consoleKey, err := hkdf.Key(sha256.New, key, nil, "sealpost console", 32)
+	if err != nil {
+		return nil, err
+	}
+	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Config: g.Config, Log: log, Key: consoleKey,
+		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute)}
+	portalRoutes := g.Web.Mount
+	g.Web.Mount = func(mux *http.ServeMux) {
+		if portalRoutes != nil {
+			portalRoutes(mux)
+		}
+		g.Console.Routes(mux)
+	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
 			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)

@@ -98,6 +98,12 @@ CREATE TABLE IF NOT EXISTS users (
 	disabled      INTEGER NOT NULL DEFAULT 0,
 	created_at    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS console_sessions (
+	id_hash    BLOB PRIMARY KEY,
+	user       TEXT NOT NULL,
+	stage      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dev_outbox (
 	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
 	msg_id      TEXT NOT NULL,
@@ -127,7 +133,7 @@ func OpenSQLite(path string) (*Store, error) {
 	}
 	for _, col := range []string{"messages ADD COLUMN spool_seg INTEGER NOT NULL DEFAULT 0", "messages ADD COLUMN spool_off INTEGER NOT NULL DEFAULT 0",
 		"messages ADD COLUMN spool_len INTEGER NOT NULL DEFAULT 0", "recipients ADD COLUMN action TEXT NOT NULL DEFAULT ''",
-		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''"} {
+		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''", "users ADD COLUMN totp TEXT NOT NULL DEFAULT ''"} {
 		// Databases made before these columns existed: add them (an error
 		// here only means the column is already there).
 		db.ExecContext(ctx, `ALTER TABLE `+col)

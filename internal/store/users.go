@@ -84,3 +84,42 @@ func (s *Store) SetUserDisabled(ctx context.Context, name string, disabled bool)
 	}
 	return nil
 }
+
+// TOTPSecret returns a user's sealed TOTP secret ("" if not enrolled).
+func (s *Store) TOTPSecret(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.DB.QueryRowContext(ctx, `SELECT totp FROM users WHERE name=?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return v, err
+}
+
+// SetTOTPSecret stores a user's sealed TOTP secret.
+func (s *Store) SetTOTPSecret(ctx context.Context, name, sealed string) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE users SET totp=? WHERE name=?`, sealed, name)
+	return err
+}
+
+// PutConsoleSession records a console session; stage is "totp" (password
+// checked, second factor pending), "enroll" (admin must set up TOTP) or "ok".
+func (s *Store) PutConsoleSession(ctx context.Context, hash []byte, user, stage string, expires time.Time) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, user, stage, expires_at) VALUES (?,?,?,?)
+		ON CONFLICT(id_hash) DO UPDATE SET stage=excluded.stage, expires_at=excluded.expires_at`, hash, user, stage, ms(expires))
+	return err
+}
+
+// ConsoleSession returns the user and stage of a live console session.
+func (s *Store) ConsoleSession(ctx context.Context, hash []byte, now time.Time) (user, stage string, err error) {
+	err = s.DB.QueryRowContext(ctx, `SELECT user, stage FROM console_sessions WHERE id_hash=? AND expires_at>?`, hash, ms(now)).Scan(&user, &stage)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return user, stage, err
+}
+
+// DeleteConsoleSession ends a console session.
+func (s *Store) DeleteConsoleSession(ctx context.Context, hash []byte) error {
+	_, err := s.DB.ExecContext(ctx, `DELETE FROM console_sessions WHERE id_hash=?`, hash)
+	return err
+}

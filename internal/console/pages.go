@@ -1,0 +1,321 @@
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"sealpost/internal/policy"
+	"sealpost/internal/report"
+	"sealpost/internal/store"
+	"sealpost/internal/web"
+)
+
+// bar is one bar of a server-drawn SVG chart.
+type bar struct {
+	Label string
+	N     int
+	Width int // per cent of the largest
+}
+
+func bars(m map[string]int, order []string) []bar {
+	keys := order
+	if keys == nil {
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	}
+	most := 1
+	for _, k := range keys {
+		most = max(most, m[k])
+	}
+	var out []bar
+	for _, k := range keys {
+		if m[k] == 0 && order == nil {
+			continue
+		}
+		out = append(out, bar{Label: k, N: m[k], Width: m[k] * 100 / most})
+	}
+	return out
+}
+
+func (s *Service) dashboard(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	now := time.Now()
+	type period struct {
+		Name                 string
+		Outcomes, Detectors  []bar
+		Messages, TLS, NoTLS int
+		TLSShare             int
+	}
+	var periods []period
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"Last 24 hours", 24 * time.Hour}, {"Last 30 days", 30 * 24 * time.Hour}} {
+		since := now.Add(-p.d)
+		oc, err := s.Store.OutcomeCounts(ctx, since)
+		if err != nil {
+			s.oops(w, err)
+			return
+		}
+		det := map[string]int{}
+		details, _ := s.Store.DecisionDetails(ctx, since, 100000)
+		for _, d := range details {
+			var pd policy.Decision
+			if json.Unmarshal([]byte(d), &pd) == nil {
+				for _, f := range pd.Findings {
+					det[f.Detector] += f.Count
+				}
+			}
+		}
+		msgs, tls, notls, _ := s.Store.DeliveryCounts(ctx, since)
+		share := 0
+		if tls+notls > 0 {
+			share = tls * 100 / (tls + notls)
+		}
+		periods = append(periods, period{Name: p.name, Outcomes: bars(oc, policy.ActionNames()), Detectors: bars(det, nil),
+			Messages: msgs, TLS: tls, NoTLS: notls, TLSShare: share})
+	}
+	depth, _ := s.Store.QueueDepth(ctx)
+	held, _ := s.Store.CountDecisions(ctx, "held")
+	quar, _ := s.Store.CountDecisions(ctx, "quarantined")
+	s.page(w, http.StatusOK, "console_dashboard.html", map[string]any{"Title": "Console", "U": u, "CSRF": web.CSRFToken(w, r),
+		"Periods": periods, "Queue": depth, "Held": held, "Quarantined": quar})
+}
+
+func (s *Service) trace(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	var from, to time.Time
+	if v := r.URL.Query().Get("from"); v != "" {
+		from, _ = time.Parse("2006-01-02", v)
+	}
+	if v := r.URL.Query().Get("to"); v != "" {
+		if t, err := time.Parse("2006-01-02", v); err == nil {
+			to = t.Add(24 * time.Hour)
+		}
+	}
+	var found []*store.Message
+	if q != "" || !from.IsZero() || !to.IsZero() {
+		var err error
+		if found, err = s.Store.SearchMessages(r.Context(), q, from, to, 200); err != nil {
+			s.oops(w, err)
+			return
+		}
+	}
+	s.page(w, http.StatusOK, "console_trace.html", map[string]any{"Title": "Message trace", "U": u, "CSRF": web.CSRFToken(w, r), "Q": q,
+		"From": r.URL.Query().Get("from"), "To": r.URL.Query().Get("to"), "Found": found, "Searched": q != "" || !from.IsZero() || !to.IsZero()})
+}
+
+type event struct {
+	At   time.Time
+	What string
+	Text string
+}
+
+func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	m, err := s.Store.Message(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, http.StatusNotFound, "No such message", "It may have been delivered more than queue.keep_delivered ago. Search again from the trace page.")
+		return
+	}
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	var ev []event
+	ev = append(ev, event{m.ReceivedAt, "received", fmt.Sprintf("from %s (client %s, HELO %s), %d bytes, %s", m.MailFrom, m.RemoteIP, m.Helo, m.Size, m.Direction)})
+	d, derr := s.Store.GetDecision(ctx, id)
+	var pd policy.Decision
+	if derr == nil {
+		json.Unmarshal([]byte(d.Detail), &pd)
+		var why []string
+		for _, rd := range pd.Recipients {
+			why = append(why, rd.Address+": "+rd.Action+" ("+strings.Join(rd.Rules, ", ")+")")
+		}
+		ev = append(ev, event{d.CreatedAt, "policy: " + d.Outcome, strings.Join(why, "; ")})
+		if !d.ResolvedAt.IsZero() {
+			ev = append(ev, event{d.ResolvedAt, d.State, "by " + d.ResolvedBy + ": " + d.Resolution})
+		}
+	}
+	rs, _ := s.Store.Recipients(ctx, id)
+	for _, rc := range rs {
+		txt := rc.Rcpt + ": " + rc.Status
+		if rc.Relay != "" {
+			txt += " via " + rc.Relay
+		}
+		if rc.TLS != "" {
+			txt += ", " + rc.TLS
+		} else if rc.Route == "outbound" && rc.Status == "delivered" {
+			txt += ", without TLS"
+		}
+		if rc.LastError != "" {
+			txt += " (" + rc.LastError + ")"
+		}
+		txt += fmt.Sprintf(", %d attempt(s)", rc.Attempts)
+		ev = append(ev, event{rc.UpdatedAt, "delivery", txt})
+	}
+	objects := []string{id}
+	if sealed, err := s.Store.SealedByMsg(ctx, id); err == nil {
+		objects = append(objects, sealed.ID)
+	}
+	for _, o := range objects {
+		aes, _ := s.Store.AuditEvents(ctx, o, 1000)
+		for _, a := range aes {
+			txt := a.Actor
+			if a.IP != "" {
+				txt += " from " + a.IP
+			}
+			if a.Detail != "" {
+				txt += ": " + a.Detail
+			}
+			ev = append(ev, event{a.At, a.Action, txt})
+		}
+	}
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].At.Before(ev[j].At) })
+	s.page(w, http.StatusOK, "console_timeline.html", map[string]any{"Title": "Message " + id, "U": u, "CSRF": web.CSRFToken(w, r), "M": m,
+		"Events": ev, "Findings": pd.Findings})
+}
+
+func (s *Service) held(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	ds, err := s.Store.Decisions(r.Context(), []string{"held", "quarantined"}, 500)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	type row struct {
+		D        *store.Decision
+		Findings []string
+		Reasons  []string
+	}
+	var rows []row
+	for _, d := range ds {
+		var pd policy.Decision
+		json.Unmarshal([]byte(d.Detail), &pd)
+		rw := row{D: d}
+		for _, f := range pd.Findings {
+			rw.Findings = append(rw.Findings, fmt.Sprintf("%s ×%d (%s) in %s", f.Detector, f.Count, f.Confidence, f.Where))
+		}
+		for _, rd := range pd.Recipients {
+			if rd.Action == "hold" || rd.Action == "quarantine" {
+				rw.Reasons = append(rw.Reasons, rd.Address+": "+strings.Join(rd.Reasons, "; "))
+			}
+		}
+		rows = append(rows, rw)
+	}
+	s.page(w, http.StatusOK, "console_held.html", map[string]any{"Title": "Held and quarantined", "U": u, "CSRF": web.CSRFToken(w, r),
+		"Rows": rows, "Admin": u.Role == "admin", "Done": r.URL.Query().Get("done")})
+}
+
+func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Reload the page and try again.")
+		return
+	}
+	u, ok := s.need(w, r, "admin")
+	if !ok {
+		return
+	}
+	id, action := r.PathValue("id"), r.PathValue("action")
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if reason == "" {
+		s.fail(w, http.StatusUnprocessableEntity, "Give a reason", "Go back and write why you release or delete the message: it goes into the record.")
+		return
+	}
+	var release bool
+	switch action {
+	case "release":
+		release = true
+	case "delete":
+	default:
+		s.fail(w, http.StatusNotFound, "No such action", "Go back to the list.")
+		return
+	}
+	state := "deleted"
+	if release {
+		state = "released"
+	}
+	_, err := s.Queue.Resolve(r.Context(), id, release, state, "admin:"+u.Name, reason)
+	switch {
+	case errors.Is(err, store.ErrResolved):
+		s.fail(w, http.StatusConflict, "Already done", "Someone released, deleted or the sender resolved this message already. Go back to the list.")
+		return
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, http.StatusNotFound, "No such message", "Go back to the list.")
+		return
+	case err != nil:
+		s.oops(w, err)
+		return
+	}
+	s.audit(r, "admin:"+u.Name, "quarantine."+state, id, reason)
+	http.Redirect(w, r, "/console/held?done="+state, http.StatusSeeOther)
+}
+
+func (s *Service) period(r *http.Request) (time.Time, time.Time) {
+	to := time.Now()
+	if t, err := time.Parse("2006-01-02", r.URL.Query().Get("to")); err == nil {
+		to = t.Add(24 * time.Hour) // the day given is included
+	}
+	y, mo, _ := to.AddDate(0, -11, 0).Date()
+	from := time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC)
+	if t, err := time.Parse("2006-01-02", r.URL.Query().Get("from")); err == nil {
+		from = t
+	}
+	return from, to
+}
+
+func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	from, to := s.period(r)
+	rep, err := report.Build(r.Context(), s.Store, from, to)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.page(w, http.StatusOK, "console_reports.html", map[string]any{"Title": "Usage report", "U": u, "CSRF": web.CSRFToken(w, r), "R": rep,
+		"From": from.Format("2006-01-02"), "To": to.Add(-time.Millisecond).Format("2006-01-02")})
+}
+
+func (s *Service) reportCSV(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	from, to := s.period(r)
+	rep, err := report.Build(r.Context(), s.Store, from, to)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="usage-`+from.Format("2006-01-02")+`-`+to.Format("2006-01-02")+`.csv"`)
+	rep.CSV(w)
+	s.audit(r, u.Name, "report.export", "usage", from.Format("2006-01-02")+" to "+to.Format("2006-01-02"))
+}
