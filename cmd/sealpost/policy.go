@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/mail"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,6 @@ import (
 
 	"sealpost/internal/config"
 	"sealpost/internal/gateway"
-	"sealpost/internal/policy"
 )
 
 // policyConfig is the configuration for policy commands: the operator's, or
@@ -55,33 +53,6 @@ func policyCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res, err := scanner.ScanMessage(strings.NewReader(string(data)))
-		if err != nil {
-			return fmt.Errorf("%s: %v", args[0], err)
-		}
-		m, _ := mail.ReadMessage(strings.NewReader(string(data)))
-		headerFrom := ""
-		if m != nil {
-			if a, err := mail.ParseAddress(m.Header.Get("From")); err == nil {
-				headerFrom = a.Address
-			}
-		}
-		if from == "" {
-			from = headerFrom
-		}
-		rcpts := to
-		if len(rcpts) == 0 && m != nil {
-			for _, k := range []string{"To", "Cc", "Bcc"} {
-				if l, err := m.Header.AddressList(k); err == nil {
-					for _, a := range l {
-						rcpts = append(rcpts, a.Address)
-					}
-				}
-			}
-		}
-		if len(rcpts) == 0 {
-			return usagef("no recipients: the message has no To/Cc/Bcc; give them with --to ADDR")
-		}
 		known := map[string]bool{}
 		history := false
 		if fromFile {
@@ -95,23 +66,10 @@ func policyCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 		}
-		var vis []string
-		if m != nil {
-			for _, k := range []string{"To", "Cc"} {
-				if l, err := m.Header.AddressList(k); err == nil {
-					for _, a := range l {
-						vis = append(vis, a.Address)
-					}
-				}
-			}
+		d, err := gateway.TestMessage(cfg, scanner, pol, data, from, to, func(d string) bool { return known[d] })
+		if err != nil {
+			return usagef("%s: %v (give recipients with --to ADDR)", args[0], err)
 		}
-		kw := false
-		for _, k := range cfg.Policy.SenderKeywords {
-			kw = kw || strings.Contains(strings.ToLower(res.Subject), strings.ToLower(k))
-		}
-		d := pol.Decide(&policy.Input{MailFrom: from, HeaderFrom: headerFrom, Subject: res.Subject, Keyword: kw, Size: int64(len(data)),
-			Visible: vis, Classification: res.Classification, Findings: res.Findings, Recipients: rcpts,
-			Known: func(d string) bool { return known[d] }})
 		if asJSON {
 			return json.NewEncoder(os.Stdout).Encode(d)
 		}

@@ -12,6 +12,7 @@ import (
 	"sealpost/internal/policy"
 	"sealpost/internal/report"
 	"sealpost/internal/store"
+	"sealpost/internal/trace"
 	"sealpost/internal/web"
 )
 
@@ -120,20 +121,13 @@ func (s *Service) trace(w http.ResponseWriter, r *http.Request) {
 		"From": r.URL.Query().Get("from"), "To": r.URL.Query().Get("to"), "Found": found, "Searched": q != "" || !from.IsZero() || !to.IsZero()})
 }
 
-type event struct {
-	At   time.Time
-	What string
-	Text string
-}
-
 func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 	u, ok := s.need(w, r, "admin", "auditor")
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	id := r.PathValue("id")
-	m, err := s.Store.Message(ctx, id)
+	t, err := trace.Build(r.Context(), s.Store, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, http.StatusNotFound, "No such message", "It may have been delivered more than queue.keep_delivered ago. Search again from the trace page.")
 		return
@@ -142,58 +136,8 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 		s.oops(w, err)
 		return
 	}
-	var ev []event
-	ev = append(ev, event{m.ReceivedAt, "received", fmt.Sprintf("from %s (client %s, HELO %s), %d bytes, %s", m.MailFrom, m.RemoteIP, m.Helo, m.Size, m.Direction)})
-	d, derr := s.Store.GetDecision(ctx, id)
-	var pd policy.Decision
-	if derr == nil {
-		json.Unmarshal([]byte(d.Detail), &pd)
-		var why []string
-		for _, rd := range pd.Recipients {
-			why = append(why, rd.Address+": "+rd.Action+" ("+strings.Join(rd.Rules, ", ")+")")
-		}
-		ev = append(ev, event{d.CreatedAt, "policy: " + d.Outcome, strings.Join(why, "; ")})
-		if !d.ResolvedAt.IsZero() {
-			ev = append(ev, event{d.ResolvedAt, d.State, "by " + d.ResolvedBy + ": " + d.Resolution})
-		}
-	}
-	rs, _ := s.Store.Recipients(ctx, id)
-	for _, rc := range rs {
-		txt := rc.Rcpt + ": " + rc.Status
-		if rc.Relay != "" {
-			txt += " via " + rc.Relay
-		}
-		if rc.TLS != "" {
-			txt += ", " + rc.TLS
-		} else if rc.Route == "outbound" && rc.Status == "delivered" {
-			txt += ", without TLS"
-		}
-		if rc.LastError != "" {
-			txt += " (" + rc.LastError + ")"
-		}
-		txt += fmt.Sprintf(", %d attempt(s)", rc.Attempts)
-		ev = append(ev, event{rc.UpdatedAt, "delivery", txt})
-	}
-	objects := []string{id}
-	if sealed, err := s.Store.SealedByMsg(ctx, id); err == nil {
-		objects = append(objects, sealed.ID)
-	}
-	for _, o := range objects {
-		aes, _ := s.Store.AuditEvents(ctx, o, 1000)
-		for _, a := range aes {
-			txt := a.Actor
-			if a.IP != "" {
-				txt += " from " + a.IP
-			}
-			if a.Detail != "" {
-				txt += ": " + a.Detail
-			}
-			ev = append(ev, event{a.At, a.Action, txt})
-		}
-	}
-	sort.SliceStable(ev, func(i, j int) bool { return ev[i].At.Before(ev[j].At) })
-	s.page(w, http.StatusOK, "console_timeline.html", map[string]any{"Title": "Message " + id, "U": u, "CSRF": web.CSRFToken(w, r), "M": m,
-		"Events": ev, "Findings": pd.Findings})
+	s.page(w, http.StatusOK, "console_timeline.html", map[string]any{"Title": "Message " + id, "U": u, "CSRF": web.CSRFToken(w, r), "M": t.Message,
+		"Events": t.Events, "Findings": t.Findings})
 }
 
 func (s *Service) held(w http.ResponseWriter, r *http.Request) {

@@ -20,13 +20,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sealpost/internal/api"
 	"sealpost/internal/audit"
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/console"
 	"sealpost/internal/deliver"
+	"sealpost/internal/dnscheck"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
+	"sealpost/internal/policy"
 	"sealpost/internal/portal"
 	"sealpost/internal/queue"
 	"sealpost/internal/smtpd"
@@ -50,6 +53,7 @@ type Gateway struct {
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	Console   *console.Service
+	API       *api.Service
 	linkKey   []byte
 	auditKey  ed25519.PrivateKey
 	bg        sync.WaitGroup
@@ -233,12 +237,30 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}
 	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Config: g.Config, Log: log, Key: consoleKey,
 		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute)}
+	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Log: log, AuditKey: g.auditKey.Public().(ed25519.PublicKey),
+		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
+		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
+			rs := g.rules.Load()
+			return TestMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known)
+		},
+		DNSRecords: func() ([]dnscheck.Record, error) {
+			var out []dnscheck.Record
+			for _, d := range g.Config().Org.Domains {
+				s, err := DNSSettings(g.Config(), g.Signer, d)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, dnscheck.Records(s)...)
+			}
+			return out, nil
+		}}
 	portalRoutes := g.Web.Mount
 	g.Web.Mount = func(mux *http.ServeMux) {
 		if portalRoutes != nil {
 			portalRoutes(mux)
 		}
 		g.Console.Routes(mux)
+		g.API.Routes(mux)
 	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {

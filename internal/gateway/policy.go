@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net/mail"
 
 	"sealpost/internal/config"
 	"sealpost/internal/dlp"
@@ -74,4 +76,36 @@ func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// TestMessage runs a message through the scanner and the policy without
+// sending it (`policy test`, the API, the console). from defaults to the
+// From: address; to to the message's To, Cc and Bcc.
+func TestMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, data []byte, from string, to []string, known func(string) bool) (*policy.Decision, error) {
+	res, err := scanner.ScanMessage(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a message: %v", err)
+	}
+	headerFrom := ""
+	if a, err := mail.ParseAddress(res.Header.Get("From")); err == nil {
+		headerFrom = a.Address
+	}
+	if from == "" {
+		from = headerFrom
+	}
+	if len(to) == 0 {
+		for _, k := range []string{"To", "Cc", "Bcc"} {
+			if l, err := res.Header.AddressList(k); err == nil {
+				for _, a := range l {
+					to = append(to, a.Address)
+				}
+			}
+		}
+	}
+	if len(to) == 0 {
+		return nil, fmt.Errorf("no recipients: the message has no To/Cc/Bcc; give them")
+	}
+	return pol.Decide(&policy.Input{MailFrom: from, HeaderFrom: headerFrom, Subject: res.Subject,
+		Keyword: hasKeyword(res.Subject, cfg.Policy.SenderKeywords), Size: int64(len(data)), Visible: visible(res.Header),
+		Classification: res.Classification, Findings: res.Findings, Recipients: to, Known: known}), nil
 }

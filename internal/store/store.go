@@ -98,6 +98,14 @@ CREATE TABLE IF NOT EXISTS users (
 	disabled      INTEGER NOT NULL DEFAULT 0,
 	created_at    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS api_tokens (
+	name       TEXT PRIMARY KEY,
+	hash       BLOB NOT NULL UNIQUE,
+	scope      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	last_used  INTEGER NOT NULL DEFAULT 0,
+	disabled   INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS console_sessions (
 	id_hash    BLOB PRIMARY KEY,
 	user       TEXT NOT NULL,

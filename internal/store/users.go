@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -122,4 +123,70 @@ func (s *Store) ConsoleSession(ctx context.Context, hash []byte, now time.Time) 
 func (s *Store) DeleteConsoleSession(ctx context.Context, hash []byte) error {
 	_, err := s.DB.ExecContext(ctx, `DELETE FROM console_sessions WHERE id_hash=?`, hash)
 	return err
+}
+
+// APIToken is a REST API token (stored hashed).
+type APIToken struct {
+	Name      string
+	Hash      []byte
+	Scope     string // "read" or "admin"
+	CreatedAt time.Time
+	LastUsed  time.Time
+	Disabled  bool
+}
+
+// AddAPIToken adds a token.
+func (s *Store) AddAPIToken(ctx context.Context, t *APIToken) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO api_tokens (name, hash, scope, created_at) VALUES (?,?,?,?)`, t.Name, t.Hash, t.Scope, ms(time.Now()))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return ErrExists
+	}
+	return err
+}
+
+// APITokenByHash finds a live token.
+func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (*APIToken, error) {
+	t := &APIToken{Hash: hash}
+	var c, l int64
+	var dis int
+	err := s.DB.QueryRowContext(ctx, `SELECT name, scope, created_at, last_used, disabled FROM api_tokens WHERE hash=?`, hash).Scan(&t.Name, &t.Scope, &c, &l, &dis)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	t.CreatedAt, t.LastUsed, t.Disabled = fromMS(c), fromMS(l), dis != 0
+	if err == nil {
+		s.DB.ExecContext(ctx, `UPDATE api_tokens SET last_used=? WHERE hash=?`, ms(time.Now()), hash)
+	}
+	return t, err
+}
+
+// APITokens lists the tokens.
+func (s *Store) APITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT name, scope, created_at, last_used, disabled FROM api_tokens ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []APIToken
+	for rows.Next() {
+		var t APIToken
+		var c, l int64
+		var dis int
+		if err := rows.Scan(&t.Name, &t.Scope, &c, &l, &dis); err != nil {
+			return nil, err
+		}
+		t.CreatedAt, t.LastUsed, t.Disabled = fromMS(c), fromMS(l), dis != 0
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIToken disables a token; it reports whether one was found.
+func (s *Store) RevokeAPIToken(ctx context.Context, name string) (bool, error) {
+	res, err := s.DB.ExecContext(ctx, `UPDATE api_tokens SET disabled=1 WHERE name=?`, name)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
