@@ -27,6 +27,8 @@ import (
 
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
+	"sealpost/internal/dnscheck"
+	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
 	"sealpost/internal/web"
@@ -40,6 +42,11 @@ type Service struct {
 	Log     *slog.Logger
 	Key     []byte // seals TOTP secrets
 	Limiter *auth.Limiter
+	// Rules, PolicyTest and DNSRecords come from the gateway.
+	Rules      func() []policy.Rule
+	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
+	DNSRecords func() ([]dnscheck.Record, error)
+	Dev        bool // link the dev outbox
 }
 
 const cookie = "sp_console"
@@ -59,6 +66,12 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/held/{id}/{action}", s.resolve)
 	mux.HandleFunc("GET /console/reports", s.reports)
 	mux.HandleFunc("GET /console/reports/usage.csv", s.reportCSV)
+	mux.HandleFunc("GET /console/queue", s.queuePage)
+	mux.HandleFunc("POST /console/queue/{id}/{action}", s.queueAction)
+	mux.HandleFunc("GET /console/policy", s.policyPage)
+	mux.HandleFunc("POST /console/policy/test", s.policyTest)
+	mux.HandleFunc("GET /console/keys", s.keysPage)
+	mux.HandleFunc("GET /console/users", s.usersPage)
 }
 
 func clientIP(r *http.Request) string {
@@ -71,6 +84,7 @@ func clientIP(r *http.Request) string {
 
 func (s *Service) page(w http.ResponseWriter, status int, name string, data map[string]any) {
 	data["Org"] = s.Config().Org.Name
+	data["Dev"] = s.Dev
 	if err := web.Render(w, status, name, data); err != nil {
 		s.Log.Error("rendering console page failed", "page", name, "err", err)
 	}

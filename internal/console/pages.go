@@ -263,3 +263,121 @@ func (s *Service) reportCSV(w http.ResponseWriter, r *http.Request) {
 	rep.CSV(w)
 	s.audit(r, u.Name, "report.export", "usage", from.Format("2006-01-02")+" to "+to.Format("2006-01-02"))
 }
+
+func (s *Service) queuePage(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	ms, err := s.Store.QueuedMessages(r.Context(), 500)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	type row struct {
+		M  *store.Message
+		Rs []store.Recipient
+	}
+	var rows []row
+	for _, m := range ms {
+		rs, _ := s.Store.Recipients(r.Context(), m.ID)
+		rows = append(rows, row{m, rs})
+	}
+	s.page(w, http.StatusOK, "console_queue.html", map[string]any{"Title": "Queue", "U": u, "CSRF": web.CSRFToken(w, r), "Rows": rows,
+		"Admin": u.Role == "admin", "Done": r.URL.Query().Get("done")})
+}
+
+func (s *Service) queueAction(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Reload the page and try again.")
+		return
+	}
+	u, ok := s.need(w, r, "admin")
+	if !ok {
+		return
+	}
+	id, action := r.PathValue("id"), r.PathValue("action")
+	var done bool
+	var err error
+	switch action {
+	case "retry":
+		done, err = s.Store.RetryNow(r.Context(), id, time.Now())
+		s.Queue.Kick()
+	case "delete":
+		done, err = s.Store.DeleteQueued(r.Context(), id, time.Now())
+	default:
+		s.fail(w, http.StatusNotFound, "No such action", "Go back to the queue.")
+		return
+	}
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	if !done {
+		s.fail(w, http.StatusNotFound, "Nothing to do", "The message has no recipients waiting any more. Go back to the queue.")
+		return
+	}
+	s.audit(r, "admin:"+u.Name, "queue."+action, id, "")
+	http.Redirect(w, r, "/console/queue?done="+action, http.StatusSeeOther)
+}
+
+func (s *Service) policyPage(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	s.page(w, http.StatusOK, "console_policy.html", map[string]any{"Title": "Policy", "U": u, "CSRF": web.CSRFToken(w, r), "Rules": s.Rules()})
+}
+
+func (s *Service) policyTest(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
+	if !web.CSRFOK(r) {
+		s.fail(w, http.StatusForbidden, "This page has expired", "Reload the page and try again.")
+		return
+	}
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	msg := strings.ReplaceAll(strings.ReplaceAll(r.PostFormValue("message"), "\r\n", "\n"), "\n", "\r\n")
+	var to []string
+	for _, a := range strings.FieldsFunc(r.PostFormValue("to"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' }) {
+		to = append(to, a)
+	}
+	d, err := s.PolicyTest(r.Context(), []byte(msg), to)
+	data := map[string]any{"Title": "Policy", "U": u, "CSRF": web.CSRFToken(w, r), "Rules": s.Rules(), "Message": r.PostFormValue("message"), "To": r.PostFormValue("to")}
+	if err != nil {
+		data["Problem"] = err.Error()
+		s.page(w, http.StatusUnprocessableEntity, "console_policy.html", data)
+		return
+	}
+	data["D"] = d
+	s.page(w, http.StatusOK, "console_policy.html", data)
+}
+
+func (s *Service) keysPage(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	recs, err := s.DNSRecords()
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.page(w, http.StatusOK, "console_keys.html", map[string]any{"Title": "Keys and DNS", "U": u, "CSRF": web.CSRFToken(w, r), "Records": recs})
+}
+
+func (s *Service) usersPage(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin")
+	if !ok {
+		return
+	}
+	us, err := s.Store.Users(r.Context())
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	s.page(w, http.StatusOK, "console_users.html", map[string]any{"Title": "Users", "U": u, "CSRF": web.CSRFToken(w, r), "Users": us})
+}

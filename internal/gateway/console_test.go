@@ -120,6 +120,25 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 
+	// The other pages: queue, policy (with a test of a pasted message),
+	// keys and DNS, users.
+	for _, p := range []struct{ path, wait string }{{"/console/queue", "h1"}, {"/console/keys", "table"}, {"/console/users", "table"}, {"/console/policy", "#message"}} {
+		if err := chromedp.Run(ctx, chromedp.Navigate(base+p.path), chromedp.WaitVisible(p.wait, chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		axe(t, ctx, src, p.path)
+	}
+	var result string
+	if err := chromedp.Run(ctx, chromedp.SetValue("#message", "From: a@example.gov.uk\nTo: x@other.example\nSubject: test\n\nNHS no. 943 476 5919\n", chromedp.ByID),
+		chromedp.Click(`form[action="/console/policy/test"] button`, chromedp.ByQuery), chromedp.WaitVisible("#result", chromedp.ByID),
+		chromedp.Text("#result ~ table", &result, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(result, "x@other.example") || !strings.Contains(result, "hold") {
+		t.Fatalf("policy test result: %q", result)
+	}
+	axe(t, ctx, src, "policy test result")
+
 	// The usage report, and its CSV.
 	dir := t.TempDir()
 	done := make(chan string, 1)

@@ -236,7 +236,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		return nil, err
 	}
 	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Config: g.Config, Log: log, Key: consoleKey,
-		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute)}
+		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev}
 	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Log: log, AuditKey: g.auditKey.Public().(ed25519.PublicKey),
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
@@ -254,6 +254,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			}
 			return out, nil
 		}}
+	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	portalRoutes := g.Web.Mount
 	g.Web.Mount = func(mux *http.ServeMux) {
 		if portalRoutes != nil {
