@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,6 +57,7 @@ func userCmd(g *globalFlags) *cobra.Command {
 				}
 				return err
 			}
+			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.added", Object: name, Detail: role})
 			fmt.Printf("Added %s (%s).\n", name, role)
 			if generated {
 				fmt.Printf("Password (shown once): %s\n", pw)
@@ -109,6 +111,7 @@ func userCmd(g *globalFlags) *cobra.Command {
 				}
 				return err
 			}
+			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.disabled", Object: args[0]})
 			fmt.Printf("Disabled %s.\n", args[0])
 			return nil
 		})

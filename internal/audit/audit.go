@@ -80,8 +80,21 @@ func Verify(ctx context.Context, st *store.Store, pub ed25519.PublicKey) (*Repor
 		}
 		bySeq[c.Seq] = c
 	}
-	var prev []byte
-	var lastSeq int64
+	// After retention removed old events, the chain continues from the
+	// anchor: the last removed event, whose checkpoint is kept.
+	anchorSeq, anchorHash, err := st.AuditAnchor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prev, lastSeq := anchorHash, anchorSeq
+	if c := bySeq[anchorSeq]; anchorSeq != 0 && c != nil {
+		if !bytes.Equal(c.Hash, anchorHash) {
+			r.BadSeq, r.Why = anchorSeq, fmt.Sprintf("the retention anchor (event %d) does not match its signed checkpoint", anchorSeq)
+			return r, nil
+		}
+		r.LastSigned = anchorSeq
+		delete(bySeq, anchorSeq)
+	}
 	stop := fmt.Errorf("stop")
 	err = st.EachAuditEvent(ctx, time.Time{}, time.Time{}, func(e *store.AuditEvent) error {
 		r.Events++

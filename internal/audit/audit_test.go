@@ -104,3 +104,21 @@ func TestTampering(t *testing.T) {
 		exec(st, `UPDATE audit_checkpoints SET sig=x'00' WHERE seq=20`)
 	})
 }
+
+func TestRetentionKeepsTheChainVerifiable(t *testing.T) {
+	st, pub, _ := fill(t)
+	ctx := context.Background()
+	n, err := st.PruneAudit(ctx, time.UnixMilli(1_800_000_000_000).Add(10500*time.Millisecond))
+	if err != nil || n != 10 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	r, err := Verify(ctx, st, pub)
+	if err != nil || !r.OK() || r.Events != 10 || r.LastSigned != 20 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	// Deleting the first remaining event is still caught.
+	st.DB.ExecContext(ctx, `DELETE FROM audit_events WHERE seq=11`)
+	if r, _ := Verify(ctx, st, pub); r.OK() || r.BadSeq != 12 {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -38,6 +38,7 @@ type Config struct {
 	Policy   Policy   `toml:"policy"`
 	Portal   Portal   `toml:"portal"`
 	DNS      DNS      `toml:"dns"`
+	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
@@ -141,6 +142,13 @@ type Policy struct {
 	HoldTimeout         Duration     `toml:"hold_timeout"`
 	QuarantineRetention Duration     `toml:"quarantine_retention"`
 	Rules               []PolicyRule `toml:"rule"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Retention: events older than this are removed (the chain stays
+	// verifiable from the last removed event).
+	Retention Duration `toml:"retention"`
 }
 
 // DNS holds the choices behind the records `sealpost dns records` prints.
@@ -298,8 +306,9 @@ func Default() *Config {
 			Listen:    "127.0.0.1:8080",
 			PublicURL: "http://127.0.0.1:8080",
 		},
-		Log: Log{Level: "info", Format: "json"},
-		DLP: DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
+		Log:   Log{Level: "info", Format: "json"},
+		DLP:   DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
+		Audit: Audit{Retention: Duration{6 * 365 * 24 * time.Hour}},
 		DNS: DNS{DMARCPolicy: "reject", DMARCRUA: "mailto:dmarc-rua@dmarc.service.gov.uk",
 			TLSRPTRUA: "mailto:tls-rua@mailcheck.service.ncsc.gov.uk", MTASTSMode: "enforce"},
 		Portal: Portal{
@@ -611,6 +620,9 @@ func (c *Config) validate() error {
 	}
 	if c.Portal.MaxReplyBytes < 1<<20 {
 		return c.errf("portal.max_reply_bytes", "must be at least 1048576")
+	}
+	if c.Audit.Retention.Duration < 24*time.Hour {
+		return c.errf("audit.retention", "must be at least 1d")
 	}
 	switch c.DNS.DMARCPolicy {
 	case "reject", "quarantine", "none":

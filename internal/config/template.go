@@ -192,6 +192,13 @@ brand_colour = "#1d4f91"
 # Largest secure reply, attachments included.
 max_reply_bytes = 26214400
 
+[audit]
+# Audit events (portal accesses, policy holds, operators' actions) older
+# than this are removed; what remains still verifies. Events name
+# addresses, client IP addresses and user agents: keep them no longer than
+# your records policy needs.
+retention = "2190d"
+
 [dns]
 # What "sealpost dns records" tells you to publish (GOV.UK email security
 # guidance; reports go to NCSC Mail Check by default).

@@ -288,6 +288,11 @@ func (g *Gateway) checkpoints(ctx context.Context) {
 			if err := audit.Checkpoint(ctx, g.Store, g.auditKey, time.Now()); err != nil && ctx.Err() == nil {
 				g.Log.Error("audit checkpoint failed", "err", err)
 			}
+			if n, err := g.Store.PruneAudit(ctx, time.Now().Add(-g.Config().Audit.Retention.Duration)); err != nil && ctx.Err() == nil {
+				g.Log.Error("audit retention failed", "err", err)
+			} else if n > 0 {
+				g.Log.Info("audit events past retention removed", "count", n)
+			}
 		}
 	}
 }

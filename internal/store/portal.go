@@ -76,6 +76,11 @@ CREATE TABLE IF NOT EXISTS portal_passkeys (
 	last_used  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS portal_passkeys_address ON portal_passkeys(address);
+CREATE TABLE IF NOT EXISTS audit_anchor (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	seq  INTEGER NOT NULL,
+	hash BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
 	seq  INTEGER PRIMARY KEY,
 	hash BLOB NOT NULL,

@@ -262,3 +262,46 @@ func (s *Store) AuditEvents(ctx context.Context, object string, limit int) ([]*A
 	}
 	return out, rows.Err()
 }
+
+// AuditAnchor is the last event removed by retention: the chain continues
+// from its hash (zero values: nothing was removed).
+func (s *Store) AuditAnchor(ctx context.Context) (seq int64, hash []byte, err error) {
+	err = s.DB.QueryRowContext(ctx, `SELECT seq, hash FROM audit_anchor WHERE id=1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	return seq, hash, err
+}
+
+// PruneAudit removes events older than cutoff, keeping the chain's anchor
+// (the last removed event's sequence number and hash) so that what remains
+// still verifies, and the checkpoints of removed events. It returns how
+// many events went.
+func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time) (int64, error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var seq int64
+	var hash []byte
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events WHERE at<? ORDER BY seq DESC LIMIT 1`, ms(cutoff)).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE seq<=?`, seq)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchor (id, seq, hash) VALUES (1,?,?) ON CONFLICT(id) DO UPDATE SET seq=excluded.seq, hash=excluded.hash`, seq, hash); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE seq<?`, seq); err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
