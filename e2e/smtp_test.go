@@ -35,18 +35,15 @@ func TestSwaksDialogues(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("outbound relay failed:\n%s", out)
 	}
-	msgs := s.wait(t, 2, 20*time.Second)
-	signed := false
-	for _, m := range msgs {
-		if strings.Contains(m, "Subject: swaks outbound") {
-			signed = strings.Contains(m, "DKIM-Signature: v=1;") && strings.Contains(m, " d=example.gov.uk;")
-		}
-		if strings.Contains(m, "Subject: swaks inbound") && strings.Contains(m, "DKIM-Signature") {
-			t.Error("inbound mail was signed")
-		}
+	// smtp-sink may show a file before it is complete: wait for the part
+	// that matters (the signature comes before the Subject).
+	outm := s.waitFor(t, "Subject: swaks outbound", 20*time.Second)
+	if !strings.Contains(outm, "DKIM-Signature: v=1;") || !strings.Contains(outm, " d=example.gov.uk;") {
+		t.Fatalf("outbound message not signed:\n%s", outm)
 	}
-	if !signed {
-		t.Fatalf("outbound message not signed:\n%s", strings.Join(msgs, "\n---\n"))
+	inm := s.waitFor(t, "Subject: swaks inbound", 20*time.Second)
+	if strings.Contains(inm, "DKIM-Signature") {
+		t.Error("inbound mail was signed")
 	}
 	// Size limit: 552 5.3.4.
 	big := filepath.Join(t.TempDir(), "big.txt")
@@ -126,7 +123,7 @@ func TestSmtpSourceLoad(t *testing.T) {
 	msgs := s.wait(t, n, 60*time.Second)
 	t.Logf("%s", g.out.String()[:min(2000, len(g.out.String()))])
 	for _, m := range msgs[:10] {
-		if !strings.Contains(m, "DKIM-Signature:") {
+		if len(m) > 0 && !strings.Contains(m, "DKIM-Signature:") { // an empty file is one smtp-sink is still writing
 			t.Fatalf("relayed message not signed:\n%s", m)
 		}
 	}
