@@ -47,7 +47,7 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			if err := devFirstAdmin(gw.Store); err != nil {
 				log.Error("creating the first admin failed", "err", err)
 			}
-			fmt.Fprintf(os.Stderr, "\nsealpost dev mode: inbound SMTP %s, outbound SMTP %s, web http://%s (dev outbox: /dev/outbox)\n\n",
+			fmt.Fprintf(os.Stderr, "\nsealpost dev mode: inbound SMTP %s, outbound SMTP %s, web http://%s (console /console, portal /portal, API /api, dev outbox /dev/outbox)\n\n",
 				gw.InboundAddr, gw.OutboundAddr, gw.WebAddr)
 		}
 		sigs := make(chan os.Signal, 1)
@@ -101,7 +101,7 @@ func devFirstAdmin(st *store.Store) error {
 	if err := st.AddUser(ctx, &store.User{Name: "admin", PasswordHash: h, Role: "admin"}); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "\nFirst admin created (shown once): user admin, password %s\n", pw)
+	fmt.Fprintf(os.Stderr, "\nFirst admin created (shown once): user admin, password %s; sign in at /console\n", pw)
 	return nil
 }
 
