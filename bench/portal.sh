@@ -11,6 +11,8 @@ BIN=${BIN_DIR:-/tmp/bench-bin}; mkdir -p "$BIN"
 ( cd "$ROOT" && go build -o "$BIN/sealpost" ./cmd/sealpost && go build -o "$BIN/portalload" ./bench/portalload )
 echo "== openssl speed -evp aes-256-gcm, one core, 64 KiB blocks"
 openssl speed -evp aes-256-gcm -seconds 3 -bytes 65536 2>/dev/null | tail -1 | awk '{printf "openssl %s MB/s\n", $2/1000}'
+echo "== sealpost's decrypt-and-read path alone (internal/seal BenchmarkOpenRead, 256 MiB)"
+( cd "$ROOT" && go test ./internal/seal -run XXX -bench OpenRead -benchtime 5x | grep Benchmark )
 echo "== portal"
-"$BIN/portalload" -bin "$BIN/sealpost" -mb 1024 -c 32 -n 20000 -d 30s "$@"
+"$BIN/portalload" -bin "$BIN/sealpost" -mb 1024 -c 32 -n 20000 -d 30s -nohash "$@"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -41,12 +41,15 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+var discardOnly bool
+
 func main() {
 	bin := flag.String("bin", "/tmp/bench-bin/sealpost", "sealpost binary")
 	mb := flag.Int("mb", 1024, "attachment size in MiB")
 	conc := flag.Int("c", 32, "concurrent page clients")
 	n := flag.Int("n", 20000, "at most this many page requests")
 	dur := flag.Duration("d", 30*time.Second, "at most this long for page requests")
+	flag.BoolVar(&discardOnly, "nohash", false, "a fourth download without hashing (the server's rate with less client work)")
 	flag.Parse()
 	if err := run(*bin, min(*mb, 4096), min(*conc, 512), min(*n, 1000000), min(*dur, 5*time.Minute)); err != nil {
 		fmt.Fprintln(os.Stderr, "portalload:", err)
@@ -315,6 +318,21 @@ level = "warn"
 	}
 	sort.Float64s(rates)
 	fmt.Printf("download median: %.0f MB/s\n", rates[1])
+	if discardOnly {
+		// The ceiling: the same bytes, unencrypted, from a file through Go's
+		// HTTP server on loopback, read the same way.
+		if rate, err := plainHTTP(int64(mb) << 20); err == nil {
+			fmt.Printf("plain HTTP ceiling (no crypto, same client, same machine): %.0f MB/s\n", rate)
+		}
+		s := time.Now()
+		resp, err := hc.Get(attURL)
+		if err != nil {
+			return err
+		}
+		nb, _ := io.CopyBuffer(io.Discard, resp.Body, make([]byte, 1<<20))
+		resp.Body.Close()
+		fmt.Printf("download without hashing: %d MB in %.2fs = %.0f MB/s\n", nb/1e6, time.Since(s).Seconds(), float64(nb)/1e6/time.Since(s).Seconds())
+	}
 	return nil
 }
 
@@ -396,4 +414,44 @@ func send(addr string, mb int, h io.Writer) error {
 		return err
 	}
 	return cmd("QUIT", "221")
+}
+
+func plainHTTP(size int64) (float64, error) {
+	f, err := os.CreateTemp("", "portalload-plain")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; left -= int64(len(buf)) {
+		f.Write(buf[:min(int64(len(buf)), left)])
+	}
+	f.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fh, err := os.Open(f.Name())
+		if err != nil {
+			return
+		}
+		defer fh.Close()
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{fh}, make([]byte, 256<<10))
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	var best float64
+	for i := 0; i < 3; i++ {
+		s := time.Now()
+		resp, err := http.Get("http://" + l.Addr().String())
+		if err != nil {
+			return 0, err
+		}
+		n, _ := io.CopyBuffer(io.Discard, resp.Body, make([]byte, 1<<20))
+		resp.Body.Close()
+		best = max(best, float64(n)/1e6/time.Since(s).Seconds())
+	}
+	return best, nil
 }

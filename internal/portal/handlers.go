@@ -124,6 +124,20 @@ func (s *Service) gone(w http.ResponseWriter, t *target) bool {
 	return true
 }
 
+// reader resolves the token of a request that needs the recipient signed
+// in, answering the request itself when it cannot go on.
+func (s *Service) reader(w http.ResponseWriter, r *http.Request) (*target, bool) {
+	t, ok := s.lookup(w, r)
+	if !ok || s.gone(w, t) {
+		return nil, false
+	}
+	if !s.signedIn(r, t) {
+		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+		return nil, false
+	}
+	return t, true
+}
+
 // signedIn reports whether the request's session is the recipient's.
 func (s *Service) signedIn(r *http.Request, t *target) bool {
 	a := s.sessionAddress(r)
@@ -313,12 +327,8 @@ var strictPolicy = func() *bluemonday.Policy {
 // policy of its own: no scripts at all, no plugins, no forms, no fetches;
 // remote images only when the reader asked for them.
 func (s *Service) htmlBody(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.lookup(w, r)
-	if !ok || s.gone(w, t) {
-		return
-	}
-	if !s.signedIn(r, t) {
-		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+	t, ok := s.reader(w, r)
+	if !ok {
 		return
 	}
 	var parts Parts
@@ -350,12 +360,8 @@ func (s *Service) htmlBody(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) download(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.lookup(w, r)
-	if !ok || s.gone(w, t) {
-		return
-	}
-	if !s.signedIn(r, t) {
-		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+	t, ok := s.reader(w, r)
+	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
@@ -453,12 +459,8 @@ func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and send your reply again.")
 		return
 	}
-	t, ok := s.lookup(w, r)
-	if !ok || s.gone(w, t) {
-		return
-	}
-	if !s.signedIn(r, t) {
-		s.fail(w, http.StatusForbidden, "Sign in first", "Open the link from your email again.")
+	t, ok := s.reader(w, r)
+	if !ok {
 		return
 	}
 	text := strings.TrimSpace(r.PostFormValue("text"))

@@ -202,6 +202,11 @@ func (s *Service) writeBlob(path string, key, aad []byte, r io.Reader) (int64, e
 
 // openAttachment opens the stored, decoded bytes of an attachment.
 func (s *Service) openAttachment(m *store.Sealed, index int) (io.ReaderAt, int64, func(), error) {
+	return s.openBlob(m, s.attachmentPath(m.ID, index), attachmentAAD(m.ID, index))
+}
+
+// openBlob decrypts a blob of sealed message m, unless its key is gone.
+func (s *Service) openBlob(m *store.Sealed, path string, aad []byte) (io.ReaderAt, int64, func(), error) {
 	if m.WrappedKey == nil || m.State != "active" {
 		return nil, 0, nil, errDestroyed
 	}
@@ -210,7 +215,7 @@ func (s *Service) openAttachment(m *store.Sealed, index int) (io.ReaderAt, int64
 		return nil, 0, nil, err
 	}
 	defer clear(key)
-	f, err := os.Open(s.attachmentPath(m.ID, index))
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -219,7 +224,7 @@ func (s *Service) openAttachment(m *store.Sealed, index int) (io.ReaderAt, int64
 		f.Close()
 		return nil, 0, nil, err
 	}
-	ra, err := seal.NewReaderAt(f, st.Size(), key, attachmentAAD(m.ID, index))
+	ra, err := seal.NewReaderAt(f, st.Size(), key, aad)
 	if err != nil {
 		f.Close()
 		return nil, 0, nil, err
@@ -409,29 +414,7 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 
 // open returns the decrypted message of a sealed record.
 func (s *Service) open(m *store.Sealed) (io.ReaderAt, int64, func(), error) {
-	if m.WrappedKey == nil || m.State != "active" {
-		return nil, 0, nil, errDestroyed
-	}
-	key, err := s.unwrap(m.ID, m.WrappedKey)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	defer clear(key)
-	f, err := os.Open(s.blobPath(m.ID))
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	ra, err := seal.NewReaderAt(f, st.Size(), key, []byte(m.ID))
-	if err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	return ra, ra.Size(), func() { ra.Release(); f.Close() }, nil
+	return s.openBlob(m, s.blobPath(m.ID), []byte(m.ID))
 }
 
 // Destroy destroys a sealed message: its key and its blob (and its replies').
