@@ -9,8 +9,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -175,6 +177,7 @@ type Portal struct {
 	NoLinkDomains []string `toml:"no_link_domains"`
 	NoticeFrom    string   `toml:"notice_from"`
 	BrandColour   string   `toml:"brand_colour"`
+	LogoFile      string   `toml:"logo_file"`
 	MaxReplyBytes int64    `toml:"max_reply_bytes"`
 }
 
@@ -390,6 +393,20 @@ var builtinDetector = map[string]bool{"uk-nino": true, "uk-nhs-number": true, "p
 	"uk-passport": true, "uk-driving-licence": true, "uk-postcode": true, "uk-vat": true, "private-key": true, "unscannable": true}
 
 var brandColour = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// contrastWithWhite is the WCAG contrast ratio of white on colour #rrggbb.
+func contrastWithWhite(hex string) float64 {
+	lin := func(s string) float64 {
+		v, _ := strconv.ParseUint(s, 16, 8)
+		c := float64(v) / 255
+		if c <= 0.03928 {
+			return c / 12.92
+		}
+		return math.Pow((c+0.055)/1.055, 2.4)
+	}
+	l := 0.2126*lin(hex[1:3]) + 0.7152*lin(hex[3:5]) + 0.0722*lin(hex[5:7])
+	return 1.05 / (l + 0.05)
+}
 
 var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]+)"\): (.*)$`)
 
@@ -607,6 +624,18 @@ func (c *Config) validate() error {
 	}
 	if !brandColour.MatchString(c.Portal.BrandColour) {
 		return c.errf("portal.brand_colour", "%q: want a colour like #1d4f91", c.Portal.BrandColour)
+	}
+	if r := contrastWithWhite(c.Portal.BrandColour); r < 4.5 {
+		return c.errf("portal.brand_colour", "%q: white text on it has a contrast ratio of %.1f:1; WCAG 2.2 AA needs 4.5:1 (choose a darker colour)", c.Portal.BrandColour, r)
+	}
+	if c.Portal.LogoFile != "" {
+		b, err := os.ReadFile(c.Portal.LogoFile)
+		if err != nil {
+			return c.errf("portal.logo_file", "%v", err)
+		}
+		if len(b) > 256<<10 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+			return c.errf("portal.logo_file", "want a PNG image of at most 256 KiB")
+		}
 	}
 	if c.Portal.NoticeFrom != "" && !strings.Contains(c.Portal.NoticeFrom, "@") {
 		return c.errf("portal.notice_from", "%q: want an address", c.Portal.NoticeFrom)

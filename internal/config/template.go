@@ -188,7 +188,11 @@ link_in_notice = true
 no_link_domains = []
 # From: of notifications and codes (empty: noreply@ the first org domain).
 notice_from = ""
+# Header colour of portal pages and notifications (white text on it must
+# reach 4.5:1 contrast), and a PNG logo (at most 256 KiB) shown beside the
+# organisation's name.
 brand_colour = "#1d4f91"
+logo_file = ""
 # Largest secure reply, attachments included.
 max_reply_bytes = 26214400
 

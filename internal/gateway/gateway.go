@@ -231,6 +231,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		g.Web.Mount = g.Portal.Routes
 	}
 	g.Web.MTASTS = func() string { return MTASTSPolicy(g.Config()) }
+	g.Web.Brand = g.Portal.Brand
 	consoleKey, err := hkdf.Key(sha256.New, key, nil, "sealpost console", 32)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -381,5 +385,42 @@ func TestPortalReferenceExpiryAndLimits(t *testing.T) {
 	}
 	if m, _ := e.gw.Store.GetSealed(context.Background(), sealed.ID); m.WrappedKey != nil || m.State != "expired" {
 		t.Fatalf("%+v", m)
+	}
+}
+
+func TestPortalBranding(t *testing.T) {
+	logo := filepath.Join(t.TempDir(), "logo.png")
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	var pngData bytes.Buffer
+	png.Encode(&pngData, img)
+	os.WriteFile(logo, pngData.Bytes(), 0o600)
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive"}
+		c.Portal.BrandColour = "#4c2c92"
+		c.Portal.LogoFile = logo
+	})
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example"}, message("staff@example.gov.uk", "jane@citizen.example", "[secure] brand", "hello"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	n := mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0)
+	data := string(n.Data)
+	if !strings.Contains(data, "multipart/related") || !strings.Contains(data, "Content-ID: <logo@brand>") || !strings.Contains(decodeQP(n.Data), "cid:logo@brand") || !strings.Contains(decodeQP(n.Data), "#4c2c92") {
+		t.Fatalf("notification:\n%s", data)
+	}
+	verifyDKIM(t, e.gw, n.Data)
+	b := newBrowser(t, e)
+	if st, css := b.get("/brand.css"); st != 200 || !strings.Contains(css, "--brand: #4c2c92") || !strings.Contains(css, "/brand/logo.png") {
+		t.Fatalf("brand.css %d %q", st, css)
+	}
+	if st, got := b.get("/brand/logo.png"); st != 200 || got != pngData.String() {
+		t.Fatalf("logo %d", st)
+	}
+	// A colour white text cannot be read on is refused.
+	cfg := config.Default()
+	cfg.DataDir, cfg.Org.Domains, cfg.Org.MailHost = t.TempDir(), []string{"example.gov.uk"}, "127.0.0.1:25"
+	cfg.Portal.BrandColour = "#ffd700"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "4.5:1") {
+		t.Fatalf("low-contrast colour: %v", err)
 	}
 }

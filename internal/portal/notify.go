@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"html/template"
@@ -34,8 +35,10 @@ func (s *Service) notify(ctx context.Context, m *store.Sealed, address string) e
 	} else {
 		v.Reference = s.reference(m.ID, address)
 	}
+	_, logo := s.Brand()
+	v.Logo = logo != nil
 	return s.Submit(ctx, s.noticeFrom(cfg), []string{address}, subj, func(w io.Writer) error {
-		return writeAlternative(w, cfg, s.noticeFrom(cfg), address, subj, noticeText(v), noticeHTML(v))
+		return writeAlternative(w, cfg, s.noticeFrom(cfg), address, subj, noticeText(v), noticeHTML(v), logo)
 	})
 }
 
@@ -48,6 +51,7 @@ func displayName(m *store.Sealed) string {
 
 type noticeView struct {
 	Org, Colour, Who, Subject, Expires, Link, Reference, Base string
+	Logo                                                      bool
 }
 
 func noticeText(v noticeView) string {
@@ -72,7 +76,7 @@ var noticeTmpl = template.Must(template.New("n").Parse(`<!doctype html>
 <body style="margin:0;padding:0;background:#f3f2f1;font-family:Arial,sans-serif;color:#0b0c0c">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td style="padding:24px">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:600px;background:#ffffff">
-<tr><td style="background:{{.Colour}};color:#ffffff;padding:16px 24px;font-size:18px;font-weight:bold">{{.Org}}</td></tr>
+<tr><td style="background:{{.Colour}};color:#ffffff;padding:16px 24px;font-size:18px;font-weight:bold">{{if .Logo}}<img src="cid:logo@brand" alt="" height="32" style="vertical-align:middle;margin-right:12px">{{end}}{{.Org}}</td></tr>
 <tr><td style="padding:24px;font-size:16px;line-height:1.5">
 <p style="margin:0 0 16px">{{.Who}} has sent you a secure message through {{.Org}}'s secure mail service.</p>
 {{if .Subject}}<p style="margin:0 0 16px"><strong>Subject:</strong> {{.Subject}}</p>{{end}}
@@ -125,9 +129,19 @@ func writeQP(w io.Writer, text string) error {
 	return qp.Close()
 }
 
-func writeAlternative(w io.Writer, cfg *config.Config, from, to, subject, text, html string) error {
+func writeAlternative(w io.Writer, cfg *config.Config, from, to, subject, text, html string, logo []byte) error {
 	boundary := "alt-" + randomID()
-	if _, err := io.WriteString(w, header(cfg, from, to, subject, "Content-Type: multipart/alternative; boundary=\""+boundary+"\"\r\n\r\n")); err != nil {
+	related := "rel-" + randomID()
+	if logo != nil {
+		// multipart/related: the HTML part and the logo it shows (cid:),
+		// so that no image is fetched from anywhere.
+		if _, err := io.WriteString(w, header(cfg, from, to, subject, "Content-Type: multipart/related; type=\"multipart/alternative\"; boundary=\""+related+"\"\r\n\r\n")); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, "--"+related+"\r\nContent-Type: multipart/alternative; boundary=\""+boundary+"\"\r\n\r\n"); err != nil {
+			return err
+		}
+	} else if _, err := io.WriteString(w, header(cfg, from, to, subject, "Content-Type: multipart/alternative; boundary=\""+boundary+"\"\r\n\r\n")); err != nil {
 		return err
 	}
 	for _, p := range []struct{ ct, body string }{{"text/plain", text}, {"text/html", html}} {
@@ -141,7 +155,19 @@ func writeAlternative(w io.Writer, cfg *config.Config, from, to, subject, text, 
 			return err
 		}
 	}
-	_, err := io.WriteString(w, "--"+boundary+"--\r\n")
+	if _, err := io.WriteString(w, "--"+boundary+"--\r\n"); err != nil {
+		return err
+	}
+	if logo == nil {
+		return nil
+	}
+	if _, err := io.WriteString(w, "\r\n--"+related+"\r\nContent-Type: image/png\r\nContent-ID: <logo@brand>\r\nContent-Disposition: inline; filename=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"); err != nil {
+		return err
+	}
+	if err := writeBase64(w, bytes.NewReader(logo)); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "--"+related+"--\r\n")
 	return err
 }
 

@@ -461,6 +461,16 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// Brand returns the configured header colour and logo (nil if none).
+func (s *Service) Brand() (string, []byte) {
+	cfg := s.Config()
+	var logo []byte
+	if cfg.Portal.LogoFile != "" {
+		logo, _ = os.ReadFile(cfg.Portal.LogoFile)
+	}
+	return cfg.Portal.BrandColour, logo
+}
+
 func (s *Service) noticeFrom(cfg *config.Config) string {
 	if cfg.Portal.NoticeFrom != "" {
 		return cfg.Portal.NoticeFrom

@@ -11,6 +11,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -48,6 +49,8 @@ type Server struct {
 	Log     *slog.Logger
 	Store   *store.Store
 	Holds   Holds // hold pages; nil: none
+	// Brand returns the header colour and the logo (PNG, nil for none).
+	Brand func() (colour string, logo []byte)
 	// MTASTS returns the MTA-STS policy file (nil: not served).
 	MTASTS func() string
 	// Mount adds more routes (the portal) to the mux.
@@ -72,6 +75,31 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /hold/{id}", s.holdPage)
 		mux.HandleFunc("POST /hold/{id}", s.holdPost)
 	}
+	mux.HandleFunc("GET /brand.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		if s.Brand == nil {
+			return
+		}
+		colour, logo := s.Brand()
+		fmt.Fprintf(w, ":root { --brand: %s; }\nheader { background: var(--brand); }\n", colour)
+		if logo != nil {
+			io.WriteString(w, "header .org { padding-left: 3rem; background: url(/brand/logo.png) no-repeat left center / 2.5rem auto; }\n")
+		}
+	})
+	mux.HandleFunc("GET /brand/logo.png", func(w http.ResponseWriter, r *http.Request) {
+		var logo []byte
+		if s.Brand != nil {
+			_, logo = s.Brand()
+		}
+		if logo == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(logo)
+	})
 	if s.MTASTS != nil {
 		mux.HandleFunc("GET /.well-known/mta-sts.txt", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
