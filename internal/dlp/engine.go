@@ -650,6 +650,12 @@ func (s *scan) pdf(data []byte, where string) {
 		s.unscannable(where, "corrupt PDF")
 		return
 	}
+	if len(bytes.TrimSpace(text)) == 0 && bytes.Contains(data, []byte("/Image")) {
+		// Pages that are pictures (a scan): there is no text to read, and
+		// no OCR here. Say so rather than pass it.
+		s.unscannable(where, "PDF of scanned images, no text")
+		return
+	}
 	s.text(text, where)
 }
 
