@@ -164,11 +164,21 @@ func parseDay(v string, end bool) (time.Time, error) {
 	return t, err
 }
 
-func (s *Service) messages(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+// period reads the from and to parameters (to is inclusive for a date),
+// answering the request itself when they are wrong.
+func period(w http.ResponseWriter, r *http.Request) (from, to time.Time, ok bool) {
 	from, err1 := parseDay(r.URL.Query().Get("from"), false)
 	to, err2 := parseDay(r.URL.Query().Get("to"), true)
 	if err1 != nil || err2 != nil {
 		fail(w, http.StatusBadRequest, "from and to are dates (2026-11-26) or RFC 3339 times")
+		return from, to, false
+	}
+	return from, to, true
+}
+
+func (s *Service) messages(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	from, to, ok := period(w, r)
+	if !ok {
 		return
 	}
 	ms, err := s.Store.SearchMessages(r.Context(), r.URL.Query().Get("q"), from, to, 500)
@@ -329,10 +339,8 @@ func (s *Service) policyTest(w http.ResponseWriter, r *http.Request, _ *store.AP
 }
 
 func (s *Service) usage(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	from, err1 := parseDay(r.URL.Query().Get("from"), false)
-	to, err2 := parseDay(r.URL.Query().Get("to"), true)
-	if err1 != nil || err2 != nil {
-		fail(w, http.StatusBadRequest, "from and to are dates (2026-11-26)")
+	from, to, ok := period(w, r)
+	if !ok {
 		return
 	}
 	if to.IsZero() {
@@ -356,10 +364,8 @@ func (s *Service) usage(w http.ResponseWriter, r *http.Request, _ *store.APIToke
 }
 
 func (s *Service) auditEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	from, err1 := parseDay(r.URL.Query().Get("from"), false)
-	to, err2 := parseDay(r.URL.Query().Get("to"), true)
-	if err1 != nil || err2 != nil {
-		fail(w, http.StatusBadRequest, "from and to are dates (2026-11-26) or RFC 3339 times")
+	from, to, ok := period(w, r)
+	if !ok {
 		return
 	}
 	type ev struct {

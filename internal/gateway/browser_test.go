@@ -155,29 +155,9 @@ func TestBrowserPortal(t *testing.T) {
 	axe(t, ctx, src, "message page")
 
 	// Download the attachment and compare.
-	dir := t.TempDir()
-	done := make(chan string, 1)
-	chromedp.ListenTarget(ctx, func(ev any) {
-		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
-			select {
-			case done <- p.GUID:
-			default:
-			}
-		}
-	})
-	if err := chromedp.Run(ctx,
-		browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(dir).WithEventsEnabled(true),
-		chromedp.Click("ul.files a", chromedp.ByQuery)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case guid := <-done:
-		got, err := os.ReadFile(filepath.Join(dir, guid))
-		if err != nil || sha256.Sum256(got) != sha256.Sum256(attachment) {
-			t.Fatalf("downloaded %d bytes, want %d: %v", len(got), len(attachment), err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("download did not complete")
+	got := download(t, ctx, chromedp.Click("ul.files a", chromedp.ByQuery))
+	if sha256.Sum256(got) != sha256.Sum256(attachment) {
+		t.Fatalf("downloaded %d bytes, want %d", len(got), len(attachment))
 	}
 
 	// Reply with an attachment; it reaches the mail host.
@@ -323,6 +303,37 @@ func TestBrowserXSSCorpus(t *testing.T) {
 	if dialogs.Load() != 0 {
 		t.Fatalf("%d dialogs opened", dialogs.Load())
 	}
+}
+
+// download runs click, which starts a download, and returns the file.
+func download(t *testing.T, ctx context.Context, click chromedp.Action) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	done := make(chan string, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chromedp.ListenTarget(lctx, func(ev any) {
+		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
+			select {
+			case done <- p.GUID:
+			default:
+			}
+		}
+	})
+	if err := chromedp.Run(ctx, browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(dir).WithEventsEnabled(true), click); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case guid := <-done:
+		b, err := os.ReadFile(filepath.Join(dir, guid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	case <-time.After(30 * time.Second):
+		t.Fatal("the download did not complete")
+	}
+	return nil
 }
 
 var b64re = regexp.MustCompile(`.{1,76}`)

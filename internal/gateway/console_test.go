@@ -3,13 +3,10 @@ package gateway
 import (
 	"context"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
@@ -140,32 +137,13 @@ func TestBrowserConsole(t *testing.T) {
 	axe(t, ctx, src, "policy test result")
 
 	// The usage report, and its CSV.
-	dir := t.TempDir()
-	done := make(chan string, 1)
-	chromedp.ListenTarget(ctx, func(ev any) {
-		if p, ok := ev.(*browser.EventDownloadProgress); ok && p.State == browser.DownloadProgressStateCompleted {
-			select {
-			case done <- p.GUID:
-			default:
-			}
-		}
-	})
 	if err := chromedp.Run(ctx, chromedp.Navigate(base+"/console/reports"), chromedp.WaitVisible("#csv", chromedp.ByID)); err != nil {
 		t.Fatal(err)
 	}
 	axe(t, ctx, src, "reports")
-	if err := chromedp.Run(ctx, browser.SetDownloadBehavior(browser.SetDownloadBehaviorBehaviorAllowAndName).WithDownloadPath(dir).WithEventsEnabled(true),
-		chromedp.Click("#csv", chromedp.ByID)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case guid := <-done:
-		b, _ := os.ReadFile(filepath.Join(dir, guid))
-		if !strings.HasPrefix(string(b), "month,measure,key,value") || !strings.Contains(string(b), "protected_messages,hold,1") {
-			t.Fatalf("CSV:\n%s", b)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no CSV download")
+	b := download(t, ctx, chromedp.Click("#csv", chromedp.ByID))
+	if !strings.HasPrefix(string(b), "month,measure,key,value") || !strings.Contains(string(b), "protected_messages,hold,1") {
+		t.Fatalf("CSV:\n%s", b)
 	}
 }
 
