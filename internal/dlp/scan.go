@@ -191,8 +191,14 @@ func Text(b []byte, found func(Match)) {
 			next = tokenEnd(b, i)
 		case k == cDigit:
 			next = digits(b, i, found)
-		case k == cUpper && !inToken:
+		case k == cUpper && !inToken && (i+1 == n || class[b[i+1]] != cLower):
 			next = letters(b, i, found)
+		case k == cUpper && !inToken:
+			// A capitalised word ("The", "Dear"): every identifier that
+			// starts with a letter starts with two capitals or a capital
+			// and a digit, so move on; the rest of the word is lower case,
+			// which the word-at-a-time skip passes over.
+			next = i + 1
 		case k == cDash:
 			next = pem(b, i, found)
 		}
