@@ -389,8 +389,9 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
-		// Decrypt chunk by chunk straight into large socket writes.
-		io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(ra, 0, size), make([]byte, 256<<10))
+		// Decrypt and write at the same time: one goroutine decrypts the
+		// next buffers while this one writes the last to the socket.
+		pipelinedCopy(w, ra, size)
 		s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
 		s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), att.Name)
 		return
@@ -723,4 +724,48 @@ func (s *Service) expiry(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r.Context(), addr, "portal.expiry", m.ID, clientIP(r), r.UserAgent(), at.UTC().Format(time.RFC3339))
 	http.Redirect(w, r, "/portal?done=expiry", http.StatusSeeOther)
+}
+
+// pipelinedCopy writes size bytes of r to w, reading (decrypting) ahead in
+// a second goroutine with a few 256 KiB buffers in flight.
+func pipelinedCopy(w io.Writer, r io.ReaderAt, size int64) error {
+	const n, bufSize = 4, 256 << 10
+	full := make(chan []byte, n)
+	free := make(chan []byte, n)
+	for i := 0; i < n; i++ {
+		free <- make([]byte, bufSize)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	var readErr error
+	go func() {
+		defer close(full)
+		for off := int64(0); off < size; {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			k, err := r.ReadAt(b[:min(int64(bufSize), size-off)], off)
+			if k > 0 {
+				full <- b[:k]
+				off += int64(k)
+			}
+			if err != nil && err != io.EOF {
+				readErr = err
+				return
+			}
+			if err == io.EOF && k == 0 {
+				return
+			}
+		}
+	}()
+	for b := range full {
+		if _, err := w.Write(b); err != nil {
+			return err // the deferred close stops the reader
+		}
+		free <- b[:cap(b)]
+	}
+	return readErr
 }
