@@ -33,6 +33,16 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, usagef("%q is not a time: want 2026-11-26 or 2026-11-26T10:00:00Z", s)
 }
 
+// parsePeriod parses --from and --to.
+func parsePeriod(from, to string) (time.Time, time.Time, error) {
+	f, err := parseTime(from)
+	if err != nil {
+		return f, f, err
+	}
+	t, err := parseTime(to)
+	return f, t, err
+}
+
 func auditCmd(g *globalFlags) *cobra.Command {
 	a := groupCmd("audit", "The tamper-evident audit log: verify, export")
 	var asJSON bool
@@ -71,11 +81,7 @@ func auditCmd(g *globalFlags) *cobra.Command {
 	verify.Flags().BoolVar(&asJSON, "json", false, "one JSON document on stdout")
 	var from, to string
 	export := newCmd("export", "Write audit events as JSON lines, oldest first", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
-		f, err := parseTime(from)
-		if err != nil {
-			return err
-		}
-		t, err := parseTime(to)
+		f, t, err := parsePeriod(from, to)
 		if err != nil {
 			return err
 		}

@@ -19,11 +19,7 @@ func reportCmd(g *globalFlags) *cobra.Command {
 	var from, to string
 	var asCSV, asJSON bool
 	usage := newCmd("usage", "Protected messages by action and month, licensed senders, DLP incidents, top outside domains", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
-		f, err := parseTime(from)
-		if err != nil {
-			return err
-		}
-		t, err := parseTime(to)
+		f, t, err := parsePeriod(from, to)
 		if err != nil {
 			return err
 		}

@@ -221,8 +221,17 @@ func (s *Service) queueList(w http.ResponseWriter, r *http.Request, _ *store.API
 }
 
 func (s *Service) retry(w http.ResponseWriter, r *http.Request, t *store.APIToken) {
+	s.queueOp(w, r, t, "retry", s.Store.RetryNow)
+}
+
+func (s *Service) deleteQueued(w http.ResponseWriter, r *http.Request, t *store.APIToken) {
+	s.queueOp(w, r, t, "delete", s.Store.DeleteQueued)
+}
+
+// queueOp retries or deletes the queued recipients of a message.
+func (s *Service) queueOp(w http.ResponseWriter, r *http.Request, t *store.APIToken, op string, f func(context.Context, string, time.Time) (bool, error)) {
 	id := r.PathValue("id")
-	ok, err := s.Store.RetryNow(r.Context(), id, time.Now())
+	ok, err := f(r.Context(), id, time.Now())
 	if err != nil {
 		s.oops(w, err)
 		return
@@ -232,23 +241,8 @@ func (s *Service) retry(w http.ResponseWriter, r *http.Request, t *store.APIToke
 		return
 	}
 	s.Queue.Kick()
-	s.audit(r, t, "queue.retry", id, "")
-	reply(w, http.StatusOK, map[string]any{"id": id, "retried": true})
-}
-
-func (s *Service) deleteQueued(w http.ResponseWriter, r *http.Request, t *store.APIToken) {
-	id := r.PathValue("id")
-	ok, err := s.Store.DeleteQueued(r.Context(), id, time.Now())
-	if err != nil {
-		s.oops(w, err)
-		return
-	}
-	if !ok {
-		fail(w, http.StatusNotFound, "no queued recipients for that message")
-		return
-	}
-	s.audit(r, t, "queue.delete", id, "")
-	reply(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	s.audit(r, t, "queue."+op, id, "")
+	reply(w, http.StatusOK, map[string]any{"id": id, "action": op})
 }
 
 // Held is a held or quarantined message.

@@ -174,13 +174,18 @@ func (s *Service) held(w http.ResponseWriter, r *http.Request) {
 		"Rows": rows, "Admin": u.Role == "admin", "Done": r.URL.Query().Get("done")})
 }
 
-func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
+// adminPost checks a form POST that only admins may make.
+func (s *Service) adminPost(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if !web.CSRFOK(r) {
 		s.fail(w, http.StatusForbidden, "This page has expired", "Reload the page and try again.")
-		return
+		return nil, false
 	}
-	u, ok := s.need(w, r, "admin")
+	return s.need(w, r, "admin")
+}
+
+func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.adminPost(w, r)
 	if !ok {
 		return
 	}
@@ -288,12 +293,7 @@ func (s *Service) queuePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) queueAction(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if !web.CSRFOK(r) {
-		s.fail(w, http.StatusForbidden, "This page has expired", "Reload the page and try again.")
-		return
-	}
-	u, ok := s.need(w, r, "admin")
+	u, ok := s.adminPost(w, r)
 	if !ok {
 		return
 	}

@@ -226,14 +226,24 @@ func (s *Service) bodyText(m *store.Sealed, index int) (string, bool, error) {
 	return text, cut, nil
 }
 
-func (s *Service) askCode(w http.ResponseWriter, r *http.Request) {
+// formTarget checks a form POST on a message link and resolves the link,
+// answering the request itself when it cannot go on.
+func (s *Service) formTarget(w http.ResponseWriter, r *http.Request) (*target, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if !web.CSRFOK(r) {
 		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and press the button again.")
-		return
+		return nil, false
 	}
 	t, ok := s.lookup(w, r)
 	if !ok || s.gone(w, t) {
+		return nil, false
+	}
+	return t, true
+}
+
+func (s *Service) askCode(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.formTarget(w, r)
+	if !ok {
 		return
 	}
 	s.codeFlow(w, r, t.r.Address, "/m/"+t.token+"/verify")
@@ -264,13 +274,8 @@ func (s *Service) codePage(w http.ResponseWriter, r *http.Request, address, veri
 }
 
 func (s *Service) checkCode(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if !web.CSRFOK(r) {
-		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and press the button again.")
-		return
-	}
-	t, ok := s.lookup(w, r)
-	if !ok || s.gone(w, t) {
+	t, ok := s.formTarget(w, r)
+	if !ok {
 		return
 	}
 	if s.verify(w, r, t.r.Address, "/m/"+t.token+"/verify") {
