@@ -147,7 +147,7 @@ func quarantineCmd(g *globalFlags) *cobra.Command {
 	resolve := func(release bool) func(cmd *cobra.Command, args []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			if reason == "" {
-				return usagef("give a --reason (it goes into the record)")
+				reason = "from the command line, no reason given"
 			}
 			return withStore(g, func(ctx context.Context, st *store.Store) error {
 				state := "deleted"
@@ -173,10 +173,10 @@ func quarantineCmd(g *globalFlags) *cobra.Command {
 			})
 		}
 	}
-	release := newCmd("release ID --reason TEXT", "Send a held or quarantined message", cobra.ExactArgs(1), resolve(true))
-	release.Flags().StringVar(&reason, "reason", "", "why (kept in the record)")
-	del := newCmd("delete ID --reason TEXT", "Drop a held or quarantined message", cobra.ExactArgs(1), resolve(false))
-	del.Flags().StringVar(&reason, "reason", "", "why (kept in the record)")
+	release := newCmd("release ID [--reason TEXT]", "Send a held or quarantined message", cobra.ExactArgs(1), resolve(true))
+	release.Flags().StringVar(&reason, "reason", "", "why (kept in the record; please give one)")
+	del := newCmd("delete ID [--reason TEXT]", "Drop a held or quarantined message", cobra.ExactArgs(1), resolve(false))
+	del.Flags().StringVar(&reason, "reason", "", "why (kept in the record; please give one)")
 	q.AddCommand(list, show, release, del)
 	return q
 }
