@@ -262,7 +262,17 @@ func (c *conn) command(line string) bool {
 		if c.flush(true) != nil {
 			return false
 		}
-		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() { c.nc.SetReadDeadline(time.Now().Add(c.dataWait)) }}
+		// The read deadline moves forward as data comes, but not on every
+		// line (that costs more than the line): when the next read may
+		// block (nothing buffered) or a quarter of the wait has passed.
+		var last time.Time
+		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() {
+			now := time.Now()
+			if c.br.Buffered() == 0 || now.Sub(last) > c.dataWait/4 {
+				c.nc.SetReadDeadline(now.Add(c.dataWait))
+				last = now
+			}
+		}}
 		r := c.sess.data(dr)
 		if err := dr.drain(); err != nil {
 			return false // the connection broke: nobody to answer
