@@ -61,6 +61,7 @@ type inspection struct {
 	done  chan struct{}
 	res   *dlp.Result
 	err   error
+	size  int64 // bytes written: message.size for the policy
 }
 
 func (is *inspection) scan(pr *io.PipeReader) {
@@ -80,6 +81,7 @@ func (is *inspection) scan(pr *io.PipeReader) {
 }
 
 func (is *inspection) Write(p []byte) (int, error) {
+	is.size += int64(len(p))
 	is.pw.Write(p) // fails only after a scanner failure, which Decide reports
 	return len(p), nil
 }
@@ -112,7 +114,7 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 	}
 	in := &policy.Input{
 		MailFrom: env.MailFrom, HeaderFrom: env.HeaderFrom, AuthUser: env.AuthUser, Subject: subject,
-		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: 0, Visible: visible(res.Header),
+		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: is.size, Visible: visible(res.Header),
 		Classification: res.Classification, Findings: res.Findings, Recipients: env.Rcpts, Known: is.g.Queue.Known,
 	}
 	d := is.rules.policy.Decide(in)

@@ -450,3 +450,25 @@ func TestBulkSplit(t *testing.T) {
 		t.Fatalf("external copies: %v", seen)
 	}
 }
+
+// TestPolicySeesMessageSize: message.size is the size of the message as
+// received (a rule on it once saw 0 on the SMTP path).
+func TestPolicySeesMessageSize(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.Policy.Rules = []config.PolicyRule{{Name: "big", When: `message.size > 20000`, Action: "quarantine"}}
+	})
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"x@other.example"}, message("staff@example.gov.uk", "x@other.example", "big", strings.Repeat("some words on a line\r\n", 1200)))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	if d := decision(t, e, msgID(t, reply)); d.State != "quarantined" {
+		t.Fatalf("%+v", d)
+	}
+	code, reply = outbound(t, e, "staff@example.gov.uk", []string{"x@other.example"}, message("staff@example.gov.uk", "x@other.example", "small", "hello"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	if _, err := e.gw.Store.GetDecision(context.Background(), msgID(t, reply)); err == nil {
+		t.Fatal("a small plain message was recorded as a decision")
+	}
+}
