@@ -239,29 +239,33 @@ func (s *Service) pendingKey(u *store.User) (*otp.Key, error) {
 	return totp.Generate(totp.GenerateOpts{Issuer: s.Config().Org.Name, AccountName: u.Name, Secret: seed[:20]})
 }
 
-func (s *Service) totpPage(w http.ResponseWriter, r *http.Request) {
+// enrolling returns the new TOTP key of an admin who must set one up,
+// answering the request itself otherwise.
+func (s *Service) enrolling(w http.ResponseWriter, r *http.Request) (*otp.Key, bool) {
 	u, stage, _ := s.session(r)
 	if u == nil || stage != "enroll" {
 		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
-		return
+		return nil, false
 	}
 	k, err := s.pendingKey(u)
 	if err != nil {
 		s.oops(w, err)
+		return nil, false
+	}
+	return k, true
+}
+
+func (s *Service) totpPage(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.enrolling(w, r)
+	if !ok {
 		return
 	}
 	s.page(w, http.StatusOK, "console_totp.html", map[string]any{"Title": "Set up your authenticator", "Secret": k.Secret(), "CSRF": web.CSRFToken(w, r)})
 }
 
 func (s *Service) totpQR(w http.ResponseWriter, r *http.Request) {
-	u, stage, _ := s.session(r)
-	if u == nil || stage != "enroll" {
-		http.Error(w, "sign in first", http.StatusForbidden)
-		return
-	}
-	k, err := s.pendingKey(u)
-	if err != nil {
-		s.oops(w, err)
+	k, ok := s.enrolling(w, r)
+	if !ok {
 		return
 	}
 	code, err := qr.Encode(k.URL(), qr.M)

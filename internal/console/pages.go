@@ -237,15 +237,25 @@ func (s *Service) period(r *http.Request) (time.Time, time.Time) {
 	return from, to
 }
 
-func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
+// usage builds the usage report for the request's period, answering the
+// request itself when it cannot.
+func (s *Service) usage(w http.ResponseWriter, r *http.Request) (*store.User, *report.Usage, time.Time, time.Time, bool) {
 	u, ok := s.need(w, r, "admin", "auditor")
 	if !ok {
-		return
+		return nil, nil, time.Time{}, time.Time{}, false
 	}
 	from, to := s.period(r)
 	rep, err := report.Build(r.Context(), s.Store, from, to)
 	if err != nil {
 		s.oops(w, err)
+		return nil, nil, from, to, false
+	}
+	return u, rep, from, to, true
+}
+
+func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
+	u, rep, from, to, ok := s.usage(w, r)
+	if !ok {
 		return
 	}
 	s.page(w, http.StatusOK, "console_reports.html", map[string]any{"Title": "Usage report", "U": u, "CSRF": web.CSRFToken(w, r), "R": rep,
@@ -253,14 +263,8 @@ func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) reportCSV(w http.ResponseWriter, r *http.Request) {
-	u, ok := s.need(w, r, "admin", "auditor")
+	u, rep, from, to, ok := s.usage(w, r)
 	if !ok {
-		return
-	}
-	from, to := s.period(r)
-	rep, err := report.Build(r.Context(), s.Store, from, to)
-	if err != nil {
-		s.oops(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
