@@ -424,3 +424,27 @@ func TestPortalBranding(t *testing.T) {
 		t.Fatalf("low-contrast colour: %v", err)
 	}
 }
+
+// TestPortalBadAttachment: an attachment whose base64 does not decode
+// neither loses the message nor breaks the page; it is listed and its
+// download gives what decodes.
+func TestPortalBadAttachment(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Policy.Disable = []string{"first-contact-sensitive", "unscannable-content"} })
+	msg := "From: staff@example.gov.uk\r\nTo: jane@citizen.example\r\nSubject: [secure] broken\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nThe text survives.\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=bad.bin\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n!!!not base64!!!\r\n--b--\r\n"
+	if code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example"}, msg); code != 250 {
+		t.Fatal(reply)
+	}
+	landing := "/m/" + linkRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0).Data))[1]
+	b := newBrowser(t, e)
+	signIn(t, e, b, landing, "jane@citizen.example")
+	st, page := b.get(landing)
+	if st != 200 || !strings.Contains(page, "The text survives.") || !strings.Contains(page, "bad.bin") {
+		t.Fatalf("page %d:\n%s", st, page)
+	}
+	att := regexp.MustCompile(`href="(/m/[0-9a-z]{32}/a/\d+)"`).FindStringSubmatch(page)
+	if st, got := b.get(att[1]); st != 200 || !strings.HasPrefix(got, "hello world") {
+		t.Fatalf("download %d %q", st, got)
+	}
+}

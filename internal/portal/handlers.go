@@ -409,7 +409,8 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
-	h.Set("Content-Length", strconv.FormatInt(att.Size, 10))
+	// No Content-Length: an attachment that was not stored decoded (it
+	// does not decode cleanly) has no known size; the response is chunked.
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	walk(io.NewSectionReader(ra, 0, size), func(l *leaf) bool {
 		if l.index == n {

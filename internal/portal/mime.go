@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"os"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -189,7 +191,9 @@ func (b *b64Reader) Read(p []byte) (int, error) {
 
 // describe walks a message once and returns its parts; each attachment's
 // decoded bytes go to save (so that a download is a decryption and nothing
-// more), which returns how many bytes it stored.
+// more), which returns how many bytes it stored. A file-system error from
+// save stops the walk; any other (the attachment does not decode) leaves
+// that attachment unstored.
 func describe(r io.Reader, save func(index int, r io.Reader) (int64, error)) (*Parts, mail.Header, error) {
 	p := &Parts{Text: -1, HTML: -1, Attachments: []Attachment{}}
 	var saveErr error
@@ -205,11 +209,18 @@ func describe(r io.Reader, save func(index int, r io.Reader) (int64, error)) (*P
 				name = "attachment-" + itoa(l.index) + extFor(l.media)
 			}
 			n, err := save(l.index, l.decoded)
-			if err != nil {
-				saveErr = err
+			var pe *os.PathError
+			switch {
+			case errors.As(err, &pe):
+				saveErr = err // the disk: the whole sealing fails and is retried
 				return false
+			case err != nil:
+				// The attachment does not decode (bad base64): list it,
+				// and let a download serve what decodes.
+				p.Attachments = append(p.Attachments, Attachment{Index: l.index, Name: name, Type: l.media})
+			default:
+				p.Attachments = append(p.Attachments, Attachment{Index: l.index, Name: name, Type: l.media, Size: n, Stored: true})
 			}
-			p.Attachments = append(p.Attachments, Attachment{Index: l.index, Name: name, Type: l.media, Size: n, Stored: true})
 		}
 		return true
 	})

@@ -367,11 +367,14 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 	parts, h, err := describe(io.NewSectionReader(body, 0, size), func(index int, r io.Reader) (int64, error) {
 		return s.writeBlob(s.attachmentPath(id, index), key, attachmentAAD(id, index), r)
 	})
-	if err != nil {
-		s.removeBlobs(id)
-		if _, ok := err.(*os.PathError); ok {
-			return nil, err
-		}
+	var pe *os.PathError
+	switch {
+	case errors.As(err, &pe):
+		s.removeBlobs(id) // the disk failed: the queue retries the sealing
+		return nil, err
+	case err != nil:
+		// Not a message we can take apart: it is kept whole and shown as
+		// having no readable parts.
 		parts = &Parts{Text: -1, HTML: -1, Attachments: []Attachment{}}
 	}
 	pj, _ := json.Marshal(parts)

@@ -104,3 +104,26 @@ func TestB64Reader(t *testing.T) {
 		t.Fatal("no error for bad base64")
 	}
 }
+
+// FuzzDescribe: the portal's MIME walk never panics, and what it stores of
+// an attachment is what a second walk decodes.
+func FuzzDescribe(f *testing.F) {
+	f.Add([]byte("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Disposition: attachment; filename=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x--\r\n"))
+	f.Add([]byte("Subject: x\r\nContent-Type: text/html\r\n\r\n<p>hi"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		saved := map[int][]byte{}
+		p, _, err := describe(bytes.NewReader(msg), func(i int, r io.Reader) (int64, error) {
+			b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+			saved[i] = b
+			return int64(len(b)), err
+		})
+		if err != nil || p == nil {
+			return
+		}
+		for _, a := range p.Attachments {
+			if a.Size != int64(len(saved[a.Index])) {
+				t.Fatalf("attachment %d: size %d, saved %d", a.Index, a.Size, len(saved[a.Index]))
+			}
+		}
+	})
+}
