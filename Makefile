@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzText -fuzztime $(FUZZTIME) ./internal/dlp/
 	$(GO) test -run XXX -fuzz FuzzPDF -fuzztime $(FUZZTIME) ./internal/dlp/
 	$(GO) test -run XXX -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./internal/policy/
+	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost
