@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"sealpost/internal/fsx"
 	"sealpost/internal/seal"
 	"sealpost/internal/store"
 )
@@ -70,7 +71,7 @@ func (o *DevOutbox) Deliver(ctx context.Context, d *Delivery) Attempt {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dev_outbox (msg_id, mail_from, rcpts, route, subject, size, captured_at, file) VALUES (?,?,?,?,?,?,?,?)`,
 			d.Msg.ID, d.Msg.MailFrom, strings.Join(d.Rcpts, ", "), d.Route, d.Msg.Subject, d.Size+int64(len(sig)), time.Now().UnixMilli(), name)
 		return err
-	}, "dir:"+o.Dir, func() error { return syncDir(o.Dir) })
+	}, "dir:"+o.Dir, func() error { return fsx.OS{}.SyncDir(o.Dir) })
 	if err != nil {
 		os.Remove(f.Name())
 		return fail(err)

@@ -14,7 +14,24 @@
 //  3. only then does the SMTP session answer 250.
 //
 // Spooled bytes that no committed row points to are removed at start
-// (Spool.Recover). Delivery is at least once: a crash after the next hop
+// (Spool.Recover).
+//
+// Disk: whatever finishes a message (delivery, bounce, expiry, Delete,
+// Resolve of a hold or quarantine) frees its spool space at once through
+// Spool.Release: its record is erased, a segment with nothing live left is
+// unlinked, a file of its own removed; and its row loses the message's key,
+// so bytes left anywhere on the disk are unreadable. Mostly dead segments
+// are compacted (see compact.go): the spool's files stay within live bytes
+// + 3 × SegmentMax.
+//
+// Durability is tested against power loss, not only against a killed
+// process: the spool writes through internal/fsx, whose Fault file system
+// forgets every write not fsynced at a simulated power cut
+// (TestPowerCut*); the store relies on SQLite in WAL mode with
+// synchronous=FULL, under which a committed transaction survives a power
+// cut (with NORMAL it would survive a crash of the process only).
+//
+// Delivery is at least once: a crash after the next hop
 // accepted a message and before its result is committed delivers it again.
 //
 // Delivery: fresh messages are handed to the workers in memory; recipients
@@ -97,6 +114,10 @@ type Options struct {
 	PollInterval  time.Duration
 	KeepDelivered time.Duration
 	MaxInMemory   int // fresh messages dispatched without a database poll
+	// SpoolCheck is how often the spool's index is compared with the
+	// store, to free the space of messages finished by another process
+	// (default a minute).
+	SpoolCheck time.Duration
 }
 
 // Queue is the durable queue and its delivery workers.
@@ -133,6 +154,9 @@ type job struct {
 func New(opt Options, st *store.Store, c *store.Committer, sp *Spool, route func(string) string, transports map[string]Transport, log *slog.Logger, m *metrics.Metrics) *Queue {
 	if opt.MaxInMemory <= 0 {
 		opt.MaxInMemory = 20000
+	}
+	if m != nil {
+		sp.setGauges(m.SpoolBytesLive, m.SpoolBytesTotal)
 	}
 	return &Queue{
 		opt: opt, store: st, committer: c, spool: sp, route: route, transports: transports,
@@ -289,6 +313,10 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		}
 		return fmt.Errorf("%w: %v", ErrTemporary, err)
 	}
+	q.spool.Settle(env.ID)
+	for _, n := range env.Notices {
+		q.spool.Settle(n.msg.ID)
+	}
 	if inMemory {
 		for _, j := range jobs {
 			q.fresh <- j // cannot block: capacity is MaxInMemory and inflight counts what is in it
@@ -364,6 +392,8 @@ func (q *Queue) Start(ctx context.Context) error {
 		q.wg.Add(1)
 		go q.worker(ctx)
 	}
+	q.wg.Add(1)
+	go q.compactor(ctx) // Recover asked it to look at every segment
 	q.wg.Add(1)
 	go q.poller(ctx)
 	return nil
@@ -604,6 +634,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		}
 		return
 	}
+	if bounce != nil {
+		q.spool.Settle(bounce.msg.ID)
+	}
 	if newContact != "" {
 		q.known.Store(newContact, true)
 	}
@@ -676,6 +709,7 @@ func (q *Queue) Submit(ctx context.Context, p *Pending) error {
 		q.spool.Remove(p.msg.ID, p.msg.Spool)
 		return err
 	}
+	q.spool.Settle(p.msg.ID)
 	q.kick()
 	return nil
 }
@@ -692,11 +726,7 @@ func (q *Queue) Resolve(ctx context.Context, id string, release bool, state, by,
 		return nil, err
 	}
 	if done {
-		if m, err := q.store.Message(ctx, id); err == nil {
-			if err := q.spool.Remove(id, m.Spool); err != nil {
-				q.log.Warn("removing spool file failed (removed at next start)", "msgid", id, "err", err)
-			}
-		}
+		q.releaseIfDone(ctx, id)
 	}
 	if release {
 		q.kick()

@@ -148,7 +148,7 @@ func TestRecover(t *testing.T) {
 	if ld.Seg <= lb.Seg {
 		t.Fatalf("new segment %d after recovered %d", ld.Seg, lb.Seg)
 	}
-	if s2.Live() != 2 {
+	if s2.Live() != 3 { // b, c and d
 		t.Fatalf("live %d", s2.Live())
 	}
 }

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	done_at     INTEGER NOT NULL DEFAULT 0,
 	spool_seg   INTEGER NOT NULL DEFAULT 0,
 	spool_off   INTEGER NOT NULL DEFAULT 0,
-	spool_len   INTEGER NOT NULL DEFAULT 0
+	spool_len   INTEGER NOT NULL DEFAULT 0,
+	spool_key   BLOB
 );
 CREATE INDEX IF NOT EXISTS messages_state ON messages(state, done_at);
 CREATE TABLE IF NOT EXISTS recipients (
@@ -127,7 +128,7 @@ CREATE TABLE IF NOT EXISTS dev_outbox (
 
 // OpenSQLite opens (creating if needed) the SQLite database at path.
 func OpenSQLite(path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)&_pragma=secure_delete(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func OpenSQLite(path string) (*Store, error) {
 	}
 	for _, col := range []string{"messages ADD COLUMN spool_seg INTEGER NOT NULL DEFAULT 0", "messages ADD COLUMN spool_off INTEGER NOT NULL DEFAULT 0",
 		"messages ADD COLUMN spool_len INTEGER NOT NULL DEFAULT 0", "recipients ADD COLUMN action TEXT NOT NULL DEFAULT ''",
-		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''", "users ADD COLUMN totp TEXT NOT NULL DEFAULT ''"} {
+		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''", "users ADD COLUMN totp TEXT NOT NULL DEFAULT ''", "messages ADD COLUMN spool_key BLOB"} {
 		// Databases made before these columns existed: add them (an error
 		// here only means the column is already there).
 		db.ExecContext(ctx, `ALTER TABLE `+col)
@@ -151,11 +152,11 @@ func OpenSQLite(path string) (*Store, error) {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?)`},
+		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len, spool_key) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?,?)`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
-		{&st.finishMessage, `UPDATE messages SET state='done', done_at=? WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
+		{&st.finishMessage, `UPDATE messages SET state='done', done_at=?, spool_key=NULL WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
 			db.Close()
@@ -190,9 +191,14 @@ type Message struct {
 }
 
 // SpoolLoc is where a message's sealed bytes are: in spool segment Seg at
-// [Off, Off+Len), or, when Seg is 0, in a file of its own.
+// [Off, Off+Len), or, when Seg is 0, in a file of its own. Key is the
+// message's own key, wrapped by the installation key; it is cleared when
+// the message is done, which makes the bytes unreadable wherever they still
+// lie (crypto-erasure). Rows from before per-message keys have none: their
+// bytes are sealed under the installation key.
 type SpoolLoc struct {
 	Seg, Off, Len int64
+	Key           []byte
 }
 
 // Recipient is the delivery state of one recipient of a message.
@@ -229,7 +235,7 @@ func fromMS(v int64) time.Time {
 // InsertMessage adds a message and its recipients within tx.
 func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
 	_, err := tx.StmtContext(ctx, s.insMessage).ExecContext(ctx,
-		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len)
+		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len, m.Spool.Key)
 	if err != nil {
 		return err
 	}
@@ -342,12 +348,12 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	return fromMS(v.Int64), nil
 }
 
-const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len`
+const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len, spool_key`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
 	var recv, done int64
-	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len); err != nil {
+	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len, &m.Spool.Key); err != nil {
 		return nil, err
 	}
 	m.ReceivedAt, m.DoneAt = fromMS(recv), fromMS(done)
@@ -412,7 +418,7 @@ func (s *Store) QueueDepth(ctx context.Context) (int, error) {
 // QueuedSpool returns where the spooled bytes of every queued message are:
 // what the spool must keep.
 func (s *Store) QueuedSpool(ctx context.Context) (map[string]SpoolLoc, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT id, spool_seg, spool_off, spool_len FROM messages WHERE state='queued'`)
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, spool_seg, spool_off, spool_len, spool_key FROM messages WHERE state='queued'`)
 	if err != nil {
 		return nil, err
 	}
@@ -421,12 +427,24 @@ func (s *Store) QueuedSpool(ctx context.Context) (map[string]SpoolLoc, error) {
 	for rows.Next() {
 		var id string
 		var l SpoolLoc
-		if err := rows.Scan(&id, &l.Seg, &l.Off, &l.Len); err != nil {
+		if err := rows.Scan(&id, &l.Seg, &l.Off, &l.Len, &l.Key); err != nil {
 			return nil, err
 		}
 		out[id] = l
 	}
 	return out, rows.Err()
+}
+
+// MoveSpool records that queued message id's bytes moved from one place in
+// the spool to another (compaction). It reports false, changing nothing,
+// when the message is no longer queued at from.
+func (s *Store) MoveSpool(ctx context.Context, tx *sql.Tx, id string, from, to SpoolLoc) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET spool_seg=?, spool_off=? WHERE id=? AND state='queued' AND spool_seg=? AND spool_off=?`, to.Seg, to.Off, id, from.Seg, from.Off)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // RetryNow makes every queued recipient of message id due now. It reports
