@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,54 @@ type Fault struct {
 	gen      int // bumped by PowerCut: handles opened before it are dead
 	Syncs    int // file fsyncs so far
 	DirSyncs int // directory fsyncs so far
+
+	// NoUnnamed makes CreateUnnamed fail as on a file system without
+	// O_TMPFILE; NoProc makes LinkUnnamed fail as on a system without
+	// /proc (the inode was made, it cannot be named).
+	NoUnnamed, NoProc bool
+
+	// CutAt, when > 0, cuts the power just before the CutAt-th changing
+	// operation (write, fsync, create, link, rename, remove) from now on:
+	// that operation and every later one fail. Ops counts them.
+	CutAt, Ops int
+	cut        bool
+
+	// Chaos, when set, makes a power cut keep each unsynced change by
+	// chance instead of losing all: each changed directory entry keeps its
+	// new state or its synced one, each file its written bytes or its
+	// synced ones. That is what a journaling file system may do, and it
+	// catches orders that rely on a change being lost (a removal made
+	// before the commit that should precede it).
+	Chaos *rand.Rand
+}
+
+// Clone returns a copy of f's files as they are now, synced and not, with
+// no open handles and no cut pending.
+func (f *Fault) Clone() *Fault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := NewFault()
+	c.NoUnnamed, c.NoProc = f.NoUnnamed, f.NoProc
+	inos := map[*inode]*inode{}
+	cp := func(ino *inode) *inode {
+		if n, ok := inos[ino]; ok {
+			return n
+		}
+		n := &inode{data: slices.Clone(ino.data), synced: slices.Clone(ino.synced)}
+		inos[ino] = n
+		return n
+	}
+	for path, d := range f.dirs {
+		nd := &faultDir{entries: map[string]*inode{}, synced: map[string]*inode{}}
+		for k, v := range d.entries {
+			nd.entries[k] = cp(v)
+		}
+		for k, v := range d.synced {
+			nd.synced[k] = cp(v)
+		}
+		c.dirs[path] = nd
+	}
+	return c
 }
 
 type faultDir struct {
@@ -37,18 +86,85 @@ type inode struct {
 func NewFault() *Fault { return &Fault{dirs: map[string]*faultDir{}} }
 
 // PowerCut forgets every write that was not synced and closes every open
-// file (their handles fail from now on).
+// file (their handles fail from now on). Until Restore, every changing
+// operation fails: the process that was running is dead, whatever its
+// goroutines still try.
 func (f *Fault) PowerCut() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.cut = true
+	f.powerCutLocked()
+}
+
+// Restore ends a cut: the machine is back on, with what survived.
+func (f *Fault) Restore() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cut, f.CutAt, f.Ops = false, 0, 0
+}
+
+// Cut reports whether a CutAt cut happened.
+func (f *Fault) Cut() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut
+}
+
+// op counts a changing operation and reports the error it meets if the
+// power is (now) off.
+func (f *Fault) op() error {
+	if f.cut {
+		return errStale
+	}
+	f.Ops++
+	if f.CutAt > 0 && f.Ops >= f.CutAt {
+		f.cut = true
+		f.powerCutLocked()
+		return errStale
+	}
+	return nil
+}
+
+func (f *Fault) powerCutLocked() {
 	f.gen++
 	seen := map[*inode]bool{}
 	for _, d := range f.dirs {
-		d.entries = maps(d.synced)
+		if f.Chaos == nil {
+			d.entries = maps(d.synced)
+		} else {
+			names := map[string]bool{}
+			for k := range d.entries {
+				names[k] = true
+			}
+			for k := range d.synced {
+				names[k] = true
+			}
+			keys := make([]string, 0, len(names))
+			for k := range names {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys) // the same seed, the same outcome
+			next := map[string]*inode{}
+			for _, k := range keys {
+				cur, old := d.entries[k], d.synced[k]
+				pick := old
+				if cur != old && f.Chaos.IntN(2) == 0 {
+					pick = cur
+				}
+				if pick != nil {
+					next[k] = pick
+				}
+			}
+			d.entries = next
+			d.synced = maps(next)
+		}
 		for _, ino := range d.entries {
 			if !seen[ino] {
 				seen[ino] = true
-				ino.data = slices.Clone(ino.synced)
+				if f.Chaos == nil || f.Chaos.IntN(2) == 0 {
+					ino.data = slices.Clone(ino.synced)
+				}
+				ino.synced = slices.Clone(ino.data)
 			}
 		}
 	}
@@ -82,6 +198,11 @@ func (f *Fault) OpenFile(name string, flag int, _ os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if flag&(os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_RDWR) != 0 {
+		if err := f.op(); err != nil {
+			return nil, err
+		}
+	}
 	ino := d.entries[base]
 	switch {
 	case ino == nil && flag&os.O_CREATE == 0:
@@ -102,6 +223,12 @@ func (f *Fault) OpenFile(name string, flag int, _ os.FileMode) (File, error) {
 func (f *Fault) CreateUnnamed(dir string) (File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.NoUnnamed {
+		return nil, ErrUnsupported
+	}
+	if err := f.op(); err != nil {
+		return nil, err
+	}
 	if f.dirs[filepath.Clean(dir)] == nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrNotExist}
 	}
@@ -117,6 +244,12 @@ func (f *Fault) LinkUnnamed(file File, path string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.NoProc {
+		return ErrUnsupported
+	}
+	if err := f.op(); err != nil {
+		return err
+	}
 	if ff.gen != f.gen {
 		return errStale
 	}
@@ -135,6 +268,9 @@ func (f *Fault) LinkUnnamed(file File, path string) error {
 func (f *Fault) Rename(oldpath, newpath string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.op(); err != nil {
+		return err
+	}
 	od, ob, err := f.lookup(oldpath)
 	if err != nil {
 		return err
@@ -156,6 +292,9 @@ func (f *Fault) Rename(oldpath, newpath string) error {
 func (f *Fault) Remove(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.op(); err != nil {
+		return err
+	}
 	d, base, err := f.lookup(name)
 	if err != nil {
 		return err
@@ -171,6 +310,9 @@ func (f *Fault) Remove(name string) error {
 func (f *Fault) SyncDir(dir string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.op(); err != nil {
+		return err
+	}
 	d := f.dirs[filepath.Clean(dir)]
 	if d == nil {
 		return &fs.PathError{Op: "fsync", Path: dir, Err: fs.ErrNotExist}
@@ -284,6 +426,9 @@ func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	if err := ff.check(); err != nil {
 		return 0, err
 	}
+	if err := ff.fs.op(); err != nil {
+		return 0, err
+	}
 	if end := off + int64(len(p)); end > int64(len(ff.ino.data)) {
 		ff.ino.data = append(ff.ino.data, make([]byte, end-int64(len(ff.ino.data)))...)
 	}
@@ -311,6 +456,9 @@ func (ff *faultFile) Sync() error {
 	if err := ff.check(); err != nil {
 		return err
 	}
+	if err := ff.fs.op(); err != nil {
+		return err
+	}
 	ff.ino.synced = slices.Clone(ff.ino.data)
 	ff.fs.Syncs++
 	return nil
@@ -331,6 +479,9 @@ func (ff *faultFile) Punch(off, n int64) error {
 	if err := ff.check(); err != nil {
 		return err
 	}
+	if err := ff.fs.op(); err != nil {
+		return err
+	}
 	end := min(off+n, int64(len(ff.ino.data)))
 	for i := off; i < end; i++ {
 		ff.ino.data[i] = 0
@@ -345,3 +496,4 @@ func (ff *faultFile) Close() error {
 	ff.closed = true
 	return nil
 }
+

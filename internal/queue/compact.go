@@ -78,6 +78,11 @@ type moved struct {
 // crash before the commit leaves the rows pointing at the old records (the
 // copies are garbage, swept at start); after it, at the copies.
 func (q *Queue) compactOnce(ctx context.Context) (bool, error) {
+	q.compactMu.Lock() // one compaction at a time: two would copy the same records
+	defer q.compactMu.Unlock()
+	if q.noCompact {
+		return false, nil
+	}
 	s := q.spool
 	old, recs := s.compactCandidate()
 	if old == nil {
@@ -148,14 +153,14 @@ func (s *Spool) finishMoves(moves []moved, ok []bool) {
 		switch {
 		case ok[i] && atOld:
 			r.seg, r.off = m.to.seg, m.to.off
-			s.dropBytesLocked(m.from.seg, m.from.off, m.from.n)
+			s.dropBytesLocked(m.from.seg, m.from.off, m.from.n, false)
 		case !ok[i] && atOld && !r.pending:
 			delete(s.recs, m.id)
-			s.dropBytesLocked(m.from.seg, m.from.off, m.from.n)
-			s.dropBytesLocked(m.to.seg, m.to.off, m.to.n)
+			s.dropBytesLocked(m.from.seg, m.from.off, m.from.n, true)
+			s.dropBytesLocked(m.to.seg, m.to.off, m.to.n, true)
 		default:
 			// Released while being copied: the copy is not needed.
-			s.dropBytesLocked(m.to.seg, m.to.off, m.to.n)
+			s.dropBytesLocked(m.to.seg, m.to.off, m.to.n, true)
 		}
 	}
 }

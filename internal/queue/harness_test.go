@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"sealpost/internal/fsx"
 	"sealpost/internal/metrics"
 	"sealpost/internal/store"
 )
@@ -22,6 +24,7 @@ import (
 type fakeTransport struct {
 	mu        sync.Mutex
 	delivered map[string][32]byte
+	all       atomic.Bool // the deferred recipients are reachable now
 }
 
 func (ft *fakeTransport) Deliver(_ context.Context, d *Delivery) Attempt {
@@ -30,7 +33,7 @@ func (ft *fakeTransport) Deliver(_ context.Context, d *Delivery) Attempt {
 	_, err := io.Copy(h, io.NewSectionReader(d.Body, 0, d.Size))
 	ok := true
 	for _, r := range d.Rcpts {
-		if strings.HasPrefix(r, "defer") || err != nil {
+		if (strings.HasPrefix(r, "defer") && !ft.all.Load()) || err != nil {
 			ok = false
 		}
 	}
@@ -69,13 +72,17 @@ type testQueue struct {
 	m      *metrics.Metrics
 }
 
-func newTestQueue(t *testing.T, dir string, o SpoolOptions, workers int) *testQueue {
+func newTestQueue(t *testing.T, dir string, o SpoolOptions, workers int, before ...func(*Queue)) *testQueue {
 	t.Helper()
 	st, err := store.OpenSQLite(filepath.Join(dir, "db.sqlite"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := OpenSpoolWith(filepath.Join(dir, "spool"), bytes.Repeat([]byte{7}, 32), o)
+	spoolDir := filepath.Join(dir, "spool")
+	if _, ok := o.FS.(*fsx.Fault); ok {
+		spoolDir = "/fault/spool" // the same in a Fault's clones, wherever the store is
+	}
+	sp, err := OpenSpoolWith(spoolDir, bytes.Repeat([]byte{7}, 32), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +92,9 @@ func newTestQueue(t *testing.T, dir string, o SpoolOptions, workers int) *testQu
 	q := New(Options{Hostname: "gw.test", Workers: workers, RetryInitial: time.Hour, RetryMax: time.Hour, MaxAge: 24 * time.Hour,
 		PollInterval: time.Hour, KeepDelivered: time.Hour}, st, c, sp, func(string) string { return RouteMailHost },
 		map[string]Transport{RouteMailHost: ft}, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	for _, f := range before {
+		f(q)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)

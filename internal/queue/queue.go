@@ -138,6 +138,9 @@ type Queue struct {
 	inflight atomic.Int64
 	wake     chan struct{}
 	wg       sync.WaitGroup
+
+	compactMu sync.Mutex
+	noCompact bool // tests: keep dead segments to compact later
 }
 
 type job struct {

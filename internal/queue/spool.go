@@ -488,10 +488,14 @@ func (s *Spool) dropLocked(seg *segment) {
 func (s *Spool) dropBytes(id, off, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dropBytesLocked(id, off, n)
+	s.dropBytesLocked(id, off, n, true)
 }
 
-func (s *Spool) dropBytesLocked(id, off, n int64) {
+// dropBytesLocked lets go of n bytes at off in segment id. With erase, they
+// are punched out: a finished message's bytes are gone at once. A record
+// that compaction moved is not (a reader may still be on it; the message
+// lives on in its copy).
+func (s *Spool) dropBytesLocked(id, off, n int64, erase bool) {
 	seg := s.segs[id]
 	if seg == nil {
 		return
@@ -500,7 +504,9 @@ func (s *Spool) dropBytesLocked(id, off, n int64) {
 	seg.nrec--
 	// Erase the sealed bytes now (and free their blocks where the file
 	// system can): the data is gone even before the segment is.
-	seg.f.Punch(off, n)
+	if erase {
+		seg.f.Punch(off, n)
+	}
 	if seg.nrec <= 0 && seg != s.active {
 		s.dropLocked(seg)
 	} else if seg != s.active {
@@ -541,7 +547,7 @@ func (s *Spool) Release(id string) error {
 		if seg := s.segs[r.seg]; seg != nil && r.pending {
 			seg.pending--
 		}
-		s.dropBytesLocked(r.seg, r.off, r.n)
+		s.dropBytesLocked(r.seg, r.off, r.n, true)
 		s.mu.Unlock()
 		return nil
 	}
