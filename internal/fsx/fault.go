@@ -496,4 +496,3 @@ func (ff *faultFile) Close() error {
 	ff.closed = true
 	return nil
 }
-
