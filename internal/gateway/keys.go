@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"sealpost/internal/fsx"
 	"sealpost/internal/seal"
 )
 
@@ -24,7 +25,14 @@ import (
 // sealed blob are encrypted under keys derived from it: keep it off backups
 // of the data, or the backups can be read.
 func LoadOrCreateMasterKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	return loadOrCreateMasterKey(fsx.OS{}, path)
+}
+
+// loadOrCreateMasterKey writes a new key durably (fsynced, renamed into
+// place, directory fsynced) before returning it: a key lost to a power cut
+// after the spool used it would leave every spooled message unreadable.
+func loadOrCreateMasterKey(fsys fsx.FS, path string) ([]byte, error) {
+	b, err := fsx.ReadFile(fsys, path)
 	if err == nil {
 		if len(b) != seal.KeyLen {
 			return nil, fmt.Errorf("master key %s: want %d bytes, found %d", path, seal.KeyLen, len(b))
@@ -34,18 +42,17 @@ func LoadOrCreateMasterKey(path string) ([]byte, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := fsys.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	key := make([]byte, seal.KeyLen)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, key, 0o600); err != nil {
+	if err := fsx.WriteFile(fsys, path, key, 0o600); err != nil {
 		return nil, err
 	}
-	return key, os.Rename(tmp, path)
+	return key, nil
 }
 
 // LoadOrCreateTLS loads the certificate pair, or, when both paths are the
@@ -97,8 +104,8 @@ func selfSigned(certPath, keyPath, hostname string) error {
 	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := fsx.WriteFile(fsx.OS{}, keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return fsx.WriteFile(fsx.OS{}, certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
