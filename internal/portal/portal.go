@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"sealpost/internal/config"
+	"sealpost/internal/fsx"
 	"sealpost/internal/queue"
 	"sealpost/internal/seal"
 	"sealpost/internal/store"
@@ -167,37 +168,10 @@ func (s *Service) removeBlobs(id string) {
 	}
 }
 
-// writeBlob seals r into path (fsynced, renamed into place).
+// writeBlob seals r into path (fsynced, renamed into place, the directory
+// fsynced).
 func (s *Service) writeBlob(path string, key, aad []byte, r io.Reader) (int64, error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	w, err := seal.NewWriter(f, key, aad)
-	if err == nil {
-		var n int64
-		n, err = io.CopyBuffer(w, r, make([]byte, 256<<10))
-		if err == nil {
-			err = w.Close()
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, path)
-		}
-		if err == nil {
-			return n, nil
-		}
-	} else {
-		f.Close()
-	}
-	os.Remove(tmp)
-	return 0, err
+	return writeSealed(fsx.OS{}, path, key, aad, r)
 }
 
 // openAttachment opens the stored, decoded bytes of an attachment.
@@ -327,42 +301,9 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w, err := seal.NewWriter(f, key, []byte(id))
-	if err != nil {
-		return nil, err
-	}
 	// One pass seals; a second (over the spool, not the blob) describes.
-	if _, err := io.Copy(w, io.NewSectionReader(body, 0, size)); err != nil {
+	if _, err := writeSealed(fsx.OS{}, path, key, []byte(id), io.NewSectionReader(body, 0, size)); err != nil {
 		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	ok = true
-	if df, err := os.Open(filepath.Dir(path)); err == nil {
-		df.Sync()
-		df.Close()
 	}
 	parts, h, err := describe(io.NewSectionReader(body, 0, size), func(index int, r io.Reader) (int64, error) {
 		return s.writeBlob(s.attachmentPath(id, index), key, attachmentAAD(id, index), r)
