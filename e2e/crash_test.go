@@ -22,7 +22,7 @@ func sendOne(addr, subject, body string) bool {
 		return false
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	r := bufio.NewReader(conn)
 	reply := func() int {
 		code := 0
@@ -54,14 +54,20 @@ func sendOne(addr, subject, body string) bool {
 // TestKill9LosesNoAcceptedMessage kills sealpost with SIGKILL several times
 // while clients send (our tracked sessions and smtp-source as background
 // load), restarts it each time, and then checks that every message that got
-// a 250 reached the sink, and that every message at the sink is whole.
+// a 250 reached the sink, and that every message at the sink is whole. Two
+// of the tracked senders send messages of ~310 KB, over the spool's 256 KiB
+// inline limit, so the large-message path (a file of its own, O_TMPFILE and
+// link) is killed in the middle too.
 func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 	need(t, "smtp-source", "smtp-sink")
 	s := startSink(t)
 	g := newGW(t, gwOptions{mailHost: s.addr, smarthost: s.addr})
 	g.start()
 
-	body := strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n", 60) // ~4.4 KB
+	const line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+	const smallLines, largeLines = 60, 4200
+	body := strings.Repeat(line, smallLines)  // ~4.4 KB
+	large := strings.Repeat(line, largeLines) // ~310 KB: a spool file of its own
 	var (
 		mu       sync.Mutex
 		accepted = map[string]bool{}
@@ -74,9 +80,12 @@ func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; !stop.Load() && i < 5000; i++ {
-				subj := fmt.Sprintf("crash-%d-%d", w, i)
+				subj, b := fmt.Sprintf("crash-%d-%d", w, i), body
+				if w < 2 {
+					subj, b = fmt.Sprintf("crash-L-%d-%d", w, i), large
+				}
 				tried.Add(1)
-				if sendOne(g.outbound, subj, body) {
+				if sendOne(g.outbound, subj, b) {
 					mu.Lock()
 					accepted[subj] = true
 					mu.Unlock()
@@ -114,7 +123,7 @@ func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 		t.Fatalf("only %d messages accepted of %d tried: the test did not load the gateway", n, tried.Load())
 	}
 	// Every accepted message arrives.
-	subjRe := regexp.MustCompile(`(?m)^Subject: (crash-\d+-\d+)$`)
+	subjRe := regexp.MustCompile(`(?m)^Subject: (crash-(?:L-)?\d+-\d+)$`)
 	count := func() map[string]int {
 		seen := map[string]int{}
 		for _, m := range s.messages() {
@@ -144,7 +153,7 @@ func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 	// Then, once the queue is idle and the sink has finished writing, every
 	// message at the sink is whole: nothing half-written was delivered.
 	time.Sleep(2 * time.Second)
-	total, dups := 0, 0
+	total, dups, nLarge := 0, 0, 0
 	seen := map[string]int{}
 	for _, m := range s.messages() {
 		total++
@@ -156,13 +165,21 @@ func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 			}
 			continue
 		}
-		if !strings.Contains(m, "END-"+sm[1]) || strings.Count(m, "0123456789abcdef") != 120 {
+		want := 2 * smallLines
+		if strings.HasPrefix(sm[1], "crash-L-") {
+			want = 2 * largeLines
+			nLarge++
+		}
+		if !strings.Contains(m, "END-"+sm[1]) || strings.Count(m, "0123456789abcdef") != want {
 			t.Errorf("message %s reached the sink incomplete", sm[1])
 		}
 		if seen[sm[1]]++; seen[sm[1]] == 2 {
 			dups++
 		}
 	}
-	t.Logf("kill -9 x%d: %d tracked messages tried, %d accepted (250), all %d delivered; %d duplicates (at-least-once); %d messages at the sink in all (with smtp-source load)",
-		kills, tried.Load(), n, n, dups, total)
+	if nLarge == 0 {
+		t.Fatal("no message over 256 KiB was accepted: the large-message path was not tested")
+	}
+	t.Logf("kill -9 x%d: %d tracked messages tried, %d accepted (250), all %d delivered (%d over 256 KiB); %d duplicates (at-least-once); %d messages at the sink in all (with smtp-source load)",
+		kills, tried.Load(), n, n, nLarge, dups, total)
 }
