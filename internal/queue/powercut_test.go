@@ -29,14 +29,18 @@ import (
 // move.
 
 type accepted struct {
-	mu   sync.Mutex
-	sums map[string][32]byte
+	mu    sync.Mutex
+	sums  map[string][32]byte
+	large int // over InlineMax
 }
 
 func (a *accepted) add(id string, body []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.sums[id] = sha256.Sum256(body)
+	if len(body) > InlineMax {
+		a.large++
+	}
 }
 
 // sizes picks message sizes: segment records, files of their own, or both.
@@ -62,7 +66,7 @@ func body(r *mrand.Rand, n int) []byte {
 // powerCutRounds runs rounds of concurrent accepts, each ended by a power
 // cut (in the middle of accepts in odd rounds, after the last one returned
 // in even rounds), then recovers and checks every accepted message.
-func powerCutRounds(t *testing.T, ff *fsx.Fault, size sizes, rounds int) {
+func powerCutRounds(t *testing.T, ff *fsx.Fault, size sizes, rounds int) *accepted {
 	dir := memDir(t)
 	acc := &accepted{sums: map[string][32]byte{}}
 	r := mrand.New(mrand.NewPCG(1, 2))
@@ -110,7 +114,18 @@ func powerCutRounds(t *testing.T, ff *fsx.Fault, size sizes, rounds int) {
 		checkAccepted(t, dir, ff, acc, false)
 	}
 	checkAccepted(t, dir, ff, acc, true)
-	t.Logf("%d rounds, %d messages accepted, %d fsyncs, %d directory fsyncs", rounds, len(acc.sums), ff.Syncs, ff.DirSyncs)
+	t.Logf("%d rounds, %d messages accepted (%d over 256 KiB), %d fsyncs, %d directory fsyncs", rounds, len(acc.sums), acc.large, ff.Syncs, ff.DirSyncs)
+	if len(acc.sums) < rounds {
+		t.Fatalf("only %d messages accepted in %d rounds: the test proves nothing", len(acc.sums), rounds)
+	}
+	return acc
+}
+
+// mustLarge fails unless messages over InlineMax were accepted.
+func mustLarge(t *testing.T, acc *accepted) {
+	if acc.large == 0 {
+		t.Fatal("no message over 256 KiB was accepted: the large-message path failed or was not tried")
+	}
 }
 
 // checkAccepted recovers the queue on what survived and checks that every
@@ -188,14 +203,14 @@ func TestPowerCutSegments(t *testing.T) {
 // TestPowerCutLargeMessages: messages over 256 KiB, each a file of its own
 // made with O_TMPFILE and linked into q/.
 func TestPowerCutLargeMessages(t *testing.T) {
-	powerCutRounds(t, fsx.NewFault(), largeSizes, 8)
+	mustLarge(t, powerCutRounds(t, fsx.NewFault(), largeSizes, 8))
 }
 
 // TestPowerCutNoTmpfile: where O_TMPFILE is missing, tmp/ and rename.
 func TestPowerCutNoTmpfile(t *testing.T) {
 	ff := fsx.NewFault()
 	ff.NoUnnamed = true
-	powerCutRounds(t, ff, mixedSizes, 8)
+	mustLarge(t, powerCutRounds(t, ff, mixedSizes, 8))
 }
 
 // TestPowerCutNoProc: where /proc is missing, the unnamed inode cannot be
@@ -204,5 +219,5 @@ func TestPowerCutNoTmpfile(t *testing.T) {
 func TestPowerCutNoProc(t *testing.T) {
 	ff := fsx.NewFault()
 	ff.NoProc = true
-	powerCutRounds(t, ff, mixedSizes, 8)
+	mustLarge(t, powerCutRounds(t, ff, mixedSizes, 8))
 }
