@@ -221,3 +221,11 @@ func TestPowerCutNoProc(t *testing.T) {
 	ff.NoProc = true
 	mustLarge(t, powerCutRounds(t, ff, mixedSizes, 8))
 }
+
+// TestPowerCutChaos: the same with a file system that keeps each unsynced
+// change by chance (as a journaling file system may), over both paths.
+func TestPowerCutChaos(t *testing.T) {
+	ff := fsx.NewFault()
+	ff.Chaos = mrand.New(mrand.NewPCG(5, 6))
+	mustLarge(t, powerCutRounds(t, ff, mixedSizes, 10))
+}
