@@ -213,3 +213,55 @@ func TestQuarantineDeleteFreesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseBehindTheQueuesBack: a message finished by another process
+// writing the store (the CLI on the same data directory) has its space
+// released at the next reconcile.
+func TestReleaseBehindTheQueuesBack(t *testing.T) {
+	dir := t.TempDir()
+	tq := newTestQueue(t, dir, SpoolOptions{}, 1)
+	defer tq.stop()
+	ctx := context.Background()
+	id := NewID()
+	if err := tq.accept(id, "defer@example.test", make([]byte, InlineMax+100)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tq.st.DeleteQueued(ctx, id, time.Now()); !ok || err != nil {
+		t.Fatalf("%v %v", ok, err)
+	}
+	if err := tq.reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if live, total := tq.sp.Usage(); live != 0 || total != 0 {
+		t.Fatalf("after reconcile: %d live, %d total", live, total)
+	}
+}
+
+// TestCompactionAtStart: segments left mostly dead by a previous run are
+// compacted when the queue starts, without waiting for traffic.
+func TestCompactionAtStart(t *testing.T) {
+	const segMax = 64 << 10
+	dir := t.TempDir()
+	tq := newTestQueue(t, dir, SpoolOptions{SegmentMax: segMax}, 2, func(q *Queue) { q.noCompact = true })
+	for i := 0; i < 40; i++ {
+		rcpt := "staff@example.test"
+		if i%10 == 0 {
+			rcpt = "defer@example.test"
+		}
+		if err := tq.accept(NewID(), rcpt, make([]byte, 6000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "deliveries", func() bool { return tq.sp.Live() == 4 })
+	live, total := tq.sp.Usage()
+	tq.stop()
+	if total < live+2*segMax {
+		t.Fatalf("setup: %d total for %d live: nothing to compact", total, live)
+	}
+	tq = newTestQueue(t, dir, SpoolOptions{SegmentMax: segMax}, 0)
+	defer tq.stop()
+	waitFor(t, 10*time.Second, "compaction at start", func() bool {
+		live, total := tq.sp.Usage()
+		return total <= live+segMax
+	})
+}
