@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -49,6 +51,30 @@ func sendOne(addr, subject, body string) bool {
 		step("RCPT TO:<someone@partner.example>\r\n", 250) &&
 		step("DATA\r\n", 354) &&
 		step("From: staff@example.gov.uk\r\nTo: someone@partner.example\r\nSubject: "+subject+"\r\n\r\n"+body+"END-"+subject+"\r\n.\r\n", 250)
+}
+
+// spoolGauges reads sealpost_spool_bytes_live and _total from /metrics.
+func spoolGauges(t *testing.T, web string) (live, total float64) {
+	t.Helper()
+	resp, err := http.Get("http://" + web + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	got := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, err := fmt.Sscanf(l, "sealpost_spool_bytes_live %g", &live); err == nil {
+			got++
+		}
+		if _, err := fmt.Sscanf(l, "sealpost_spool_bytes_total %g", &total); err == nil {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Fatalf("the spool gauges are missing from /metrics")
+	}
+	return live, total
 }
 
 // TestKill9LosesNoAcceptedMessage kills sealpost with SIGKILL several times
@@ -179,6 +205,19 @@ func TestKill9LosesNoAcceptedMessage(t *testing.T) {
 	}
 	if nLarge == 0 {
 		t.Fatal("no message over 256 KiB was accepted: the large-message path was not tested")
+	}
+	// Everything delivered: the spool, by its gauges, holds nothing live and
+	// stays within its bound (live + 3 segments of 64 MiB).
+	var live, files float64
+	for end := time.Now().Add(30 * time.Second); ; {
+		live, files = spoolGauges(t, g.web)
+		if live == 0 || time.Now().After(end) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if live != 0 || files > 3*64<<20 {
+		t.Fatalf("after delivering everything the spool reports %v bytes live, %v in its files", live, files)
 	}
 	t.Logf("kill -9 x%d: %d tracked messages tried, %d accepted (250), all %d delivered (%d over 256 KiB); %d duplicates (at-least-once); %d messages at the sink in all (with smtp-source load)",
 		kills, tried.Load(), n, n, nLarge, dups, total)
