@@ -141,9 +141,6 @@ func TestNoProcFallsBackToRename(t *testing.T) {
 		if err := os.Symlink("/proc/self/fd", proc); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat("/proc/self/fd"); err != nil {
-			t.Skip("no /proc here to take away") // cannot happen on Linux CI
-		}
 		sp, err := OpenSpoolWith(t.TempDir(), bytes.Repeat([]byte{7}, 32), SpoolOptions{FS: fsx.OS{ProcFD: proc}})
 		if err != nil {
 			t.Fatal(err)
@@ -155,7 +152,12 @@ func TestNoProcFallsBackToRename(t *testing.T) {
 		}
 		w.Write(big)
 		if !w.unnamed {
-			t.Fatal("the test needs an O_TMPFILE inode")
+			// No /proc or no O_TMPFILE on this machine: the "missing" case
+			// above is then what happens here anyway.
+			if os.Getenv("SEALPOST_REQUIRE_TOOLS") == "1" {
+				t.Fatal("the test needs /proc and a file system with O_TMPFILE (tmpfs, ext4, xfs, btrfs)")
+			}
+			t.Skip("no O_TMPFILE here")
 		}
 		os.Remove(proc) // /proc goes away before the link
 		loc, d, err := w.Commit()
