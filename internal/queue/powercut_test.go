@@ -100,9 +100,7 @@ func powerCutRounds(t *testing.T, ff *fsx.Fault, size sizes, rounds int) *accept
 		}
 		if round%2 == 1 {
 			want := int64(3 + r.IntN(20))
-			for ok.Load() < want {
-				time.Sleep(time.Millisecond)
-			}
+			waitFor(t, 60*time.Second, fmt.Sprintf("%d accepted messages", want), func() bool { return ok.Load() >= want })
 		} else {
 			wg.Wait()
 		}
