@@ -152,7 +152,7 @@ func TestSpoolBoundUnderSoak(t *testing.T) {
 	// Deleting frees at once: the live bytes, the large file, the blocks.
 	before, _ := diskUsage(spoolDir)
 	deferred.Range(func(k, _ any) bool {
-		if ok, err := tq.Delete(context.Background(), k.(string)); !ok || err != nil {
+		if ok, err := tq.DeleteQueued(context.Background(), k.(string)); !ok || err != nil {
 			t.Fatalf("delete %s: %v %v", k, ok, err)
 		}
 		return true

@@ -250,18 +250,6 @@ func (q *Queue) CompactNow(ctx context.Context) error {
 	}
 }
 
-// Delete removes message id from delivery (its queued recipients become
-// "deleted") and, if nothing is left to deliver, frees its spool space at
-// once. It reports whether any recipient was deleted.
-func (q *Queue) Delete(ctx context.Context, id string) (bool, error) {
-	changed, err := q.store.DeleteQueued(ctx, id, q.now())
-	if err != nil {
-		return false, err
-	}
-	q.releaseIfDone(ctx, id)
-	return changed, nil
-}
-
 // releaseIfDone frees the spool space of message id if it is done.
 func (q *Queue) releaseIfDone(ctx context.Context, id string) {
 	m, err := q.store.Message(ctx, id)

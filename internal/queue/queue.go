@@ -16,7 +16,7 @@
 // Spooled bytes that no committed row points to are removed at start
 // (Spool.Recover).
 //
-// Disk: whatever finishes a message (delivery, bounce, expiry, Delete,
+// Disk: whatever finishes a message (delivery, bounce, expiry, DeleteQueued,
 // Resolve of a hold or quarantine) frees its spool space at once through
 // Spool.Release: its record is erased, a segment with nothing live left is
 // unlinked, a file of its own removed; and its row loses the message's key,
@@ -735,6 +735,33 @@ func (q *Queue) Resolve(ctx context.Context, id string, release bool, state, by,
 		q.kick()
 	}
 	return rcpts, nil
+}
+
+// RetryNow makes every waiting recipient of message id due now and wakes
+// the workers. It reports whether anything was waiting.
+func (q *Queue) RetryNow(ctx context.Context, id string) (bool, error) {
+	ok, err := q.store.RetryNow(ctx, id, q.now())
+	if err != nil || !ok {
+		return ok, err
+	}
+	q.kick()
+	return true, nil
+}
+
+// DeleteQueued stops delivering message id (its waiting recipients become
+// "deleted", no bounce is sent); a message with nothing left to deliver
+// loses its spooled bytes at once. It reports whether anything changed.
+func (q *Queue) DeleteQueued(ctx context.Context, id string) (bool, error) {
+	ok, err := q.store.DeleteQueued(ctx, id, q.now())
+	if err != nil || !ok {
+		return ok, err
+	}
+	if m, err := q.store.Message(ctx, id); err == nil && m.State == "done" {
+		if err := q.spool.Remove(id, m.Spool); err != nil {
+			q.log.Warn("removing spool file failed (removed at next start)", "msgid", id, "err", err)
+		}
+	}
+	return true, nil
 }
 
 // Known reports whether mail was delivered to the external domain before.

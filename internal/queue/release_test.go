@@ -45,7 +45,7 @@ func TestDeletedMailUnrecoverable(t *testing.T) {
 		rs, _ := tq.st.Recipients(ctx, id)
 		return len(rs) == 1 && rs[0].Attempts > 0
 	})
-	if ok, err := tq.Delete(ctx, id); !ok || err != nil {
+	if ok, err := tq.DeleteQueued(ctx, id); !ok || err != nil {
 		t.Fatalf("delete: %v %v", ok, err)
 	}
 	m, _ = tq.st.Message(ctx, id)
