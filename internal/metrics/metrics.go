@@ -21,8 +21,6 @@ type Metrics struct {
 	PolicyDecisions  *prometheus.CounterVec   // outcome: the most protective action of a message
 	DLPFindings      *prometheus.CounterVec   // detector: matches in outbound mail
 	Holds            *prometheus.CounterVec   // result: confirmed, cancelled, expired, released, deleted
-	SpoolBytesLive   prometheus.Gauge         // sealed bytes of the messages the spool holds
-	SpoolBytesTotal  prometheus.Gauge         // bytes of the spool's files, live and dead
 }
 
 // New creates the metrics and registers them, with Go and process metrics,
@@ -69,14 +67,8 @@ func New() *Metrics {
 		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sealpost_holds_resolved_total", Help: "Held and quarantined messages resolved, by how.",
 		}, []string{"result"}),
-		SpoolBytesLive: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sealpost_spool_bytes_live", Help: "Sealed bytes of the messages in the spool (not yet delivered, bounced, expired or deleted).",
-		}),
-		SpoolBytesTotal: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sealpost_spool_bytes_total", Help: "Bytes of the spool's files, live and dead; at most live + 3 x the segment size.",
-		}),
 	}
-	r.MustRegister(m.SpoolBytesLive, m.SpoolBytesTotal, m.PolicyDecisions, m.DLPFindings, m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
+	r.MustRegister(m.PolicyDecisions, m.DLPFindings, m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

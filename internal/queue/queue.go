@@ -158,8 +158,8 @@ func New(opt Options, st *store.Store, c *store.Committer, sp *Spool, route func
 	if opt.MaxInMemory <= 0 {
 		opt.MaxInMemory = 20000
 	}
-	if m != nil {
-		sp.setGauges(m.SpoolBytesLive, m.SpoolBytesTotal)
+	if m != nil && m.Registry != nil {
+		m.Registry.MustRegister(sp.gauges()...)
 	}
 	return &Queue{
 		opt: opt, store: st, committer: c, spool: sp, route: route, transports: transports,

@@ -56,10 +56,8 @@ type Spool struct {
 	recs   map[string]*record
 	active *segment
 	nextID int64
-	segMax int64 // start a new segment past this size
-	files  int64 // bytes in q/
-	gLive  prometheus.Gauge
-	gTotal prometheus.Gauge
+	segMax int64         // start a new segment past this size
+	files  int64         // bytes in q/
 	wake   chan struct{} // a segment may need compacting
 }
 
@@ -305,7 +303,6 @@ func (w *SpoolWriter) Commit() (loc store.SpoolLoc, d Durable, err error) {
 		s.mu.Lock()
 		s.recs[w.id] = &record{n: size, pending: true}
 		s.files += size
-		s.gaugesLocked()
 		s.mu.Unlock()
 		dir := filepath.Join(s.dir, "q")
 		return store.SpoolLoc{Len: size, Key: w.wrapped}, Durable{Key: "dir:" + dir, Sync: func() error {
@@ -439,7 +436,6 @@ func (s *Spool) append(id string, data []byte, pending bool) (*segment, int64, e
 			seg.pending++
 		}
 	}
-	s.gaugesLocked()
 	s.mu.Unlock()
 	if _, err := seg.f.WriteAt(data, off); err != nil {
 		if id != "" {
@@ -480,7 +476,6 @@ func (s *Spool) dropLocked(seg *segment) {
 	if seg.readers == 0 {
 		seg.f.Close()
 	}
-	s.gaugesLocked()
 }
 
 // dropBytes lets go of n bytes at off in segment id that no record owns
@@ -512,7 +507,6 @@ func (s *Spool) dropBytesLocked(id, off, n int64, erase bool) {
 	} else if seg != s.active {
 		s.kickLocked()
 	}
-	s.gaugesLocked()
 }
 
 // Settle marks message id's row as committed.
@@ -552,7 +546,6 @@ func (s *Spool) Release(id string) error {
 		return nil
 	}
 	s.files -= r.n
-	s.gaugesLocked()
 	s.mu.Unlock()
 	err := s.fs.Remove(s.path(id))
 	if errors.Is(err, os.ErrNotExist) {
@@ -637,7 +630,6 @@ func (s *Spool) Open(id string, loc store.SpoolLoc) (*Message, error) {
 func (s *Spool) Recover(live map[string]store.SpoolLoc) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer s.gaugesLocked()
 	refs := map[int64][]string{}
 	for id, loc := range live {
 		if loc.Seg != 0 {
@@ -751,21 +743,18 @@ func (s *Spool) usageLocked() (live, total int64) {
 	return live, total
 }
 
-func (s *Spool) gaugesLocked() {
-	if s.gLive == nil {
-		return
+// gauges are the spool's usage as Prometheus gauges, read at each scrape.
+func (s *Spool) gauges() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sealpost_spool_bytes_live",
+			Help: "Sealed bytes of the messages in the spool (not yet delivered, bounced, expired or deleted).",
+		}, func() float64 { live, _ := s.Usage(); return float64(live) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sealpost_spool_bytes_total",
+			Help: "Bytes of the spool's files, live and dead; at most live + 3 x the segment size.",
+		}, func() float64 { _, total := s.Usage(); return float64(total) }),
 	}
-	live, total := s.usageLocked()
-	s.gLive.Set(float64(live))
-	s.gTotal.Set(float64(total))
-}
-
-// setGauges makes the spool report its usage to live and total.
-func (s *Spool) setGauges(live, total prometheus.Gauge) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gLive, s.gTotal = live, total
-	s.gaugesLocked()
 }
 
 func (s *Spool) kickLocked() {
