@@ -42,7 +42,7 @@ import (
 //
 // The spool keeps an index of every message it holds, so that it frees
 // space the moment a message is done (see Release) and knows how much of
-// each segment is live; compaction (see Queue.compact) moves the live
+// each segment is live; compaction (compact.go) moves the live
 // records out of mostly dead segments.
 type Spool struct {
 	dir       string
