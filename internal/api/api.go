@@ -93,7 +93,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request, scope string) (*
 	auth := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || len(tok) < 20 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sealpost"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="api"`) // no product name in headers
 		fail(w, http.StatusUnauthorized, "send a token: Authorization: Bearer TOKEN (make one with `sealpost token add`)")
 		return nil, false
 	}

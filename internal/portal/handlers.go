@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -99,8 +100,9 @@ func (s *Service) lookup(w http.ResponseWriter, r *http.Request) (*target, bool)
 		return nil, false
 	}
 	// The token must be the one the gateway made for this pair (the hash
-	// matched; this guards against a changed row).
-	if s.token(m.ID, rc.Address) != tok {
+	// matched; this guards against a changed row). Compared in constant
+	// time like every secret.
+	if subtle.ConstantTimeCompare([]byte(s.token(m.ID, rc.Address)), []byte(tok)) != 1 {
 		s.badLink(w)
 		return nil, false
 	}
