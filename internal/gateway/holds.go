@@ -187,9 +187,16 @@ func (h holds) Resolve(ctx context.Context, id, token string, confirm bool) (*we
 		if confirm {
 			state, result = "released", "confirmed"
 		}
-		_, err := h.g.Queue.Resolve(ctx, id, confirm, state, "sender", result+" by the sender")
+		rcpts, err := h.g.Queue.Resolve(ctx, id, confirm, state, "sender", result+" by the sender")
 		if err != nil && !errors.Is(err, store.ErrResolved) {
 			return nil, err
+		}
+		if err == nil && confirm {
+			// The sender checked these addresses: they are contacts now
+			// (policy: first-contact), whichever way the message goes.
+			if err := h.g.Queue.MarkContacted(ctx, rcpts); err != nil {
+				h.g.Log.Error("recording the confirmed recipients' domains failed", "msgid", id, "err", err)
+			}
 		}
 		if err == nil {
 			h.g.Metrics.Holds.WithLabelValues(result).Inc()

@@ -112,10 +112,19 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 	if subject == "" {
 		subject = env.Subject
 	}
+	// An answer to a secure portal conversation (a verified thread token
+	// in In-Reply-To/References): the policy sees it as message.portal_thread
+	// and recipient.portal_thread. Not knowing is a temporary failure, never
+	// "not an answer".
+	answered, err := is.g.Portal.Answers(ctx, res.Header)
+	if err != nil {
+		return nil, fmt.Errorf("checking for portal conversations: %w", err)
+	}
 	in := &policy.Input{
 		MailFrom: env.MailFrom, HeaderFrom: env.HeaderFrom, AuthUser: env.AuthUser, Subject: subject,
 		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: is.size, Visible: visible(res.Header),
 		Classification: res.Classification, Findings: res.Findings, Recipients: env.Rcpts, Known: is.g.Queue.Known,
+		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
 	}
 	d := is.rules.policy.Decide(in)
 	return is.g.apply(ctx, env, d)

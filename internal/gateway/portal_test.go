@@ -54,6 +54,9 @@ func (b *webClient) get(path string) (int, string) {
 
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+// formRe finds the reply form's once-only token.
+var formRe = regexp.MustCompile(`name="form" value="([^"]+)"`)
+
 // post submits a form with the CSRF token of the last page.
 func (b *webClient) post(path string, form url.Values) (int, string) {
 	b.t.Helper()
@@ -71,6 +74,9 @@ func (b *webClient) postFiles(path string, fields map[string]string, files map[s
 	mw := multipart.NewWriter(&buf)
 	if m := csrfRe.FindStringSubmatch(b.page); m != nil {
 		mw.WriteField("csrf", m[1])
+	}
+	if m := formRe.FindStringSubmatch(b.page); m != nil && fields["form"] == "" {
+		mw.WriteField("form", m[1])
 	}
 	for k, v := range fields {
 		mw.WriteField(k, v)
@@ -234,7 +240,18 @@ func TestPortalEndToEnd(t *testing.T) {
 		t.Fatal("no withdraw button")
 	}
 	sealed, _ := e.gw.Store.SealedByMsg(context.Background(), id)
-	if st, page := staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{"recipient": {"jane@citizen.example"}}); st != 200 || !strings.Contains(page, "Access withdrawn") {
+	// Withdrawal asks once: the button leads to a page that asks, and only
+	// its form withdraws.
+	if st, page := staff.get("/portal/s/" + sealed.ID + "/withdraw?recipient=jane%40citizen.example"); st != 200 || !strings.Contains(page, "Withdraw this message for jane@citizen.example?") {
+		t.Fatalf("withdraw page %d:\n%s", st, page)
+	}
+	if st, page := staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{"recipient": {"jane@citizen.example"}}); st != 200 || !strings.Contains(page, "Withdraw this message for jane@citizen.example?") {
+		t.Fatalf("revoke without confirmation %d:\n%s", st, page)
+	}
+	if st, page := jane.get(landing); st != 200 || !strings.Contains(page, "943 476 5919") {
+		t.Fatalf("withdrawn before it was confirmed: %d", st)
+	}
+	if st, page := staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{"recipient": {"jane@citizen.example"}, "confirm": {"yes"}}); st != 200 || !strings.Contains(page, "Access withdrawn") || !strings.Contains(page, "Withdrawn on ") {
 		t.Fatalf("revoke %d:\n%s", st, page)
 	}
 	if st, page := jane.get(landing); st != 410 || !strings.Contains(page, "withdrawn") {
@@ -244,8 +261,10 @@ func TestPortalEndToEnd(t *testing.T) {
 		t.Fatalf("Bob lost access too: %d", st)
 	}
 	// Withdraw for everyone: the key is destroyed.
-	staff.get("/portal")
-	staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{})
+	staff.get("/portal/s/" + sealed.ID + "/withdraw")
+	if st, page := staff.post("/portal/s/"+sealed.ID+"/revoke", url.Values{"confirm": {"yes"}}); st != 200 || !strings.Contains(page, "Nobody can read it any more") || strings.Contains(page, "revoked") {
+		t.Fatalf("withdraw for everyone %d:\n%s", st, page)
+	}
 	if st, _ := bob.get(bobLink); st != 410 {
 		t.Fatalf("after full revocation Bob gets %d", st)
 	}

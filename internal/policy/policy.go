@@ -9,7 +9,8 @@
 //	message.subject, message.from, message.sender, message.size,
 //	message.keyword (the sender asked for protection in the subject),
 //	message.external_visible (external addresses in To/Cc), message.bulk,
-//	message.recipients
+//	message.recipients, message.portal_thread (it answers a secure
+//	portal conversation: a verified thread token in In-Reply-To/References)
 //	classification  "OFFICIAL", "OFFICIAL-SENSITIVE" or ""
 //	findings        map of detector name to the number of matches
 //	confidence      map of detector name to its best confidence ("low", "medium", "high")
@@ -17,7 +18,8 @@
 //	sensitive       personal > 0
 //	sender.address, sender.domain, sender.user
 //	recipient.address, recipient.domain, recipient.external,
-//	recipient.tls_assured, recipient.first_contact, recipient.lookalike
+//	recipient.tls_assured, recipient.first_contact, recipient.lookalike,
+//	recipient.portal_thread (the conversation answered is this recipient's)
 //
 // Every rule whose condition holds contributes its action and its reason;
 // the most protective action wins (see Action) and all reasons are kept, so
@@ -93,6 +95,7 @@ type MessageFacts struct {
 	ExternalVisible int    `cel:"external_visible"`
 	Bulk            bool   `cel:"bulk"`
 	Recipients      int    `cel:"recipients"`
+	PortalThread    bool   `cel:"portal_thread"`
 }
 
 // SenderFacts is what CEL sees as "sender".
@@ -110,6 +113,7 @@ type RecipientFacts struct {
 	TLSAssured   bool   `cel:"tls_assured"`
 	FirstContact bool   `cel:"first_contact"`
 	Lookalike    string `cel:"lookalike"`
+	PortalThread bool   `cel:"portal_thread"`
 }
 
 type compiled struct {
@@ -141,6 +145,10 @@ var Builtin = []Rule{
 		Reason: "this is the first message to {recipient.domain} and it carries sensitive content: check the address"},
 	{Name: "unscannable-content", When: `recipient.external && "unscannable" in findings`, Action: "hold",
 		Reason: "part of the message could not be inspected (encrypted, corrupt or over a limit)"},
+	{Name: "portal-thread", When: `recipient.portal_thread`, Action: "portal",
+		Reason: "answers the secure conversation {recipient.address} has in the portal: it stays in that conversation"},
+	{Name: "portal-thread-quoted", When: `recipient.external && message.portal_thread && !recipient.portal_thread`, Action: "portal",
+		Reason: "answers a secure portal conversation and may quote it, but {recipient.address} is not part of it: sealed into the portal on its own"},
 	{Name: "official-sensitive", When: `recipient.external && classification == "OFFICIAL-SENSITIVE" && !recipient.tls_assured`, Action: "portal",
 		Reason: "marked OFFICIAL-SENSITIVE and {recipient.domain} is not known to enforce TLS"},
 	{Name: "official-sensitive-tls", When: `recipient.external && classification == "OFFICIAL-SENSITIVE" && recipient.tls_assured`, Action: "require-tls",
@@ -263,6 +271,12 @@ type Input struct {
 	// Known says whether mail has been delivered to a domain before; nil
 	// means never.
 	Known func(domain string) bool
+	// PortalThread: In-Reply-To or References carry a thread token of the
+	// portal that verifies (the message answers a secure conversation).
+	PortalThread bool
+	// ThreadParty says whether rcpt is the party a verified thread token
+	// was issued to and may still read that conversation. Nil: nobody.
+	ThreadParty func(rcpt string) bool
 }
 
 // Decision is the policy's answer (INTERFACE.md: policy test --json).
@@ -335,7 +349,8 @@ func (e *Engine) Decide(in *Input) *Decision {
 		}
 	}
 	msg := &MessageFacts{Subject: in.Subject, From: in.HeaderFrom, Sender: in.MailFrom, Size: in.Size, Keyword: in.Keyword,
-		ExternalVisible: external, Bulk: e.opt.BulkThreshold > 0 && external > e.opt.BulkThreshold, Recipients: len(in.Recipients)}
+		ExternalVisible: external, Bulk: e.opt.BulkThreshold > 0 && external > e.opt.BulkThreshold, Recipients: len(in.Recipients),
+		PortalThread: in.PortalThread}
 	from := in.HeaderFrom
 	if from == "" {
 		from = in.MailFrom
@@ -351,7 +366,8 @@ func (e *Engine) Decide(in *Input) *Decision {
 	}
 	for _, rcpt := range in.Recipients {
 		dom := strings.ToLower(domainOf(rcpt))
-		rf := &RecipientFacts{Address: strings.ToLower(rcpt), Domain: dom, External: e.External(rcpt)}
+		rf := &RecipientFacts{Address: strings.ToLower(rcpt), Domain: dom, External: e.External(rcpt),
+			PortalThread: in.PortalThread && in.ThreadParty != nil && in.ThreadParty(rcpt)}
 		if rf.External {
 			rf.TLSAssured = e.tlsAssured(dom)
 			rf.FirstContact = in.Known == nil || !in.Known(dom)

@@ -2,15 +2,12 @@ package portal
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -31,12 +28,15 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /m/{token}/body", s.htmlBody)
 	mux.HandleFunc("GET /m/{token}/a/{n}", s.download)
 	mux.HandleFunc("POST /m/{token}/reply", s.reply)
+	mux.HandleFunc("GET /m/{token}/sent", s.replySent)
+	mux.HandleFunc("GET /m/{token}/t/{id}/a/{n}", s.download)
 	mux.HandleFunc("GET /r", s.referencePage)
 	mux.HandleFunc("POST /r", s.referencePost)
 	mux.HandleFunc("GET /portal", s.home)
 	mux.HandleFunc("POST /portal/code", s.homeCode)
 	mux.HandleFunc("POST /portal/verify", s.homeVerify)
 	mux.HandleFunc("POST /portal/logout", s.logout)
+	mux.HandleFunc("GET /portal/s/{id}/withdraw", s.withdrawPage)
 	mux.HandleFunc("POST /portal/s/{id}/revoke", s.revoke)
 	mux.HandleFunc("POST /portal/s/{id}/expiry", s.expiry)
 	s.passkeyRoutes(mux)
@@ -99,6 +99,11 @@ func (s *Service) lookup(w http.ResponseWriter, r *http.Request) (*target, bool)
 		s.oops(w, err)
 		return nil, false
 	}
+	if m.ParentID != "" {
+		// Messages in a conversation are read through its first one.
+		s.badLink(w)
+		return nil, false
+	}
 	// The token must be the one the gateway made for this pair (the hash
 	// matched; this guards against a changed row). Compared in constant
 	// time like every secret.
@@ -155,7 +160,7 @@ func (s *Service) messagePage(w http.ResponseWriter, r *http.Request) {
 		if s.Passkeys != nil {
 			w.Header().Set("Content-Security-Policy", scriptCSP)
 		}
-		s.page(w, http.StatusOK, "portal_landing.html", map[string]any{"Title": "Secure message", "Who": displayName(t.m), "Sender": t.m.Sender,
+		s.page(w, http.StatusOK, "portal_landing.html", map[string]any{"Title": "Secure message", "Who": displayName(t.m), "Sender": otherThan(t.m.Sender, displayName(t.m)),
 			"To": masked(t.r.Address), "Action": "/m/" + t.token + "/code", "CSRF": web.CSRFToken(w, r), "Passkeys": s.Passkeys != nil})
 		return
 	}
@@ -176,19 +181,15 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 			return
 		}
 	}
-	var replies []map[string]any
-	thread, _ := s.Store.Thread(ctx, t.m.ID)
-	for _, rp := range thread {
-		if rp.Sender != t.r.Address {
-			continue // one recipient never sees another's replies
-		}
-		var pp Parts
-		json.Unmarshal([]byte(rp.Parts), &pp)
-		txt := ""
-		if pp.Text >= 0 {
-			txt, _, _ = s.bodyText(rp, pp.Text)
-		}
-		replies = append(replies, map[string]any{"At": fmtTime(rp.CreatedAt), "Text": txt, "Files": pp.Attachments})
+	thread, err := s.conversation(ctx, t)
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	form, err := s.replyForm(ctx, t)
+	if err != nil {
+		s.oops(w, err)
+		return
 	}
 	if notice == "" {
 		s.Store.RecordAccess(ctx, t.m.ID, t.r.Address, "view", clientIP(r), s.now())
@@ -202,9 +203,9 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 	w.Header().Set("Content-Security-Policy", csp)
 	s.page(w, http.StatusOK, "portal_message.html", map[string]any{
 		"Passkeys": s.Passkeys != nil,
-		"Title":    "Secure message", "M": t.m, "Who": displayName(t.m), "To": t.r.Address, "Sent": fmtTime(t.m.CreatedAt),
-		"Expires": fmtTime(t.m.ExpiresAt), "Text": text, "Cut": cut, "HTML": parts.HTML >= 0, "Images": images,
-		"Attachments": parts.Attachments, "Base": "/m/" + t.token, "CSRF": web.CSRFToken(w, r), "Replies": replies, "Notice": notice,
+		"Title":    "Secure message", "M": t.m, "Who": displayName(t.m), "Sender": otherThan(t.m.Sender, displayName(t.m)), "To": t.r.Address,
+		"Sent": fmtTime(t.m.SentAt), "Expires": fmtTime(t.m.ExpiresAt), "Text": text, "Cut": cut, "HTML": parts.HTML >= 0, "Images": images,
+		"Attachments": listed(parts.Attachments), "Base": "/m/" + t.token, "CSRF": web.CSRFToken(w, r), "Thread": thread, "Notice": notice, "Form": form,
 		"MaxReply": s.Config().Portal.MaxReplyBytes >> 20,
 	})
 }
@@ -371,9 +372,19 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	m := t.m
+	if id := r.PathValue("id"); id != "" {
+		// An attachment of a message in the conversation: only of one the
+		// reader may see.
+		var err error
+		if m, err = s.inConversation(r.Context(), t, id); err != nil {
+			s.fail(w, http.StatusNotFound, "No such attachment", "Go back to the message and choose an attachment from its list.")
+			return
+		}
+	}
 	n, err := strconv.Atoi(r.PathValue("n"))
 	var parts Parts
-	json.Unmarshal([]byte(t.m.Parts), &parts)
+	json.Unmarshal([]byte(m.Parts), &parts)
 	var att *Attachment
 	for i := range parts.Attachments {
 		if parts.Attachments[i].Index == n {
@@ -386,31 +397,31 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	if att.Stored {
-		ra, size, done, err := s.openAttachment(t.m, n)
+		ra, size, done, err := s.openAttachment(m, n)
 		if err != nil {
 			s.oops(w, err)
 			return
 		}
 		defer done()
 		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
+		h.Set("Content-Disposition", contentDisposition(att.Name))
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 		// Decrypt and write at the same time: one goroutine decrypts the
 		// next buffers while this one writes the last to the socket.
 		pipelinedCopy(w, ra, size)
 		s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-		s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), att.Name)
+		s.audit(r.Context(), t.r.Address, "portal.download", m.ID, clientIP(r), r.UserAgent(), cleanName(att.Name))
 		return
 	}
-	ra, size, done, err := s.open(t.m)
+	ra, size, done, err := s.open(m)
 	if err != nil {
 		s.oops(w, err)
 		return
 	}
 	defer done()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
+	h.Set("Content-Disposition", contentDisposition(att.Name))
 	// No Content-Length: an attachment that was not stored decoded (it
 	// does not decode cleanly) has no known size; the response is chunked.
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
@@ -426,7 +437,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-	s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), att.Name)
+	s.audit(r.Context(), t.r.Address, "portal.download", m.ID, clientIP(r), r.UserAgent(), cleanName(att.Name))
 }
 
 func (s *Service) referencePage(w http.ResponseWriter, r *http.Request) {
@@ -456,161 +467,6 @@ func (s *Service) referencePost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/m/"+s.token(rc.SealedID, rc.Address), http.StatusSeeOther)
 }
 
-func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
-	cfg := s.Config()
-	r.Body = http.MaxBytesReader(w, r.Body, cfg.Portal.MaxReplyBytes+64<<10)
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
-		s.fail(w, http.StatusRequestEntityTooLarge, "The reply is too large", fmt.Sprintf("A reply with its attachments can be at most %d MB. Remove an attachment and send again.", cfg.Portal.MaxReplyBytes>>20))
-		return
-	}
-	defer r.MultipartForm.RemoveAll()
-	if !web.CSRFOK(r) {
-		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and send your reply again.")
-		return
-	}
-	t, ok := s.reader(w, r)
-	if !ok {
-		return
-	}
-	text := strings.TrimSpace(r.PostFormValue("text"))
-	files := r.MultipartForm.File["files"]
-	if text == "" && len(files) == 0 {
-		s.showMessage(w, r, t, "Write something or attach a file before sending.")
-		return
-	}
-	var files2 []replyFile
-	for _, fh := range files {
-		f, err := fh.Open()
-		if err != nil {
-			s.oops(w, err)
-			return
-		}
-		files2 = append(files2, replyFile{name: fh.Filename, r: f})
-		defer f.Close()
-	}
-	if err := s.sendReply(r.Context(), t, text, files2); err != nil {
-		s.oops(w, err)
-		return
-	}
-	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "reply", clientIP(r), s.now())
-	s.audit(r.Context(), t.r.Address, "portal.reply", t.m.ID, clientIP(r), r.UserAgent(), fmt.Sprintf("%d attachments", len(files2)))
-	t.m, _ = s.Store.GetSealed(r.Context(), t.m.ID)
-	s.showMessage(w, r, t, "Your reply was sent securely to "+t.m.Sender+".")
-}
-
-type replyFile struct {
-	name string
-	r    io.Reader
-}
-
-// sendReply seals the reply into the thread and delivers it to the sender
-// through the organisation's mail host. Nothing goes to the recipient's
-// own mailbox.
-func (s *Service) sendReply(ctx context.Context, t *target, text string, files []replyFile) error {
-	cfg := s.Config()
-	var msg bytes.Buffer
-	boundary := "reply-" + randomID()
-	subject := t.m.Subject
-	if !strings.HasPrefix(strings.ToLower(subject), "re:") {
-		subject = "Re: " + subject
-	}
-	msg.WriteString(header(cfg, s.noticeFrom(cfg), t.m.Sender, subject, "Content-Type: multipart/mixed; boundary=\""+boundary+"\"\r\n"))
-	fmt.Fprintf(&msg, "X-Portal-Reply-From: <%s>\r\n\r\n", t.r.Address)
-	fmt.Fprintf(&msg, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", boundary)
-	intro := fmt.Sprintf("%s replied securely through the portal to your message of %s:\n\n", t.r.Address, fmtTime(t.m.CreatedAt))
-	writeQP(&msg, intro+text+"\n")
-	msg.WriteString("\r\n")
-	for _, f := range files {
-		name := strings.Map(func(r rune) rune {
-			if r < 0x20 || r == '"' || r == '\\' || r == '/' {
-				return '_'
-			}
-			return r
-		}, f.name)
-		fmt.Fprintf(&msg, "--%s\r\nContent-Type: application/octet-stream\r\nContent-Disposition: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-			boundary, mime.FormatMediaType("attachment", map[string]string{"filename": name}))
-		if err := writeBase64(&msg, f.r); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(&msg, "--%s--\r\n", boundary)
-	data := msg.Bytes()
-	if err := s.sealReply(ctx, t, data, subject); err != nil {
-		return err
-	}
-	return s.Submit(ctx, s.noticeFrom(cfg), []string{t.m.Sender}, subject, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-func writeBase64(w io.Writer, r io.Reader) error {
-	buf := make([]byte, 57*64)
-	line := make([]byte, 0, 80)
-	for {
-		n, err := io.ReadFull(r, buf)
-		for i := 0; i < n; i += 57 {
-			chunk := buf[i:min(n, i+57)]
-			line = line[:0]
-			line = base64.StdEncoding.AppendEncode(line, chunk)
-			line = append(line, '\r', '\n')
-			if _, err := w.Write(line); err != nil {
-				return err
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// sealReply keeps the reply in the thread, sealed like the message.
-func (s *Service) sealReply(ctx context.Context, t *target, data []byte, subject string) error {
-	_, err := s.sealFrom(ctx, bytes.NewReader(data), int64(len(data)), sealMeta{
-		msgID: "reply:" + randomID(), parentID: t.m.ID, sender: t.r.Address, subject: subject, expires: t.m.ExpiresAt})
-	return err
-}
-func (s *Service) home(w http.ResponseWriter, r *http.Request) {
-	addr := s.sessionAddress(r)
-	if s.Passkeys != nil {
-		w.Header().Set("Content-Security-Policy", scriptCSP)
-	}
-	if addr == "" {
-		s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "CSRF": web.CSRFToken(w, r), "Passkeys": s.Passkeys != nil})
-		return
-	}
-	ctx := r.Context()
-	inbox, _ := s.Store.InboxOf(ctx, addr, 200)
-	var in []map[string]any
-	for _, m := range inbox {
-		in = append(in, map[string]any{"Who": displayName(m), "Subject": m.Subject, "Sent": fmtTime(m.CreatedAt), "State": m.State, "Link": "/m/" + s.token(m.ID, addr)})
-	}
-	sent, _ := s.Store.SentBy(ctx, addr, 200)
-	var out []map[string]any
-	for _, m := range sent {
-		rs, _ := s.Store.SealedRecipients(ctx, m.ID)
-		var rv []map[string]any
-		for _, rc := range rs {
-			rv = append(rv, map[string]any{"Address": rc.Address, "State": rc.State, "Notified": when(rc.NotifiedAt), "Opened": when(rc.FirstOpened),
-				"Last": when(rc.LastOpened), "IP": rc.LastIP, "Opens": rc.Opens, "Downloads": rc.Downloads, "Replies": rc.Replies})
-		}
-		out = append(out, map[string]any{"ID": m.ID, "Subject": m.Subject, "Sent": fmtTime(m.CreatedAt), "Expires": fmtTime(m.ExpiresAt),
-			"ExpiresDate": m.ExpiresAt.UTC().Format("2006-01-02"), "State": m.State, "Recipients": rv})
-	}
-	keys, _ := s.Store.Passkeys(ctx, addr)
-	s.page(w, http.StatusOK, "portal_home.html", map[string]any{"Title": "Secure mail", "Address": addr, "Inbox": in, "Sent": out, "CSRF": web.CSRFToken(w, r),
-		"Notice": r.URL.Query().Get("done"), "Passkeys": s.Passkeys != nil, "PasskeyCount": len(keys)})
-}
-
-func when(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return fmtTime(t)
-}
 
 func (s *Service) homeCode(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
@@ -661,53 +517,6 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.endSession(w, r)
 	http.Redirect(w, r, "/portal", http.StatusSeeOther)
-}
-
-// ownMessage loads a sealed message of the signed-in sender.
-func (s *Service) ownMessage(w http.ResponseWriter, r *http.Request) (*store.Sealed, string, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if !web.CSRFOK(r) {
-		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and try again.")
-		return nil, "", false
-	}
-	addr := s.sessionAddress(r)
-	if addr == "" {
-		http.Redirect(w, r, "/portal", http.StatusSeeOther)
-		return nil, "", false
-	}
-	m, err := s.Store.GetSealed(r.Context(), r.PathValue("id"))
-	if err != nil || m.Sender != addr || m.ParentID != "" {
-		s.fail(w, http.StatusNotFound, "Message not found", "Go back to your list of sent messages.")
-		return nil, "", false
-	}
-	return m, addr, true
-}
-
-func (s *Service) revoke(w http.ResponseWriter, r *http.Request) {
-	m, addr, ok := s.ownMessage(w, r)
-	if !ok {
-		return
-	}
-	ctx := r.Context()
-	who := strings.ToLower(r.PostFormValue("recipient"))
-	if who == "" {
-		if err := s.Destroy(ctx, m.ID, "revoked", addr); err != nil {
-			s.oops(w, err)
-			return
-		}
-		http.Redirect(w, r, "/portal?done=revoked", http.StatusSeeOther)
-		return
-	}
-	destroyed, err := s.Store.RevokeRecipient(ctx, m.ID, who, s.now())
-	if err != nil {
-		s.oops(w, err)
-		return
-	}
-	s.audit(ctx, addr, "portal.revoke", m.ID, clientIP(r), r.UserAgent(), who)
-	if destroyed {
-		s.Destroy(ctx, m.ID, "revoked", addr)
-	}
-	http.Redirect(w, r, "/portal?done=revoked", http.StatusSeeOther)
 }
 
 func (s *Service) expiry(w http.ResponseWriter, r *http.Request) {

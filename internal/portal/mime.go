@@ -93,7 +93,7 @@ func walk(r io.Reader, visit func(l *leaf) bool) (mail.Header, error) {
 		if dec, err := wordDecoder.DecodeHeader(l.name); err == nil {
 			l.name = dec
 		}
-		l.name = path.Base(strings.ReplaceAll(l.name, "\\", "/"))
+		l.name = cleanName(path.Base(strings.ReplaceAll(l.name, "\\", "/")))
 		if l.name == "." || l.name == "/" {
 			l.name = ""
 		}

@@ -42,6 +42,32 @@ func (s *Service) notify(ctx context.Context, m *store.Sealed, address string) e
 	})
 }
 
+// notifyAnswer mails a recipient that a new message waits in their
+// conversation about root: one mail per new message, with the link (or
+// reference) of the conversation and nothing of the content.
+func (s *Service) notifyAnswer(ctx context.Context, root, answer *store.Sealed, address string) error {
+	cfg := s.Config()
+	who := answer.Sender
+	if answer.SenderName != "" {
+		who = answer.SenderName + " (" + answer.Sender + ")"
+	}
+	subj := fmt.Sprintf("New secure message from %s at %s", displayName(answer), cfg.Org.Name)
+	v := noticeView{Org: cfg.Org.Name, Colour: cfg.Portal.BrandColour, Who: who, Expires: fmtTime(root.ExpiresAt), Base: cfg.Web.PublicURL, Answer: true}
+	if !root.HideSubject {
+		v.Subject = root.Subject
+	}
+	if cfg.Portal.LinkInNotice && !noLink(cfg.Portal.NoLinkDomains, address) {
+		v.Link = cfg.Web.PublicURL + "/m/" + s.token(root.ID, address)
+	} else {
+		v.Reference = s.reference(root.ID, address)
+	}
+	_, logo := s.Brand()
+	v.Logo = logo != nil
+	return s.Submit(ctx, s.noticeFrom(cfg), []string{address}, subj, func(w io.Writer) error {
+		return writeAlternative(w, cfg, s.noticeFrom(cfg), address, subj, noticeText(v), noticeHTML(v), logo)
+	})
+}
+
 func displayName(m *store.Sealed) string {
 	if m.SenderName != "" {
 		return m.SenderName
@@ -52,11 +78,16 @@ func displayName(m *store.Sealed) string {
 type noticeView struct {
 	Org, Colour, Who, Subject, Expires, Link, Reference, Base string
 	Logo                                                      bool
+	Answer                                                    bool // a new message in a conversation
 }
 
 func noticeText(v noticeView) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s has sent you a secure message through %s's secure mail service.\n\n", v.Who, v.Org)
+	if v.Answer {
+		fmt.Fprintf(&b, "%s has answered you in your secure conversation with %s.\n\n", v.Who, v.Org)
+	} else {
+		fmt.Fprintf(&b, "%s has sent you a secure message through %s's secure mail service.\n\n", v.Who, v.Org)
+	}
 	if v.Subject != "" {
 		fmt.Fprintf(&b, "Subject: %s\n\n", v.Subject)
 	}
@@ -66,7 +97,7 @@ func noticeText(v noticeView) string {
 		fmt.Fprintf(&b, "To read it, go to %s/r and enter this reference:\n\n  %s\n\n", v.Base, v.Reference)
 	}
 	fmt.Fprintf(&b, "We will send a one-time code to this email address to check it is you. You do not need a password or an account.\n\n")
-	fmt.Fprintf(&b, "The message can be read until %s.\n\n", v.Expires)
+	fmt.Fprintf(&b, "The %s can be read until %s.\n\n", map[bool]string{false: "message", true: "conversation"}[v.Answer], v.Expires)
 	fmt.Fprintf(&b, "If you were not expecting it, you can ignore this email. %s will never ask for your password by email.\n", v.Org)
 	return b.String()
 }
@@ -78,13 +109,13 @@ var noticeTmpl = template.Must(template.New("n").Parse(`<!doctype html>
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:600px;background:#ffffff">
 <tr><td style="background:{{.Colour}};color:#ffffff;padding:16px 24px;font-size:18px;font-weight:bold">{{if .Logo}}<img src="cid:logo@brand" alt="" height="32" style="vertical-align:middle;margin-right:12px">{{end}}{{.Org}}</td></tr>
 <tr><td style="padding:24px;font-size:16px;line-height:1.5">
-<p style="margin:0 0 16px">{{.Who}} has sent you a secure message through {{.Org}}'s secure mail service.</p>
+<p style="margin:0 0 16px">{{if .Answer}}{{.Who}} has answered you in your secure conversation with {{.Org}}.{{else}}{{.Who}} has sent you a secure message through {{.Org}}'s secure mail service.{{end}}</p>
 {{if .Subject}}<p style="margin:0 0 16px"><strong>Subject:</strong> {{.Subject}}</p>{{end}}
 {{if .Link}}<p style="margin:0 0 16px"><a href="{{.Link}}" style="color:{{.Colour}};font-weight:bold">Read the secure message</a></p>
 {{else}}<p style="margin:0 0 16px">To read it, go to {{.Base}}/r and enter this reference:</p>
 <p style="margin:0 0 16px;font-size:22px;font-weight:bold;letter-spacing:2px">{{.Reference}}</p>{{end}}
 <p style="margin:0 0 16px">We will send a one-time code to this email address to check it is you. You do not need a password or an account.</p>
-<p style="margin:0 0 16px">The message can be read until {{.Expires}}.</p>
+<p style="margin:0 0 16px">The {{if .Answer}}conversation{{else}}message{{end}} can be read until {{.Expires}}.</p>
 <p style="margin:0;color:#505a5f;font-size:14px">If you were not expecting it, you can ignore this email. {{.Org}} will never ask for your password by email.</p>
 </td></tr></table></td></tr></table></body></html>
 `))
@@ -102,7 +133,7 @@ func (s *Service) sendCode(ctx context.Context, address, code string) error {
 	subj := "Your one-time code for " + cfg.Org.Name + " secure mail"
 	spaced := code[:4] + " " + code[4:]
 	text := fmt.Sprintf("Your one-time code is:\n\n  %s\n\nEnter it on the page where you asked for it. It works for %s and only once.\n\nIf you did not ask for a code, you can ignore this email: nobody can read your messages without it.\n",
-		spaced, config.FormatDuration(cfg.Portal.CodeValidity.Duration))
+		spaced, config.DurationWords(cfg.Portal.CodeValidity.Duration))
 	return s.Submit(ctx, s.noticeFrom(cfg), []string{address}, subj, func(w io.Writer) error {
 		return writePlain(w, cfg, s.noticeFrom(cfg), address, subj, text)
 	})

@@ -207,88 +207,160 @@ func (s *Service) openBlob(m *store.Sealed, path string, aad []byte) (io.ReaderA
 }
 
 // Deliver seals the message for the portal recipients of d (queue.Transport).
+// A recipient whose conversation the message answers (a verified thread
+// token bound to them in In-Reply-To/References, see thread.go) finds it
+// in that conversation; the others get a sealed message of their own.
 func (s *Service) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
 	att := queue.Attempt{Relay: "portal", Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
-	fail := func(err error) queue.Attempt {
-		s.Log.Error("sealing for the portal failed; will retry", "msgid", d.Msg.ID, "err", err)
-		for i := range att.Rcpts {
-			att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 sealing failed: " + err.Error()}
-		}
-		return att
-	}
 	mu, _ := s.locks.LoadOrStore(d.Msg.ID, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer func() {
 		mu.(*sync.Mutex).Unlock()
 		s.locks.Delete(d.Msg.ID)
 	}()
-	sealed, err := s.Store.SealedByMsg(ctx, d.Msg.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		sealed, err = s.seal(ctx, d)
+	sh := readHeader(d.Body, d.Size, d.Msg.ReceivedAt)
+	answered, err := s.Answers(ctx, sh.h)
+	if err != nil {
+		s.failSealing(d, &att, nil, err)
+		return att
+	}
+	groups := map[string][]int{} // conversation root, "" for none → indexes of d.Rcpts
+	var roots []string
+	for i, rc := range d.Rcpts {
+		root := answered.Thread(rc)
+		if _, ok := groups[root]; !ok {
+			roots = append(roots, root)
+		}
+		groups[root] = append(groups[root], i)
+	}
+	for _, root := range roots {
+		if err := s.deliverTo(ctx, d, sh, root, groups[root], &att); err != nil {
+			s.failSealing(d, &att, groups[root], err)
+		}
+	}
+	return att
+}
+
+// failSealing marks the recipients at idx (nil: all) for a retry.
+func (s *Service) failSealing(d *queue.Delivery, att *queue.Attempt, idx []int, err error) {
+	s.Log.Error("sealing for the portal failed; will retry", "msgid", d.Msg.ID, "err", err)
+	if idx == nil {
+		for i := range att.Rcpts {
+			idx = append(idx, i)
+		}
+	}
+	for _, i := range idx {
+		att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 sealing failed: " + err.Error()}
+	}
+}
+
+// deliverTo seals the message for the recipients at idx: into root's
+// conversation, or (root "") as a message of its own.
+func (s *Service) deliverTo(ctx context.Context, d *queue.Delivery, sh sealedHeader, root string, idx []int, att *queue.Attempt) error {
+	var sealed, parent *store.Sealed
+	var err error
+	if root == "" {
+		sealed, err = s.Store.SealedByMsg(ctx, d.Msg.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			sealed, err = s.seal(ctx, d, sh)
+		}
+	} else if parent, err = s.Store.GetSealed(ctx, root); err == nil {
+		sealed, err = s.Store.SealedInThread(ctx, d.Msg.ID, root)
+		if errors.Is(err, store.ErrNotFound) {
+			sealed, err = s.sealAnswer(ctx, d, sh, parent)
+		}
 	}
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	have, err := s.Store.SealedRecipients(ctx, sealed.ID)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	known := map[string]*store.SealedRecipient{}
 	for _, r := range have {
 		known[r.Address] = r
 	}
+	names := sh.names()
 	var add []store.SealedRecipient
-	for _, rc := range d.Rcpts {
-		a := strings.ToLower(rc)
+	for _, i := range idx {
+		a := strings.ToLower(d.Rcpts[i])
 		if known[a] == nil {
-			add = append(add, store.SealedRecipient{Address: a, TokenHash: tokenHash(s.token(sealed.ID, a)), Reference: s.reference(sealed.ID, a)})
+			add = append(add, store.SealedRecipient{Address: a, TokenHash: tokenHash(s.token(sealed.ID, a)), Reference: s.reference(sealed.ID, a), Name: names[a]})
+			known[a] = &add[len(add)-1]
 		}
 	}
 	if len(add) > 0 {
 		tx, err := s.Store.DB.BeginTx(ctx, nil)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if err := s.Store.AddSealedRecipients(ctx, tx, sealed.ID, add); err != nil {
 			tx.Rollback()
-			return fail(err)
+			return err
 		}
 		if err := tx.Commit(); err != nil {
-			return fail(err)
+			return err
 		}
 		for i := range add {
 			known[add[i].Address] = &add[i]
 		}
 	}
-	for i, rc := range d.Rcpts {
-		a := strings.ToLower(rc)
-		r := known[a]
-		if r.NotifiedAt.IsZero() {
-			if err := s.notify(ctx, sealed, a); err != nil {
+	for _, i := range idx {
+		a := strings.ToLower(d.Rcpts[i])
+		if known[a].NotifiedAt.IsZero() {
+			var err error
+			if parent != nil {
+				err = s.notifyAnswer(ctx, parent, sealed, a)
+			} else {
+				err = s.notify(ctx, sealed, a)
+			}
+			if err != nil {
 				att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 notification not queued: " + err.Error()}
 				continue
 			}
 			s.Store.MarkNotified(ctx, sealed.ID, a, s.now())
 			s.audit(ctx, "gateway", "portal.notified", sealed.ID, "", "", a)
 		}
-		att.Rcpts[i] = queue.RcptResult{OK: true, Text: "250 sealed in the portal as " + sealed.ID}
+		where := "sealed in the portal as " + sealed.ID
+		if parent != nil {
+			where = "sealed into the portal conversation " + parent.ID + " as " + sealed.ID
+		}
+		att.Rcpts[i] = queue.RcptResult{OK: true, Text: "250 " + where}
 	}
-	return att
+	return nil
 }
 
 // seal encrypts the spooled message into a blob under a new key.
-func (s *Service) seal(ctx context.Context, d *queue.Delivery) (*store.Sealed, error) {
-	sender := strings.ToLower(d.Msg.HeaderFrom)
-	if sender == "" {
-		sender = strings.ToLower(d.Msg.MailFrom)
+func (s *Service) seal(ctx context.Context, d *queue.Delivery, sh sealedHeader) (*store.Sealed, error) {
+	return s.sealFrom(ctx, d.Body, d.Size, sealMeta{msgID: d.Msg.ID, sender: senderOf(d), subject: d.Msg.Subject,
+		expires: s.now().Add(s.Config().Portal.Expiry.Duration), messageID: sh.messageID, references: sh.references, sentAt: sh.sentAt})
+}
+
+// sealAnswer seals a staff answer into root's conversation: it lives and
+// dies with root.
+func (s *Service) sealAnswer(ctx context.Context, d *queue.Delivery, sh sealedHeader, root *store.Sealed) (*store.Sealed, error) {
+	m, err := s.sealFrom(ctx, d.Body, d.Size, sealMeta{msgID: d.Msg.ID, parentID: root.ID, sender: senderOf(d), subject: d.Msg.Subject,
+		expires: root.ExpiresAt, messageID: sh.messageID, references: sh.references, sentAt: sh.sentAt})
+	if err == nil {
+		s.audit(ctx, "gateway", "portal.answer", root.ID, "", "", "staff answer "+m.ID+" sealed into the conversation")
 	}
-	return s.sealFrom(ctx, d.Body, d.Size, sealMeta{msgID: d.Msg.ID, sender: sender, subject: d.Msg.Subject,
-		expires: s.now().Add(s.Config().Portal.Expiry.Duration)})
+	return m, err
+}
+
+func senderOf(d *queue.Delivery) string {
+	if d.Msg.HeaderFrom != "" {
+		return strings.ToLower(d.Msg.HeaderFrom)
+	}
+	return strings.ToLower(d.Msg.MailFrom)
 }
 
 type sealMeta struct {
 	msgID, parentID, sender, subject string
 	expires                          time.Time
+	messageID, references            string
+	sentAt                           time.Time
+	reply                            bool // a recipient's reply: the sender's name is not the message's
 }
 
 func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, meta sealMeta) (*store.Sealed, error) {
@@ -332,13 +404,16 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 			senderName = a.Name
 		}
 	}
-	if meta.parentID != "" {
+	if meta.reply {
 		senderName = ""
+	}
+	if meta.sentAt.IsZero() {
+		meta.sentAt = s.now()
 	}
 	now := s.now()
 	m := &store.Sealed{ID: id, MsgID: meta.msgID, ParentID: meta.parentID, CreatedAt: now, ExpiresAt: meta.expires,
 		Sender: meta.sender, SenderName: senderName, Subject: subject, HideSubject: cfg.Portal.HideSubject,
-		Size: size, WrappedKey: wrapped, Parts: string(pj)}
+		Size: size, WrappedKey: wrapped, Parts: string(pj), MessageID: meta.messageID, References: meta.references, SentAt: meta.sentAt}
 	tx, err := s.Store.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -377,6 +452,10 @@ func (s *Service) Destroy(ctx context.Context, id, state, actor string) error {
 
 // Sweep destroys the messages whose time is up.
 func (s *Service) Sweep(ctx context.Context) {
+	// Reply forms older than the longest session cannot be submitted.
+	if err := s.Store.PrunePortalForms(ctx, s.now().Add(-s.Config().Portal.Remember.Duration-24*time.Hour)); err != nil && ctx.Err() == nil {
+		s.Log.Error("pruning old reply forms failed", "err", err)
+	}
 	ids, err := s.Store.ExpiredSealed(ctx, s.now(), 200)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -587,20 +587,23 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		durable = bounce.durable
 	}
 	// The first delivery to an external domain makes it known (policy:
-	// first-contact checks).
-	newContact := ""
+	// first-contact checks); so does the first message sealed into the
+	// portal for it, or a partner who only ever gets portal mail would be a
+	// first contact for ever.
+	var newContacts []string
 	delivered := 0
 	if (j.route == RouteOutbound || j.route == RoutePortal) && j.msg.Direction == "out" {
 		for _, r := range results {
 			if r.Status == "delivered" {
 				delivered++
+				if j.route == RoutePortal && q.route(r.Rcpt) == RouteOutbound {
+					newContacts = q.unknown(newContacts, strings.ToLower(domainOf(r.Rcpt)))
+				}
 			}
 		}
 	}
 	if j.route == RouteOutbound && delivered > 0 && j.domain != "" {
-		if _, ok := q.known.Load(j.domain); !ok {
-			newContact = j.domain
-		}
+		newContacts = q.unknown(newContacts, j.domain)
 	}
 	err = q.committer.Do(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		var err error
@@ -608,8 +611,8 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		if err != nil {
 			return err
 		}
-		if newContact != "" {
-			if err := q.store.AddContacts(ctx, tx, []string{newContact}, now); err != nil {
+		if len(newContacts) > 0 {
+			if err := q.store.AddContacts(ctx, tx, newContacts, now); err != nil {
 				return err
 			}
 		}
@@ -640,8 +643,8 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	if bounce != nil {
 		q.spool.Settle(bounce.msg.ID)
 	}
-	if newContact != "" {
-		q.known.Store(newContact, true)
+	for _, d := range newContacts {
+		q.known.Store(d, true)
 	}
 	for _, id := range done {
 		// A job carries one message: what is done is that message.

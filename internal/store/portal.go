@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sealed (
 	parts        TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sealed_msg ON sealed(msg_id) WHERE parent_id = '';
+CREATE INDEX IF NOT EXISTS sealed_parent ON sealed(parent_id, created_at);
 CREATE INDEX IF NOT EXISTS sealed_sender ON sealed(sender, created_at);
 CREATE INDEX IF NOT EXISTS sealed_expiry ON sealed(state, expires_at);
 CREATE TABLE IF NOT EXISTS sealed_recipients (
@@ -48,6 +49,14 @@ CREATE TABLE IF NOT EXISTS sealed_recipients (
 	revoked_at    INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (sealed_id, address)
 );
+CREATE TABLE IF NOT EXISTS portal_forms (
+	token_hash BLOB PRIMARY KEY,
+	sealed_id  TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	used_at    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS portal_forms_created ON portal_forms(created_at);
 CREATE TABLE IF NOT EXISTS portal_codes (
 	address     TEXT PRIMARY KEY,
 	code_hash   BLOB NOT NULL,
@@ -117,6 +126,14 @@ type Sealed struct {
 	State       string // active, revoked, expired
 	DestroyedAt time.Time
 	Parts       string // JSON: the bodies and attachments (names, types, sizes)
+	// MessageID and References are the message's own header fields
+	// (without angle brackets; References space-separated): what a reply
+	// threads to (RFC 5322 §3.6.4).
+	MessageID  string
+	References string
+	// SentAt is when the sender sent it (its Date field when that is
+	// believable, else when the gateway received it).
+	SentAt time.Time
 }
 
 // SealedRecipient is one recipient of a sealed message.
@@ -134,12 +151,13 @@ type SealedRecipient struct {
 	Downloads   int
 	Replies     int
 	RevokedAt   time.Time
+	Name        string // the display name the message gave the address (To/Cc), "" if none
 }
 
 // InsertSealed records a sealed message and its recipients within tx.
 func (s *Store) InsertSealed(ctx context.Context, tx *sql.Tx, m *Sealed, rcpts []SealedRecipient) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO sealed (id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, parts) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'active', ?)`,
-		m.ID, m.MsgID, m.ParentID, ms(m.CreatedAt), ms(m.ExpiresAt), m.Sender, m.SenderName, m.Subject, m.HideSubject, m.Size, m.WrappedKey, m.Parts)
+	_, err := tx.ExecContext(ctx, `INSERT INTO sealed (id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, parts, message_id, refs, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'active', ?,?,?,?)`,
+		m.ID, m.MsgID, m.ParentID, ms(m.CreatedAt), ms(m.ExpiresAt), m.Sender, m.SenderName, m.Subject, m.HideSubject, m.Size, m.WrappedKey, m.Parts, m.MessageID, m.References, ms(m.SentAt))
 	if err != nil {
 		return err
 	}
@@ -149,23 +167,27 @@ func (s *Store) InsertSealed(ctx context.Context, tx *sql.Tx, m *Sealed, rcpts [
 // AddSealedRecipients adds recipients to a sealed message within tx.
 func (s *Store) AddSealedRecipients(ctx context.Context, tx *sql.Tx, id string, rcpts []SealedRecipient) error {
 	for _, r := range rcpts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sealed_recipients (sealed_id, address, token_hash, reference, notified_at) VALUES (?,?,?,?,?)`,
-			id, r.Address, r.TokenHash, r.Reference, ms(r.NotifiedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sealed_recipients (sealed_id, address, token_hash, reference, notified_at, name) VALUES (?,?,?,?,?,?)`,
+			id, r.Address, r.TokenHash, r.Reference, ms(r.NotifiedAt), r.Name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-const sealedCols = `id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, destroyed_at, parts`
+const sealedCols = `id, msg_id, parent_id, created_at, expires_at, sender, sender_name, subject, hide_subject, size, wrapped_key, state, destroyed_at, parts, message_id, refs, sent_at`
 
 func scanSealed(sc interface{ Scan(...any) error }) (*Sealed, error) {
 	var m Sealed
-	var c, e, d int64
-	if err := sc.Scan(&m.ID, &m.MsgID, &m.ParentID, &c, &e, &m.Sender, &m.SenderName, &m.Subject, &m.HideSubject, &m.Size, &m.WrappedKey, &m.State, &d, &m.Parts); err != nil {
+	var c, e, d, sent int64
+	if err := sc.Scan(&m.ID, &m.MsgID, &m.ParentID, &c, &e, &m.Sender, &m.SenderName, &m.Subject, &m.HideSubject, &m.Size, &m.WrappedKey, &m.State, &d, &m.Parts,
+		&m.MessageID, &m.References, &sent); err != nil {
 		return nil, err
 	}
-	m.CreatedAt, m.ExpiresAt, m.DestroyedAt = fromMS(c), fromMS(e), fromMS(d)
+	m.CreatedAt, m.ExpiresAt, m.DestroyedAt, m.SentAt = fromMS(c), fromMS(e), fromMS(d), fromMS(sent)
+	if m.SentAt.IsZero() {
+		m.SentAt = m.CreatedAt // sealed before the sending time was kept
+	}
 	return &m, nil
 }
 
@@ -185,6 +207,103 @@ func (s *Store) SealedByMsg(ctx context.Context, msgID string) (*Sealed, error) 
 		return nil, ErrNotFound
 	}
 	return m, err
+}
+
+// portalColumns are the columns added to the portal's tables after their
+// first release: a database made before gets them at open (an error only
+// means the column is there already).
+var portalColumns = []string{
+	"sealed ADD COLUMN message_id TEXT NOT NULL DEFAULT ''",
+	"sealed ADD COLUMN refs TEXT NOT NULL DEFAULT ''",
+	"sealed ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0",
+	"sealed_recipients ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+}
+
+func migratePortal(ctx context.Context, db *sql.DB) error {
+	for _, col := range portalColumns {
+		db.ExecContext(ctx, `ALTER TABLE `+col)
+	}
+	// A staff answer sealed into a thread is one row per (message, thread):
+	// a retried delivery finds it instead of sealing it twice.
+	_, err := db.ExecContext(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS sealed_thread_msg ON sealed(msg_id, parent_id) WHERE parent_id <> ''`)
+	return err
+}
+
+// SealedInThread returns the message of the thread of parent made from
+// queued message msgID.
+func (s *Store) SealedInThread(ctx context.Context, msgID, parent string) (*Sealed, error) {
+	m, err := scanSealed(s.DB.QueryRowContext(ctx, `SELECT `+sealedCols+` FROM sealed WHERE msg_id=? AND parent_id=?`, msgID, parent))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return m, err
+}
+
+// ThreadOf returns the messages of the thread of root that address is a
+// party to, oldest first: what address replied, and what was sealed into
+// the thread for address (the staff's answers). One recipient never sees
+// another's.
+func (s *Store) ThreadOf(ctx context.Context, root, address string) ([]*Sealed, error) {
+	return s.sealedList(ctx, `SELECT `+sealedCols+` FROM sealed WHERE parent_id=? AND (sender=? OR id IN (SELECT sealed_id FROM sealed_recipients WHERE address=? AND state='active')) ORDER BY created_at`,
+		root, address, address)
+}
+
+// SealedRecipient returns one recipient of a sealed message.
+func (s *Store) SealedRecipient(ctx context.Context, id, address string) (*SealedRecipient, error) {
+	r, err := scanSealedRcpt(s.DB.QueryRowContext(ctx, `SELECT `+sealedRcptCols+` FROM sealed_recipients WHERE sealed_id=? AND address=?`, id, address))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return r, err
+}
+
+// PutPortalForm records a reply form's token (its hash), issued to address
+// for message id.
+func (s *Store) PutPortalForm(ctx context.Context, hash []byte, id, address string, now time.Time) error {
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO portal_forms (token_hash, sealed_id, address, created_at) VALUES (?,?,?,?)`, hash, id, address, ms(now))
+	return err
+}
+
+// Form token outcomes.
+var (
+	// ErrFormUsed: the form was submitted before; a resubmission does nothing.
+	ErrFormUsed = errors.New("form already submitted")
+	// ErrFormUnknown: no such form for this message and address (or too old).
+	ErrFormUnknown = errors.New("unknown form")
+)
+
+// UsePortalForm consumes a reply form's token, once: of concurrent or
+// repeated submissions exactly one gets nil, the others ErrFormUsed.
+func (s *Store) UsePortalForm(ctx context.Context, hash []byte, id, address string, now time.Time) error {
+	res, err := s.DB.ExecContext(ctx, `UPDATE portal_forms SET used_at=? WHERE token_hash=? AND sealed_id=? AND address=? AND used_at=0`, ms(now), hash, id, address)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var used int64
+	err = s.DB.QueryRowContext(ctx, `SELECT used_at FROM portal_forms WHERE token_hash=? AND sealed_id=? AND address=?`, hash, id, address).Scan(&used)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrFormUnknown
+	case err != nil:
+		return err
+	}
+	return ErrFormUsed
+}
+
+// ReleasePortalForm makes a consumed form usable again: the reply it
+// carried could not be sent, and the person may press the button again.
+func (s *Store) ReleasePortalForm(ctx context.Context, hash []byte) error {
+	_, err := s.DB.ExecContext(ctx, `UPDATE portal_forms SET used_at=0 WHERE token_hash=?`, hash)
+	return err
+}
+
+// PrunePortalForms forgets form tokens issued before t.
+func (s *Store) PrunePortalForms(ctx context.Context, t time.Time) error {
+	_, err := s.DB.ExecContext(ctx, `DELETE FROM portal_forms WHERE created_at<?`, ms(t))
+	return err
 }
 
 // Thread returns the replies to a sealed message, oldest first.
@@ -214,12 +333,12 @@ func (s *Store) sealedList(ctx context.Context, q string, args ...any) ([]*Seale
 	return out, rows.Err()
 }
 
-const sealedRcptCols = `sealed_id, address, token_hash, reference, state, notified_at, first_opened, last_opened, last_ip, opens, downloads, replies, revoked_at`
+const sealedRcptCols = `sealed_id, address, token_hash, reference, state, notified_at, first_opened, last_opened, last_ip, opens, downloads, replies, revoked_at, name`
 
 func scanSealedRcpt(sc interface{ Scan(...any) error }) (*SealedRecipient, error) {
 	var r SealedRecipient
 	var n, f, l, rv int64
-	if err := sc.Scan(&r.SealedID, &r.Address, &r.TokenHash, &r.Reference, &r.State, &n, &f, &l, &r.LastIP, &r.Opens, &r.Downloads, &r.Replies, &rv); err != nil {
+	if err := sc.Scan(&r.SealedID, &r.Address, &r.TokenHash, &r.Reference, &r.State, &n, &f, &l, &r.LastIP, &r.Opens, &r.Downloads, &r.Replies, &rv, &r.Name); err != nil {
 		return nil, err
 	}
 	r.NotifiedAt, r.FirstOpened, r.LastOpened, r.RevokedAt = fromMS(n), fromMS(f), fromMS(l), fromMS(rv)

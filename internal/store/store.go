@@ -147,6 +147,10 @@ func OpenSQLite(path string) (*Store, error) {
 		// here only means the column is already there).
 		db.ExecContext(ctx, `ALTER TABLE `+col)
 	}
+	if err := migratePortal(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: updating the portal's schema in %s: %w", path, err)
+	}
 	st := &Store{DB: db}
 	for _, p := range []struct {
 		stmt  **sql.Stmt
