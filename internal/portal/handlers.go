@@ -467,7 +467,6 @@ func (s *Service) referencePost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/m/"+s.token(rc.SealedID, rc.Address), http.StatusSeeOther)
 }
 
-
 func (s *Service) homeCode(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if !web.CSRFOK(r) {
