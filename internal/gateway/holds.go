@@ -238,9 +238,9 @@ func (g *Gateway) expire(ctx context.Context, id string) {
 		return
 	}
 	cfg := g.Config()
-	how := "not confirmed within " + config.FormatDuration(cfg.Policy.HoldTimeout.Duration)
+	how := "not confirmed within " + config.DurationWords(cfg.Policy.HoldTimeout.Duration)
 	if rec.State == "quarantined" {
-		how = "not released within " + config.FormatDuration(cfg.Policy.QuarantineRetention.Duration)
+		how = "not released within " + config.DurationWords(cfg.Policy.QuarantineRetention.Duration)
 	}
 	rcpts, err := g.Queue.Resolve(ctx, id, false, "expired", "gateway", how)
 	if err != nil {
@@ -260,7 +260,7 @@ func (g *Gateway) expire(ctx context.Context, id string) {
 		return
 	}
 	text := fmt.Sprintf("Your message was not sent: it was held for your confirmation and nobody confirmed it within %s.\n\n  Subject:    %s\n  Reference:  %s\n  Not sent to: %s\n\nIf it should still go, send it again.\n",
-		config.FormatDuration(cfg.Policy.HoldTimeout.Duration), rec.Subject, rec.MsgID, strings.Join(rcpts, ", "))
+		config.DurationWords(cfg.Policy.HoldTimeout.Duration), rec.Subject, rec.MsgID, strings.Join(rcpts, ", "))
 	p, err := g.compose(cfg, to, "Not sent: "+rec.Subject, text)
 	if err == nil {
 		err = g.Queue.Submit(ctx, p)
