@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -382,4 +383,53 @@ func TestPortalBidiAttachmentName(t *testing.T) {
 		!strings.Contains(cd, `filename="invoice_fdp.exe"`) || !strings.Contains(cd, "filename*=UTF-8''invoice%EF%BF%BDfdp.exe") {
 		t.Fatalf("Content-Disposition %q", cd)
 	}
+}
+
+// TestPolicySeesPortalThread: message.portal_thread and
+// recipient.portal_thread as rules see them: the token in References is
+// bound to Jane, so it is her conversation, not Bob's (though Bob got the
+// first message too), and the built-in rules say so.
+func TestPolicySeesPortalThread(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive"}
+		c.Policy.Rules = append(c.Policy.Rules, config.PolicyRule{Name: "review-answers", When: `message.portal_thread && recipient.address == "jane@citizen.example"`, Action: "hold", Reason: "answers are reviewed"})
+	})
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example"},
+		message("Alice Staff <staff@example.gov.uk>", "jane@citizen.example, bob@other.example", "[secure] Both", "Hello both."))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	landing := "/m/" + linkRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0).Data))[1]
+	jane := newBrowser(t, e)
+	signIn(t, e, jane, landing, "jane@citizen.example")
+	jane.get(landing)
+	jane.postFiles(landing+"/reply", map[string]string{"text": "Reply."}, nil)
+	replyID := testutil.Header(mailTo(t, e.sink, "staff@example.gov.uk", "Re: Both", 0).Data, "Message-ID")
+	code, reply = outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example", "carol@third.example"},
+		"From: staff@example.gov.uk\r\nTo: jane@citizen.example, bob@other.example, carol@third.example\r\nSubject: RE: Both\r\nIn-Reply-To: "+replyID+"\r\nReferences: "+replyID+"\r\n\r\nAnswer.\r\n")
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	d := decision(t, e, msgID(t, reply))
+	var got policyDetail
+	if err := json.Unmarshal([]byte(d.Detail), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"jane@citizen.example": "portal-thread,review-answers",
+		"bob@other.example":    "portal-thread-quoted",
+		"carol@third.example":  "portal-thread-quoted",
+	}
+	for _, r := range got.Recipients {
+		if strings.Join(r.Rules, ",") != want[r.Address] {
+			t.Errorf("%s: rules %v, want %s", r.Address, r.Rules, want[r.Address])
+		}
+	}
+}
+
+type policyDetail struct {
+	Recipients []struct {
+		Address string   `json:"address"`
+		Rules   []string `json:"rules"`
+	} `json:"recipients"`
 }
