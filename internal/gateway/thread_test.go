@@ -80,8 +80,9 @@ func count(e *env, rcpt, subj string) int {
 func TestPortalReplySentOnce(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.Policy.Disable = []string{"first-contact-sensitive"} })
 	jane, landing, sealed := threadSetup(t, e, "Case12")
-	if st, page := jane.get(landing); st != 200 || !strings.Contains(page, "Reply securely") {
-		t.Fatalf("message page %d", st)
+	// "Sent" is when Alice sent it (its Date), not when it was sealed.
+	if st, page := jane.get(landing); st != 200 || !strings.Contains(page, "Reply securely") || !strings.Contains(page, "<dt>Sent</dt><dd>26 November 2026, 08:00 UTC</dd>") {
+		t.Fatalf("message page %d:\n%s", st, page)
 	}
 	csrf := csrfRe.FindStringSubmatch(jane.page)[1]
 	form := formRe.FindStringSubmatch(jane.page)[1]
@@ -364,7 +365,14 @@ func TestPortalBidiAttachmentName(t *testing.T) {
 	landing := "/m/" + linkRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "jane@citizen.example", "Secure message", 0).Data))[1]
 	b := newBrowser(t, e)
 	signIn(t, e, b, landing, "jane@citizen.example")
+	// Durations in mails are words; a sender without a name is named once.
+	if code := decodeQP(mailTo(t, e.sink, "jane@citizen.example", "one-time code", 0).Data); !strings.Contains(code, "It works for 15 minutes and only once") {
+		t.Fatalf("code mail:\n%s", code)
+	}
 	st, page := b.get(landing)
+	if strings.Contains(page, "staff@example.gov.uk (staff@example.gov.uk)") || !strings.Contains(page, "<dd>staff@example.gov.uk</dd>") {
+		t.Fatalf("the sender is shown twice:\n%s", page)
+	}
 	if st != 200 || strings.ContainsAny(page, "\u202e\u2066\u200b") || !strings.Contains(page, "invoice\ufffdfdp.exe") || !strings.Contains(page, "report\ufffd\ufffd.txt") {
 		t.Fatalf("listing %d:\n%s", st, page)
 	}

@@ -67,6 +67,12 @@ func TestBuiltinPolicy(t *testing.T) {
 	test("bulk internal list", Input{Visible: []string{"a@example.gov.uk", "b@example.gov.uk"}}, "pa@other.com", "deliver", "", "")
 	test("unscannable", Input{Findings: []dlp.Finding{{Detector: "unscannable", Count: 1, Confidence: "high"}}}, "bob@other.com", "hold", "deliver", "unscannable-content")
 	test("mass", Input{Findings: []dlp.Finding{{Detector: "uk-nino", Count: 150, Confidence: "high"}}}, "bob@nhs.net", "quarantine", "require-tls", "mass-personal-data")
+	party := func(rcpt string) bool { return rcpt == "jane@citizen.example" }
+	test("answer to a portal conversation", Input{PortalThread: true, ThreadParty: party}, "jane@citizen.example", "portal", "", "portal-thread")
+	test("answer to an assured domain stays in the portal", Input{PortalThread: true, ThreadParty: func(string) bool { return true }, Findings: nhs}, "bob@nhs.net", "portal", "", "portal-thread")
+	test("answer quoting a conversation", Input{PortalThread: true, ThreadParty: party}, "bob@other.com", "portal", "", "portal-thread-quoted")
+	test("answer copied inside", Input{PortalThread: true, ThreadParty: party}, "carol@example.gov.uk", "deliver", "", "")
+	test("no verified token", Input{PortalThread: false, ThreadParty: party}, "jane@citizen.example", "deliver", "", "")
 }
 
 func TestUnavailableFallsBackToHold(t *testing.T) {
