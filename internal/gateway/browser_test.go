@@ -173,9 +173,39 @@ func TestBrowserPortal(t *testing.T) {
 	if !strings.Contains(notice, "Your reply was sent securely") {
 		t.Fatalf("notice %q", notice)
 	}
+	var where string
+	chromedp.Run(ctx, chromedp.Location(&where))
+	if !strings.HasSuffix(where, "/sent") {
+		t.Fatalf("after the reply the browser is at %s, not the page that says it was sent", where)
+	}
+	axe(t, ctx, src, "reply-sent page")
+	// Reloading that page sends nothing again.
+	if err := chromedp.Run(ctx, chromedp.Reload(), chromedp.WaitVisible(".notice", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
 	r := mailTo(t, e.sink, "staff@example.gov.uk", "Re: Your case", n)
 	if !strings.Contains(decodeQP(r.Data), "My signed form is attached.") || !strings.Contains(string(r.Data), "consent.txt") {
 		t.Fatalf("reply at the mail host:\n%s", r.Data)
+	}
+	// The staff answer it from their mail client: it appears in the
+	// conversation.
+	replyID := testutil.Header(r.Data, "Message-ID")
+	n = len(e.sink.Messages())
+	if code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example"}, "From: Alice Staff <staff@example.gov.uk>\r\nTo: jane@citizen.example\r\nSubject: RE: Your case\r\n"+
+		"In-Reply-To: "+replyID+"\r\nReferences: "+replyID+"\r\n\r\nThank you, Jane: received.\r\n"); code != 250 {
+		t.Fatal(reply)
+	}
+	mailTo(t, e.sink, "jane@citizen.example", "New secure message", n)
+	var thread string
+	if err := chromedp.Run(ctx, chromedp.Navigate(link), chromedp.WaitVisible("section.reply", chromedp.ByQuery), chromedp.Text("main", &thread)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(thread, "Thank you, Jane: received.") || !strings.Contains(thread, "My signed form is attached.") {
+		t.Fatalf("conversation: %q", thread)
+	}
+	axe(t, ctx, src, "message page with a conversation")
+	if count(e, "staff@example.gov.uk", "Re: Your case") != 1 {
+		t.Fatal("the reply was sent twice")
 	}
 
 	// Jane signs out; the sender signs in, sees the reading, revokes.
@@ -198,7 +228,16 @@ func TestBrowserPortal(t *testing.T) {
 		t.Fatalf("sender's table: %q", table)
 	}
 	axe(t, ctx, src, "sender's view")
-	if err := chromedp.Run(ctx, chromedp.Click(`section.sent td form button`, chromedp.ByQuery), chromedp.WaitVisible(".notice", chromedp.ByQuery)); err != nil {
+	// Withdrawing asks once.
+	var ask string
+	if err := chromedp.Run(ctx, chromedp.Click(`section.sent td form button`, chromedp.ByQuery), chromedp.WaitVisible("form button.primary", chromedp.ByQuery), chromedp.Text("h1", &ask)); err != nil {
+		t.Fatal(err)
+	}
+	if ask != "Withdraw this message for jane@citizen.example?" {
+		t.Fatalf("confirmation page h1 %q", ask)
+	}
+	axe(t, ctx, src, "withdrawal confirmation page")
+	if err := chromedp.Run(ctx, chromedp.Click("form button.primary", chromedp.ByQuery), chromedp.WaitVisible(".notice", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	// The recipient's next view says it is withdrawn.
