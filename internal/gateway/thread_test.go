@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +116,28 @@ func TestPortalReplySentOnce(t *testing.T) {
 	if th, _ := e.gw.Store.Thread(context.Background(), sealed.ID); len(th) != 1 {
 		t.Fatalf("%d replies sealed into the thread, want 1", len(th))
 	}
+	// Three at the same moment: one wins, the others find it sent.
+	jane.get(landing)
+	form2 := formRe.FindStringSubmatch(jane.page)[1]
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := noRedirect.Do(multipartReply(t, jane, landing+"/reply", map[string]string{"csrf": csrf, "form": form2, "text": "Second answer."}))
+			if err == nil {
+				codes[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	waitQueueEmpty(t, e)
+	time.Sleep(300 * time.Millisecond)
+	if n := count(e, "staff@example.gov.uk", "Re: Case12"); n != 2 || codes[0] != 303 || codes[1] != 303 || codes[2] != 303 {
+		t.Fatalf("3 concurrent POSTs of one form: %d replies in all (want 2), answers %v", n, codes)
+	}
 	// A form that was never issued is refused, not sent.
 	if st, _ := jane.postFiles(landing+"/reply", map[string]string{"form": "0123456789abcdefghjkmnpqrs", "text": "forged"}, nil); st != 403 {
 		t.Fatalf("unknown form: %d", st)
@@ -201,7 +224,10 @@ func TestPortalStaffAnswerStaysInThread(t *testing.T) {
 	before := len(e.sink.Messages())
 	swaksSend(t, e, "staff@example.gov.uk", "jane@citizen.example", answer("Jane Doe <jane@citizen.example>", replyID, "ANSWER1-q7w"))
 	n1 := mailTo(t, e.sink, "jane@citizen.example", "New secure message from Alice Staff", before)
-	swaksSend(t, e, "staff@example.gov.uk", "jane@citizen.example", answer("<jane@citizen.example>", replyID, "ANSWER2-z9k"))
+	withFile := strings.Replace(answer("<jane@citizen.example>", replyID, "ANSWER2-z9k"), "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+		"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", 1) +
+		"--zz\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=plan.txt\r\n\r\nFLOORPLAN-DATA\r\n--zz--\r\n"
+	swaksSend(t, e, "staff@example.gov.uk", "jane@citizen.example", withFile)
 	mailTo(t, e.sink, "jane@citizen.example", "New secure message from Alice Staff", len(e.sink.Messages())-1)
 	waitQueueEmpty(t, e)
 	if n := count(e, "jane@citizen.example", "New secure message"); n != 2 {
@@ -224,6 +250,20 @@ func TestPortalStaffAnswerStaysInThread(t *testing.T) {
 	thread, _ := e.gw.Store.ThreadOf(context.Background(), root.ID, "jane@citizen.example")
 	if len(thread) != 3 {
 		t.Fatalf("Jane's conversation has %d messages, want reply + 2 answers", len(thread))
+	}
+	// The answer's attachment: Jane downloads it; through Bob's link it is
+	// not there, even signed in as Bob.
+	fileLink := regexp.MustCompile(`href="(/m/[0-9a-z]{32}/t/[0-9a-z]{26}/a/\d+)"`).FindStringSubmatch(page)
+	if fileLink == nil {
+		t.Fatalf("no link to the answer's attachment:\n%s", page)
+	}
+	if st, got := jane.get(fileLink[1]); st != 200 || !strings.HasPrefix(got, "FLOORPLAN-DATA") {
+		t.Fatalf("answer attachment %d %q", st, got)
+	}
+	for _, m := range e.sink.Messages() {
+		if strings.Contains(string(m.Data), "FLOORPLAN") && m.Rcpts[0] != "staff@example.gov.uk" {
+			t.Fatalf("the answer's attachment left the gateway to %v", m.Rcpts)
+		}
 	}
 	// Jane's next reply threads to the newest answer.
 	jane.get(landing)
@@ -264,6 +304,10 @@ func TestPortalStaffAnswerStaysInThread(t *testing.T) {
 	signIn(t, e, bob, bobLanding, "bob@other.example")
 	if _, page := bob.get(bobLanding); strings.Contains(page, "Tuesday") || strings.Contains(page, "ANSWER") {
 		t.Fatal("Bob sees Jane's conversation")
+	}
+	bobFile := bobLanding + fileLink[1][len(landing):]
+	if st, got := bob.get(bobFile); st != 404 || strings.Contains(got, "FLOORPLAN") {
+		t.Fatalf("Bob downloads Jane's answer's attachment: %d", st)
 	}
 
 	// A forged token (Jane's MAC on another root, a made-up MAC): no
