@@ -341,9 +341,46 @@ func TestPortalStaffAnswerStaysInThread(t *testing.T) {
 			t.Fatalf("forged References %s counted as an answer", refs)
 		}
 	}
-	if th, _ := e.gw.Store.ThreadOf(context.Background(), root.ID, "jane@citizen.example"); len(th) != 4 {
+	th, _ := e.gw.Store.ThreadOf(context.Background(), root.ID, "jane@citizen.example")
+	if len(th) != 4 {
 		t.Fatalf("Jane's conversation has %d messages after forged answers, want 4", len(th))
 	}
+
+	// Withdrawn for Jane: her conversation is destroyed with her access;
+	// Bob keeps his.
+	staff := staffSignIn(t, e)
+	if st, page := staff.post("/portal/s/"+root.ID+"/revoke", url.Values{"recipient": {"jane@citizen.example"}, "confirm": {"yes"}}); st != 200 || !strings.Contains(page, "Access withdrawn") {
+		t.Fatalf("withdraw for Jane %d:\n%s", st, page)
+	}
+	for _, m := range th {
+		got, _ := e.gw.Store.GetSealed(context.Background(), m.ID)
+		if got.WrappedKey != nil {
+			t.Errorf("message %s of Jane's conversation outlives her access", m.ID)
+		}
+		if files, _ := filepath.Glob(filepath.Join(e.cfg.Path("portal"), m.ID[:2], m.ID+"*")); len(files) > 0 {
+			t.Errorf("blobs of %s left: %v", m.ID, files)
+		}
+	}
+	if st, page := bob.get(bobLanding); st != 200 || !strings.Contains(page, "about your flat") {
+		t.Fatalf("Bob lost access with Jane: %d", st)
+	}
+}
+
+// staffSignIn signs Alice in to the sender's view.
+func staffSignIn(t *testing.T, e *env) *webClient {
+	t.Helper()
+	staff := newBrowser(t, e)
+	staff.get("/portal")
+	n := len(e.sink.Messages())
+	if st, page := staff.post("/portal/code", url.Values{"address": {"staff@example.gov.uk"}}); st != 200 || !strings.Contains(page, "Enter your code") {
+		t.Fatalf("sender code page %d:\n%s", st, page)
+	}
+	c := codeRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, "staff@example.gov.uk", "one-time code", n).Data))
+	va := regexp.MustCompile(`action="([^"]*verify[^"]*)"`).FindStringSubmatch(staff.page)
+	if st, page := staff.post(strings.NewReplacer("&amp;", "&", "&#43;", "+").Replace(va[1]), url.Values{"code": {c[1]}}); st != 200 || !strings.Contains(page, "Messages you sent securely") {
+		t.Fatalf("sender view %d:\n%s", st, page)
+	}
+	return staff
 }
 
 // TestPortalFirstContactAfterSealing: a domain that only ever got portal

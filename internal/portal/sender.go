@@ -159,10 +159,13 @@ func (s *Service) revoke(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/portal?done=destroyed", http.StatusSeeOther)
 		return
 	}
-	destroyed, err := s.Store.RevokeRecipient(ctx, m.ID, who, s.now())
+	destroyed, gone, err := s.Store.RevokeRecipient(ctx, m.ID, who, s.now())
 	if err != nil {
 		s.oops(w, err)
 		return
+	}
+	for _, id := range gone {
+		s.removeBlobs(id) // the recipient's conversation goes with their access
 	}
 	s.audit(ctx, addr, "portal.revoke", m.ID, clientIP(r), r.UserAgent(), who)
 	if destroyed {

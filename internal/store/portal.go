@@ -424,27 +424,49 @@ func (s *Store) RecordAccess(ctx context.Context, id, address, kind, ip string, 
 }
 
 // RevokeRecipient revokes one recipient's access; when none is left active
-// the message's key is destroyed. It reports whether the key went.
-func (s *Store) RevokeRecipient(ctx context.Context, id, address string, now time.Time) (destroyed bool, err error) {
+// the message's key is destroyed. It reports whether the key went, and
+// which messages of the recipient's conversation it destroyed with it:
+// their replies, and the answers to them nobody else may still read.
+func (s *Store) RevokeRecipient(ctx context.Context, id, address string, now time.Time) (destroyed bool, gone []string, err error) {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE sealed_recipients SET state='revoked', revoked_at=? WHERE sealed_id=? AND address=? AND state='active'`, ms(now), id, address); err != nil {
-		return false, err
+	if _, err := tx.ExecContext(ctx, `UPDATE sealed_recipients SET state='revoked', revoked_at=? WHERE (sealed_id=? OR sealed_id IN (SELECT id FROM sealed WHERE parent_id=?)) AND address=? AND state='active'`,
+		ms(now), id, id, address); err != nil {
+		return false, nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM sealed WHERE parent_id=? AND wrapped_key IS NOT NULL AND (sender=? OR id IN (SELECT sealed_id FROM sealed_recipients WHERE address=?))
+		AND NOT EXISTS (SELECT 1 FROM sealed_recipients r WHERE r.sealed_id=sealed.id AND r.state='active')`, id, address, address)
+	if err != nil {
+		return false, nil, err
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return false, nil, err
+		}
+		gone = append(gone, c)
+	}
+	rows.Close()
+	for _, c := range gone {
+		if _, err := tx.ExecContext(ctx, `UPDATE sealed SET wrapped_key=NULL, state='revoked', destroyed_at=? WHERE id=?`, ms(now), c); err != nil {
+			return false, nil, err
+		}
 	}
 	var left int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sealed_recipients WHERE sealed_id=? AND state='active'`, id).Scan(&left); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if left == 0 {
 		if err := destroy(ctx, tx, id, "revoked", now); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		destroyed = true
 	}
-	return destroyed, tx.Commit()
+	return destroyed, gone, tx.Commit()
 }
 
 // DestroySealed destroys a message's key (and its replies'): state is
