@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -242,7 +243,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
 			rs := g.rules.Load()
-			return TestMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known)
+			return testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
 		},
 		DNSRecords: func() ([]dnscheck.Record, error) {
 			var out []dnscheck.Record

@@ -9,6 +9,7 @@ import (
 	"sealpost/internal/config"
 	"sealpost/internal/dlp"
 	"sealpost/internal/policy"
+	"sealpost/internal/portal"
 )
 
 // available says which policy actions this gateway carries out:
@@ -82,6 +83,13 @@ func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
 // sending it (`policy test`, the API, the console). from defaults to the
 // From: address; to to the message's To, Cc and Bcc.
 func TestMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, data []byte, from string, to []string, known func(string) bool) (*policy.Decision, error) {
+	return testMessage(cfg, scanner, pol, data, from, to, known, nil)
+}
+
+// testMessage is TestMessage that also sees portal conversations (answers,
+// when not nil, checks a header's thread tokens), as the running gateway.
+func testMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, data []byte, from string, to []string, known func(string) bool,
+	answers func(mail.Header) (*portal.Answered, error)) (*policy.Decision, error) {
 	res, err := scanner.ScanMessage(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("not a message: %v", err)
@@ -105,7 +113,14 @@ func TestMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, da
 	if len(to) == 0 {
 		return nil, fmt.Errorf("no recipients: the message has no To/Cc/Bcc; give them")
 	}
+	var answered *portal.Answered
+	if answers != nil {
+		if answered, err = answers(res.Header); err != nil {
+			return nil, fmt.Errorf("checking for portal conversations: %w", err)
+		}
+	}
 	return pol.Decide(&policy.Input{MailFrom: from, HeaderFrom: headerFrom, Subject: res.Subject,
 		Keyword: hasKeyword(res.Subject, cfg.Policy.SenderKeywords), Size: int64(len(data)), Visible: visible(res.Header),
-		Classification: res.Classification, Findings: res.Findings, Recipients: to, Known: known}), nil
+		Classification: res.Classification, Findings: res.Findings, Recipients: to, Known: known,
+		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" }}), nil
 }

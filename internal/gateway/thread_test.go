@@ -494,8 +494,18 @@ func TestPolicySeesPortalThread(t *testing.T) {
 	jane.get(landing)
 	jane.postFiles(landing+"/reply", map[string]string{"text": "Reply."}, nil)
 	replyID := testutil.Header(mailTo(t, e.sink, "staff@example.gov.uk", "Re: Both", 0).Data, "Message-ID")
-	code, reply = outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example", "carol@third.example"},
-		"From: staff@example.gov.uk\r\nTo: jane@citizen.example, bob@other.example, carol@third.example\r\nSubject: RE: Both\r\nIn-Reply-To: "+replyID+"\r\nReferences: "+replyID+"\r\n\r\nAnswer.\r\n")
+	answer := "From: staff@example.gov.uk\r\nTo: jane@citizen.example, bob@other.example, carol@third.example\r\nSubject: RE: Both\r\nIn-Reply-To: " + replyID + "\r\nReferences: " + replyID + "\r\n\r\nAnswer.\r\n"
+	// "policy test" in the console and the API says what the gateway does.
+	pd, err := e.gw.API.PolicyTest(context.Background(), []byte(answer), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range pd.Recipients {
+		if r.Address == "jane@citizen.example" && strings.Join(r.Rules, ",") != "portal-thread,review-answers" {
+			t.Errorf("policy test: %s: %v", r.Address, r.Rules)
+		}
+	}
+	code, reply = outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example", "carol@third.example"}, answer)
 	if code != 250 {
 		t.Fatal(reply)
 	}
