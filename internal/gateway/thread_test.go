@@ -139,7 +139,7 @@ func TestPortalReplySentOnce(t *testing.T) {
 		t.Fatalf("3 concurrent POSTs of one form: %d replies in all (want 2), answers %v", n, codes)
 	}
 	// A form that was never issued is refused, not sent.
-	if st, _ := jane.postFiles(landing+"/reply", map[string]string{"form": "0123456789abcdefghjkmnpqrs", "text": "forged"}, nil); st != 403 {
+	if st, _ := jane.postFiles(landing+"/reply", map[string]string{"form": "0123456789abcdef.abc.0123456789abcdefghjkmnpq", "text": "forged"}, nil); st != 403 {
 		t.Fatalf("unknown form: %d", st)
 	}
 

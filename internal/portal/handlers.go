@@ -186,11 +186,7 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 		s.oops(w, err)
 		return
 	}
-	form, err := s.replyForm(ctx, t)
-	if err != nil {
-		s.oops(w, err)
-		return
-	}
+	form := s.replyForm(t)
 	if notice == "" {
 		s.Store.RecordAccess(ctx, t.m.ID, t.r.Address, "view", clientIP(r), s.now())
 		s.audit(ctx, t.r.Address, "portal.view", t.m.ID, clientIP(r), r.UserAgent(), "")

@@ -452,8 +452,8 @@ func (s *Service) Destroy(ctx context.Context, id, state, actor string) error {
 
 // Sweep destroys the messages whose time is up.
 func (s *Service) Sweep(ctx context.Context) {
-	// Reply forms older than the longest session cannot be submitted.
-	if err := s.Store.PrunePortalForms(ctx, s.now().Add(-s.Config().Portal.Remember.Duration-24*time.Hour)); err != nil && ctx.Err() == nil {
+	// Reply forms that old are refused anyway: their use need not be kept.
+	if err := s.Store.PrunePortalForms(ctx, s.now().Add(-s.formMaxAge())); err != nil && ctx.Err() == nil {
 		s.Log.Error("pruning old reply forms failed", "err", err)
 	}
 	ids, err := s.Store.ExpiredSealed(ctx, s.now(), 200)

@@ -3,6 +3,7 @@ package portal
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,20 +19,42 @@ import (
 	"sealpost/internal/web"
 )
 
-// A reply is sent once. The reply form carries a token of its own (random,
-// stored hashed with the message and the address it was issued for); the
-// POST consumes it atomically in the store before anything is sent, then
-// answers 303 to a page that says it was sent. Pressing the button twice,
-// reloading that page or going back and sending the same form again finds
-// the token used and shows the same page: nothing is sent again.
+// A reply is sent once. The reply form carries a token of its own: random,
+// with the time it was issued, bound to the message and the address by an
+// HMAC under the portal's token key (so issuing one writes nothing). The
+// POST checks it and consumes it atomically in the store (its hash is
+// inserted; a second insert finds it) before anything is sent, then
+// answers 303 to a page that says the reply was sent. Pressing the button
+// twice, reloading that page or going back and sending the same form again
+// finds the token used and shows the same page: nothing is sent again. A
+// token older than the longest session is refused, so used tokens can be
+// forgotten after that.
+
+// formMaxAge is how old a reply form may be.
+func (s *Service) formMaxAge() time.Duration { return s.Config().Portal.Remember.Duration + 24*time.Hour }
 
 // replyForm issues the token of a new reply form for t.
-func (s *Service) replyForm(ctx context.Context, t *target) (string, error) {
-	tok := randomID()
-	if err := s.Store.PutPortalForm(ctx, tokenHash(tok), t.m.ID, t.r.Address, s.now()); err != nil {
-		return "", err
+func (s *Service) replyForm(t *target) string {
+	r, ts := randomID()[:16], strconv.FormatInt(s.now().Unix(), 36)
+	return r + "." + ts + "." + idEncoding.EncodeToString(s.mac("form", r, ts, t.m.ID, t.r.Address)[:15])
+}
+
+// formOK reports whether tok is a reply form issued for t and not too old.
+func (s *Service) formOK(t *target, tok string) bool {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || len(parts[0]) != 16 || len(parts[2]) != 24 {
+		return false
 	}
-	return tok, nil
+	want := idEncoding.EncodeToString(s.mac("form", parts[0], parts[1], t.m.ID, t.r.Address)[:15])
+	if !hmac.Equal([]byte(parts[2]), []byte(want)) {
+		return false
+	}
+	sec, err := strconv.ParseInt(parts[1], 36, 64)
+	if err != nil {
+		return false
+	}
+	issued := time.Unix(sec, 0)
+	return !issued.After(s.now().Add(5*time.Minute)) && s.now().Sub(issued) <= s.formMaxAge()
 }
 
 func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +75,7 @@ func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
 	}
 	sent := "/m/" + t.token + "/sent"
 	form := r.PostFormValue("form")
-	if len(form) != 26 {
+	if !s.formOK(t, form) {
 		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and send your reply again.")
 		return
 	}
@@ -67,9 +91,6 @@ func (s *Service) reply(w http.ResponseWriter, r *http.Request) {
 		// The same form again (a double click, a reload, the back
 		// button): it was sent already.
 		http.Redirect(w, r, sent, http.StatusSeeOther)
-		return
-	case errors.Is(err, store.ErrFormUnknown):
-		s.fail(w, http.StatusForbidden, "This page has expired", "Go back, reload the page and send your reply again.")
 		return
 	case err != nil:
 		s.oops(w, err)

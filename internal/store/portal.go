@@ -53,10 +53,9 @@ CREATE TABLE IF NOT EXISTS portal_forms (
 	token_hash BLOB PRIMARY KEY,
 	sealed_id  TEXT NOT NULL,
 	address    TEXT NOT NULL,
-	created_at INTEGER NOT NULL,
-	used_at    INTEGER NOT NULL DEFAULT 0
+	used_at    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS portal_forms_created ON portal_forms(created_at);
+CREATE INDEX IF NOT EXISTS portal_forms_used ON portal_forms(used_at);
 CREATE TABLE IF NOT EXISTS portal_codes (
 	address     TEXT PRIMARY KEY,
 	code_hash   BLOB NOT NULL,
@@ -257,38 +256,21 @@ func (s *Store) SealedRecipient(ctx context.Context, id, address string) (*Seale
 	return r, err
 }
 
-// PutPortalForm records a reply form's token (its hash), issued to address
-// for message id.
-func (s *Store) PutPortalForm(ctx context.Context, hash []byte, id, address string, now time.Time) error {
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO portal_forms (token_hash, sealed_id, address, created_at) VALUES (?,?,?,?)`, hash, id, address, ms(now))
-	return err
-}
+// ErrFormUsed: a reply form was submitted before; a resubmission does
+// nothing.
+var ErrFormUsed = errors.New("form already submitted")
 
-// Form token outcomes.
-var (
-	// ErrFormUsed: the form was submitted before; a resubmission does nothing.
-	ErrFormUsed = errors.New("form already submitted")
-	// ErrFormUnknown: no such form for this message and address (or too old).
-	ErrFormUnknown = errors.New("unknown form")
-)
-
-// UsePortalForm consumes a reply form's token, once: of concurrent or
-// repeated submissions exactly one gets nil, the others ErrFormUsed.
+// UsePortalForm consumes a reply form's token (its hash), once: of
+// concurrent or repeated submissions exactly one gets nil, the others
+// ErrFormUsed. The caller has checked that the token is one it issued for
+// message id and address.
 func (s *Store) UsePortalForm(ctx context.Context, hash []byte, id, address string, now time.Time) error {
-	res, err := s.DB.ExecContext(ctx, `UPDATE portal_forms SET used_at=? WHERE token_hash=? AND sealed_id=? AND address=? AND used_at=0`, ms(now), hash, id, address)
+	res, err := s.DB.ExecContext(ctx, `INSERT INTO portal_forms (token_hash, sealed_id, address, used_at) VALUES (?,?,?,?) ON CONFLICT(token_hash) DO NOTHING`, hash, id, address, ms(now))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return nil
-	}
-	var used int64
-	err = s.DB.QueryRowContext(ctx, `SELECT used_at FROM portal_forms WHERE token_hash=? AND sealed_id=? AND address=?`, hash, id, address).Scan(&used)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return ErrFormUnknown
-	case err != nil:
-		return err
 	}
 	return ErrFormUsed
 }
@@ -296,13 +278,14 @@ func (s *Store) UsePortalForm(ctx context.Context, hash []byte, id, address stri
 // ReleasePortalForm makes a consumed form usable again: the reply it
 // carried could not be sent, and the person may press the button again.
 func (s *Store) ReleasePortalForm(ctx context.Context, hash []byte) error {
-	_, err := s.DB.ExecContext(ctx, `UPDATE portal_forms SET used_at=0 WHERE token_hash=?`, hash)
+	_, err := s.DB.ExecContext(ctx, `DELETE FROM portal_forms WHERE token_hash=?`, hash)
 	return err
 }
 
-// PrunePortalForms forgets form tokens issued before t.
+// PrunePortalForms forgets the forms used before t (forms issued that long
+// ago are refused anyway).
 func (s *Store) PrunePortalForms(ctx context.Context, t time.Time) error {
-	_, err := s.DB.ExecContext(ctx, `DELETE FROM portal_forms WHERE created_at<?`, ms(t))
+	_, err := s.DB.ExecContext(ctx, `DELETE FROM portal_forms WHERE used_at<?`, ms(t))
 	return err
 }
 
