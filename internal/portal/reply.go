@@ -31,7 +31,9 @@ import (
 // forgotten after that.
 
 // formMaxAge is how old a reply form may be.
-func (s *Service) formMaxAge() time.Duration { return s.Config().Portal.Remember.Duration + 24*time.Hour }
+func (s *Service) formMaxAge() time.Duration {
+	return s.Config().Portal.Remember.Duration + 24*time.Hour
+}
 
 // replyForm issues the token of a new reply form for t.
 func (s *Service) replyForm(t *target) string {
