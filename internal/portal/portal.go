@@ -26,6 +26,11 @@
 // HttpOnly, SameSite=Strict, Secure over HTTPS), for portal.session or, if
 // asked, portal.remember.
 //
+// Conversations. A recipient's reply is sealed into the message's thread
+// and mailed to the sender as a person's answer whose Message-ID carries a
+// thread token; the staff's answer to it, recognised by that token, is
+// sealed back into the same conversation (thread.go, reply.go).
+//
 // Every view, download, reply, code sent, wrong code, lock-out and
 // revocation is an audit event.
 package portal
