@@ -407,7 +407,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		// next buffers while this one writes the last to the socket.
 		pipelinedCopy(w, ra, size)
 		s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-		s.audit(r.Context(), t.r.Address, "portal.download", m.ID, clientIP(r), r.UserAgent(), cleanName(att.Name))
+		s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att))
 		return
 	}
 	ra, size, done, err := s.open(m)
@@ -433,7 +433,16 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-	s.audit(r.Context(), t.r.Address, "portal.download", m.ID, clientIP(r), r.UserAgent(), cleanName(att.Name))
+	s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att))
+}
+
+// downloadDetail names the attachment in the audit log (and the message of
+// the conversation it came with).
+func downloadDetail(root, m *store.Sealed, att *Attachment) string {
+	if m.ID != root.ID {
+		return cleanName(att.Name) + " (from message " + m.ID + " of the conversation)"
+	}
+	return cleanName(att.Name)
 }
 
 func (s *Service) referencePage(w http.ResponseWriter, r *http.Request) {
