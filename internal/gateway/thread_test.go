@@ -532,3 +532,19 @@ type policyDetail struct {
 		Rules   []string `json:"rules"`
 	} `json:"recipients"`
 }
+
+// TestHoldExpiryInWords: the mail about an unconfirmed hold gives the
+// time in words ("3 days"), not as the config spells it ("72h0m0s").
+func TestHoldExpiryInWords(t *testing.T) {
+	e := start(t, nil)
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"boss@examp1e.gov.uk"}, message("staff@example.gov.uk", "boss@examp1e.gov.uk", "words", "x"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	noticeTo(t, e, "staff@example.gov.uk")
+	e.gw.expire(context.Background(), msgID(t, reply))
+	text := decodeQP(mailTo(t, e.sink, "staff@example.gov.uk", "Not sent: words", 0).Data)
+	if !strings.Contains(text, "nobody confirmed it within 3 days.") || strings.Contains(text, "72h") || strings.Contains(text, "3d") {
+		t.Fatalf("expiry notice:\n%s", text)
+	}
+}
