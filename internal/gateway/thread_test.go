@@ -544,7 +544,7 @@ func TestHoldExpiryInWords(t *testing.T) {
 	noticeTo(t, e, "staff@example.gov.uk")
 	e.gw.expire(context.Background(), msgID(t, reply))
 	text := decodeQP(mailTo(t, e.sink, "staff@example.gov.uk", "Not sent: words", 0).Data)
-	if !strings.Contains(text, "nobody confirmed it within 3 days.") || strings.Contains(text, "72h") || strings.Contains(text, "3d") {
+	if !strings.Contains(text, "nobody confirmed it within 3 days.") || strings.Contains(text, "72h") || strings.Contains(text, " 3d") {
 		t.Fatalf("expiry notice:\n%s", text)
 	}
 }
