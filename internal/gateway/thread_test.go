@@ -244,7 +244,8 @@ func TestPortalStaffAnswerStaysInThread(t *testing.T) {
 		}
 	}
 	st, page := jane.get(landing)
-	if st != 200 || !strings.Contains(page, "ANSWER1-q7w: yes, Tuesday at ten.") || !strings.Contains(page, "ANSWER2-z9k") || !strings.Contains(page, "Alice Staff answered") {
+	if st != 200 || !strings.Contains(page, "ANSWER1-q7w: yes, Tuesday at ten.") || !strings.Contains(page, "ANSWER2-z9k") || !strings.Contains(page, "Alice Staff answered") ||
+		!strings.Contains(page, "<pre>Is Tuesday possible?</pre>") {
 		t.Fatalf("the conversation does not show the answers: %d\n%s", st, page)
 	}
 	thread, _ := e.gw.Store.ThreadOf(context.Background(), root.ID, "jane@citizen.example")

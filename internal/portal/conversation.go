@@ -55,6 +55,7 @@ func (s *Service) conversation(ctx context.Context, t *target) ([]map[string]any
 // replyText is what the reader wrote: the text of their reply without the
 // line the gateway put before it for the staff.
 func replyText(txt string) string {
+	txt = strings.ReplaceAll(txt, "\r\n", "\n")
 	if _, rest, ok := strings.Cut(txt, "in the portal.\n\n"); ok {
 		return strings.TrimRight(rest, "\n")
 	}
