@@ -8,7 +8,11 @@
 // (check digits, allocation rules, lengths) rather than matched by a loose
 // pattern, so phone numbers, dates, invoice numbers and tracking codes are
 // not reported. Confidence rises with context words near the match ("NHS
-// no.", "sort code") and with the number of matches.
+// no.", "sort code"), with the grouping issuers print, and with the number
+// of matches; it falls, or a match is dropped, after words that name the
+// number as something else ("tel", "order") and inside longer groups of
+// digits. docs/dlp.md sets the model out per detector; confidence_test.go
+// holds it case by case.
 package dlp
 
 import (
