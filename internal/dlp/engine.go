@@ -82,7 +82,24 @@ type Engine struct {
 	custom []custom
 	limits Limits
 	labels map[string]string // sensitivity label name or id (lower case) → marking
+	tables *ModulusTables    // Vocalink modulus tables for sort code and account pairs
 }
+
+// SetModulusTables replaces the built-in Vocalink tables (a newer published
+// table, loaded with LoadModulusTables). Call it before the engine is used.
+func (e *Engine) SetModulusTables(t *ModulusTables) { e.tables = t }
+
+// Detectors names the built-in detectors, then the custom ones.
+func (e *Engine) Detectors() []string {
+	out := []string{NINO, NHS, Card, IBAN, SortCode, Passport, Licence, Postcode, VAT, PrivateKey, Unscannable}
+	for _, c := range e.custom {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// ModulusTables are the Vocalink tables the engine checks accounts with.
+func (e *Engine) ModulusTables() *ModulusTables { return e.tables }
 
 // SetLabels maps Microsoft sensitivity labels, by name or id, to markings.
 // Call it before the engine is used.
@@ -95,7 +112,7 @@ func (e *Engine) SetLabels(m map[string]string) {
 
 // NewEngine compiles the custom detectors.
 func NewEngine(cs []Custom, limits Limits) (*Engine, error) {
-	e := &Engine{limits: limits}
+	e := &Engine{limits: limits, tables: BuiltinModulusTables()}
 	for _, c := range cs {
 		cc := custom{name: c.Name}
 		for _, k := range c.Keywords {
@@ -180,7 +197,7 @@ func (s *scan) text(b []byte, where string) {
 		s.visited[where] = true
 	}
 	s.expanded += int64(len(b))
-	Text(b, func(m Match) { s.add(m.Detector, where, m.Confidence) })
+	scanText(b, s.e.tables, func(m Match) { s.add(m.Detector, where, m.Confidence) })
 	if len(s.e.custom) == 0 {
 		return
 	}

@@ -175,8 +175,11 @@ func init() {
 	}
 }
 
-// Text scans b and calls found for every identifier.
-func Text(b []byte, found func(Match)) {
+// Text scans b and calls found for every identifier (bank accounts checked
+// against the built-in Vocalink tables).
+func Text(b []byte, found func(Match)) { scanText(b, BuiltinModulusTables(), found) }
+
+func scanText(b []byte, tables *ModulusTables, found func(Match)) {
 	n := len(b)
 	i := 0
 	for {
@@ -237,7 +240,7 @@ func Text(b []byte, found func(Match)) {
 			}
 			next = tokenEnd(b, i)
 		case k == cDigit:
-			next = digits(b, i, found)
+			next = digits(b, i, tables, found)
 		case k == cUpper && !inToken && (i+1 == n || class[b[i+1]] != cLower):
 			next = letters(b, i, found)
 		case k == cUpper && !inToken:
@@ -321,7 +324,7 @@ func eq(g []int, want ...int) bool {
 }
 
 // digits looks at a run of digit groups starting at i.
-func digits(b []byte, i int, found func(Match)) int {
+func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 	// "ab 12 34 56 c": a spaced NI number in lower case starts two letters
 	// and a space before its digits.
 	if i >= 3 && b[i-1] == ' ' && isLetter(b[i-2]) && isLetter(b[i-3]) && (i == 3 || !isAlnum(b[i-4])) {
@@ -382,7 +385,7 @@ func digits(b []byte, i int, found func(Match)) int {
 			// Vocalink modulus check: a pair that fails it is no account
 			// (or mistyped); with "sort code" nearby it is still worth a
 			// low-confidence mention.
-			if ValidUKAccount(string(d), string(b[accStart:acc])) {
+			if tables.Valid(string(d), string(b[accStart:acc])) {
 				found(Match{SortCode, High})
 			} else if hasContext(b, i, end, SortCode) {
 				found(Match{SortCode, Low})
@@ -397,7 +400,7 @@ func digits(b []byte, i int, found func(Match)) int {
 		// account number then sort code
 		if hasContext(b, i, end, SortCode) {
 			if scDigits, sc := sortCodeAfter(b, end); sc > 0 {
-				if ValidUKAccount(scDigits, string(d)) {
+				if tables.Valid(scDigits, string(d)) {
 					found(Match{SortCode, High})
 				} else {
 					found(Match{SortCode, Low})
