@@ -447,15 +447,15 @@ func cardConfidence(b []byte, i, end int, d []byte, g []int) Confidence {
 	if i >= 2 && (b[i-1] == ' ' || b[i-1] == '-' || b[i-1] == '.') && class[b[i-2]] == cDigit {
 		return 0 // the tail of a longer group of digits
 	}
-	if hasContext(b, i, end, Card) {
+	scheme := cardScheme(d)
+	major := scheme == "visa" || scheme == "mastercard" || scheme == "amex"
+	if len(g) > 1 && major || hasContext(b, i, end, Card) {
 		return High
 	}
-	switch scheme := cardScheme(d); {
-	case len(g) > 1 && (scheme == "visa" || scheme == "mastercard" || scheme == "amex"):
-		return High
+	switch {
 	case len(g) > 1:
 		return Medium
-	case (scheme == "visa" || scheme == "mastercard" || scheme == "amex") && !saidBefore(b, i, notCard):
+	case major && !saidBefore(b, i, notCard):
 		return Medium
 	}
 	return 0
