@@ -137,11 +137,13 @@ func TestEmbeddedEncodings(t *testing.T) {
 // type.
 func TestPartNames(t *testing.T) {
 	for ext, want := range map[string]string{
-		"; filename*=''shown.zip":                    "attachment:shown.zip",
-		"; filename*=UTF-8''sh%6Fwn.zip":             "attachment:shown.zip",
-		"; filename*0=sho; filename*1=wn.zip":        "attachment:shown.zip",
-		"; filename=\"=?UTF-8?Q?shown.zip?=\"":       "attachment:shown.zip",
-		"; filename*0*=''sho; filename*1=\"wn.zip\"": "attachment:shown.zip",
+		"; filename*=''shown.zip":                                    "attachment:shown.zip",
+		"; filename*=UTF-8''sh%6Fwn.zip":                             "attachment:shown.zip",
+		"; filename*0=sho; filename*1=wn.zip":                        "attachment:shown.zip",
+		"; filename=\"=?UTF-8?Q?shown.zip?=\"":                       "attachment:shown.zip",
+		"; filename*0*=''sho; filename*1=\"wn.zip\"":                 "attachment:shown.zip",
+		"; filename*=utf-16be''%00s%00h%00o%00w%00n%00.%00z%00i%00p": "attachment:shown.zip",
+		"; filename*=iso-8859-1''sh%F6wn.zip":                        "attachment:shöwn.zip",
 	} {
 		msg := hdr + "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n" +
 			strings.Replace(attach(t, ""), `; filename="patients.zip"`, ext, 1) + "--b1--\r\n"

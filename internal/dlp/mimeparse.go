@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"bytes"
+	"io"
 	"mime"
 	"net/textproto"
 	"net/url"
@@ -305,6 +306,7 @@ func lenientCT(v string) (types []string, params map[string][]string, odd bool) 
 			byN = append(byN, []seg{s})
 		}
 		combos := []string{""}
+		charset := ""
 		for idx, choices := range byN {
 			var next []string
 			for _, pre := range combos {
@@ -315,6 +317,7 @@ func lenientCT(v string) (types []string, params map[string][]string, odd bool) 
 							// charset'language'value; the charset may be empty.
 							if p := strings.SplitN(val, "'", 3); len(p) == 3 {
 								val = p[2]
+								charset = strings.ToLower(p[0])
 							}
 						}
 						if d, err := url.PathUnescape(val); err == nil {
@@ -328,6 +331,16 @@ func lenientCT(v string) (types []string, params map[string][]string, odd bool) 
 				next = next[:16]
 			}
 			combos = next
+		}
+		if charset != "" && charset != "utf-8" && charset != "us-ascii" {
+			// RFC 2231 section 4: the value is in the named charset.
+			for i, c := range combos {
+				if r, err := charsetReader(charset, strings.NewReader(c)); err == nil {
+					if d, err := io.ReadAll(r); err == nil {
+						combos[i] = string(d)
+					}
+				}
+			}
 		}
 		if len(params[base]) > 0 {
 			odd = true // both name= and name*=
