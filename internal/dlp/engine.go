@@ -305,7 +305,7 @@ func (s *scan) chunks(r io.Reader, where, prefix string, depth int) {
 			if n > 0 {
 				s.text(buf[:n], where)
 				if hasEmbedded(buf[:n]) {
-					s.sweep(buf[:n], where, prefix, depth)
+					s.sweep(buf[:n], where, prefix, depth, hasHiddenPart(buf[:n]))
 				}
 			}
 			return
@@ -325,7 +325,7 @@ func (s *scan) chunks(r io.Reader, where, prefix string, depth int) {
 		}
 		s.text(buf[:cut+1], where)
 		if hasEmbedded(buf[:cut+1]) {
-			s.sweep(buf[:cut+1], where, prefix, depth)
+			s.sweep(buf[:cut+1], where, prefix, depth, hasHiddenPart(buf[:cut+1]))
 		}
 		carry = copy(buf, buf[cut+1:n])
 		if err := s.over(); err != nil {
@@ -417,7 +417,7 @@ func (s *scan) part(data []byte, mt, name, where string, depth int) {
 	case strings.HasPrefix(mt, "text/") || mt == "" && looksText(data) || ext == ".txt" || ext == ".csv" || looksText(data) || mostlyText(data):
 		s.text(data, where)
 		if hasEmbedded(data) {
-			s.sweep(data, where, "", depth)
+			s.sweep(data, where, "", depth, hasHiddenPart(data))
 		}
 	}
 	// Images and other binary formats carry no text we can read.

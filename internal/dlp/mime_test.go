@@ -261,3 +261,12 @@ func TestMIMECorpora(t *testing.T) {
 		t.Logf("%d attachments missed", missed)
 	}
 }
+
+// TestBareCRMessage: a message with bare CR line ends has no blank line to
+// end its header; its text is read all the same.
+func TestBareCRMessage(t *testing.T) {
+	msg := strings.ReplaceAll(hdr+"Content-Type: text/plain\r\n\r\nPatient NHS number 943 476 5919\r\n", "\r\n", "\r")
+	if r := scanMsg(t, msg); !has(r, NHS, "") {
+		t.Fatalf("%s", findings(r))
+	}
+}

@@ -24,6 +24,10 @@ import (
 // merged (the most any reading found); a structure that stays ambiguous is
 // reported as unscannable, never as clean.
 
+// maxReadings bounds how many boundaries an ambiguous multipart is read
+// under (each reading may nest further ones).
+const maxReadings = 4
+
 // maxHeader bounds a header block (RFC 5322 has no limit; real mail stays
 // far below this).
 const maxHeader = 1 << 20
@@ -34,10 +38,15 @@ func (s *scan) message(r io.Reader, prefix string, depth int) error {
 	br.Reset(r)
 	defer func() { br.Reset(nil); headerReaders.Put(br) }()
 	var hb []byte
+	ended := false
 	for len(hb) < maxHeader {
 		line, err := br.ReadSlice('\n')
 		hb = append(hb, line...)
-		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 || err == io.EOF && len(line) == 0 {
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 {
+			ended = true
+			break
+		}
+		if err == io.EOF && len(line) == 0 {
 			break
 		}
 		if err != nil && err != bufio.ErrBufferFull {
@@ -77,6 +86,13 @@ func (s *scan) message(r io.Reader, prefix string, depth int) error {
 		s.header, s.subject = mail.Header(h), subj
 	}
 	s.text([]byte(subj), at("subject"))
+	if !ended && odd {
+		// No blank line ended the header (a message with bare CR line
+		// ends, or a body run into the header): what was read as header
+		// may be the body. Read it as text too.
+		s.text(hb, at("body"))
+		s.sweep(hb, at("body"), prefix, depth, true)
+	}
 	s.entity(h, body, at("body"), prefix, depth, odd)
 	return nil
 }
@@ -329,6 +345,9 @@ func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix str
 	if len(present) > 1 {
 		s.unscannable(where, "ambiguous MIME boundary")
 	}
+	if len(present) > maxReadings {
+		present = present[:maxReadings] // bound the work: readings nest
+	}
 	readable := false
 	for _, t := range types {
 		readable = readable || strings.Contains(t, "/")
@@ -367,7 +386,7 @@ func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix str
 	}
 	s.isolated(func() {
 		s.text(data, named)
-		s.sweep(data, named, prefix, depth)
+		s.sweep(data, named, prefix, depth, true)
 	})
 }
 

@@ -198,9 +198,20 @@ func hasEmbedded(b []byte) bool {
 	return bytes.Contains(b, []byte("begin ")) || bytes.Contains(b, []byte("ransfer-")) || bytes.Contains(b, []byte("RANSFER-"))
 }
 
+// hasHiddenPart says whether text holds a Content-Transfer-Encoding header
+// line: a MIME part the walk read as text.
+func hasHiddenPart(b []byte) bool {
+	return bytes.Contains(b, []byte("ransfer-")) || bytes.Contains(b, []byte("RANSFER-"))
+}
+
 // sweep decodes every encoded block in data and scans what it holds, under
 // the name the nearest header gives it (where when it has none).
-func (s *scan) sweep(data []byte, where, prefix string, depth int) {
+//
+// Base64 blocks are looked for only where a MIME header may have been
+// missed (blocks): in a broken entity, or in text holding a
+// Content-Transfer-Encoding line; uuencode and yEnc wherever their begin
+// lines are.
+func (s *scan) sweep(data []byte, where, prefix string, depth int, blocks bool) {
 	if depth > s.e.limits.MaxDepth {
 		s.unscannable(where, "nested too deep")
 		return
@@ -223,6 +234,9 @@ func (s *scan) sweep(data []byte, where, prefix string, depth int) {
 			}
 			rest = rest[i+6:]
 		}
+	}
+	if !blocks {
+		return
 	}
 	lines := bytes.Split(data, []byte("\n"))
 	for i := 0; i < len(lines); i++ {
