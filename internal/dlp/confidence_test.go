@@ -16,7 +16,7 @@ func TestConfidenceModel(t *testing.T) {
 		{"ref 943 476 5919", "uk-nhs-number/medium"},          // NHS grouping, allocated (test) range
 		{"ref 401 023 2137", "uk-nhs-number/medium"},          // England and Wales range
 		{"9434765919", ""},                                    // unbroken, no context
-		{"call 212 555 0123", ""},                             // no NHS range starts with 2 (US grouping)
+		{"call 212 555 0121", ""},                             // no NHS range starts with 2 (US grouping)
 		{"Tel: 401 023 2137", ""},                             // a phone word just before
 		{"+44 (0) 401 023 2137", ""},                          // after "(0)"
 		{"0161 496 0000, 07700 900123, +44 20 7946 0958", ""}, // UK phone groupings
@@ -38,9 +38,11 @@ func TestConfidenceModel(t *testing.T) {
 		{"tracking 4111111111111111", ""},                  //
 		{"6759 6498 2643 8453", "payment-card/medium"},     // Maestro UK range, grouped
 		{"6011000990139424", ""},                           // weak scheme, unbroken, no context
-		{"ref 6000000000000006", ""},                       // no Maestro IIN range
-		{"5612 3456 7890 1234 5678 9012", ""},              // card-length run inside a longer group
-		{"0161-4111 1111 1111 1111", ""},                   // the tail of a longer group
+		{"ref 6000000000000006", ""},
+		{"ref 6000 0000 0000 0007", ""},       // Luhn-valid, grouped, but in no scheme's range                       // no Maestro IIN range
+		{"5612 3456 7890 1234 5678 9012", ""}, // card-length run inside a longer group
+		{"0161-4111 1111 1111 1111", ""},
+		{"ref 12-34 4111 1111 1111 1111", ""}, // after a group with another separator      // the tail of a longer group
 		// VAT.
 		{"VAT: 980 7806 84", "uk-vat/high"},  // no GB, next to "VAT"
 		{"vat reg 980780684", "uk-vat/high"}, // lower case
