@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func zipBytes(t *testing.T, files map[string]string) []byte {
@@ -91,5 +92,58 @@ keywords = ["Project Falcon"]
 	cmd := exec.Command(binPath, "dlp", "scan", "--config", cfg, filepath.Join(dir, "missing.eml"))
 	if err := cmd.Run(); err == nil {
 		t.Fatal("missing file: exit 0")
+	}
+}
+
+// TestDLPInfoCommand: `sealpost dlp info` names the detectors and the
+// date of the Vocalink tables; dlp.vocalink_valacdos_file loads a newer
+// published table without a rebuild, and a file that is no table is a
+// config error naming the key.
+func TestDLPInfoCommand(t *testing.T) {
+	out, err := exec.Command(binPath, "dlp", "info").Output()
+	if err != nil || !strings.Contains(string(out), "built in, dated 2023-05-30") || !strings.Contains(string(out), "uk-nhs-number") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	table, err := os.ReadFile("../internal/dlp/vocalink/valacdos.txt") // the corpus's copy of Vocalink's table
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "valacdos.txt")
+	os.WriteFile(file, table, 0o644)
+	when := time.Date(2026, 10, 5, 9, 0, 0, 0, time.UTC)
+	os.Chtimes(file, when, when)
+	cfg := filepath.Join(dir, "sp.toml")
+	write := func(valacdos string) {
+		os.WriteFile(cfg, []byte(`data_dir = "`+dir+`/data"
+[org]
+domains = ["example.gov.uk"]
+mail_host = "127.0.0.1:2526"
+[dlp]
+vocalink_valacdos_file = "`+valacdos+`"
+`), 0o600)
+	}
+	write(file)
+	out, err = exec.Command(binPath, "dlp", "info", "--json", "--config", cfg).Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var info struct {
+		Detectors []string `json:"detectors"`
+		Vocalink  struct {
+			Source, Date string
+			Ranges       int
+		} `json:"vocalink_modulus_tables"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil || info.Vocalink.Source != file || info.Vocalink.Date != "2026-10-05" || info.Vocalink.Ranges < 1000 || len(info.Detectors) < 11 {
+		t.Fatalf("%v %+v\n%s", err, info, out)
+	}
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("not a table\n"), 0o644)
+	write(bad)
+	cmd := exec.Command(binPath, "dlp", "info", "--config", cfg)
+	msg, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(msg), "dlp.vocalink_valacdos_file") || !strings.Contains(string(msg), "line 1") {
+		t.Fatalf("bad table: exit %d\n%s", cmd.ProcessState.ExitCode(), msg)
 	}
 }

@@ -20,6 +20,7 @@ command -v timeout     >/dev/null || need+=(coreutils)
 /usr/bin/python3 -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
 command -v pdftotext   >/dev/null || need+=(poppler-utils)
 command -v qpdf        >/dev/null || need+=(qpdf)
+command -v bzip2       >/dev/null || need+=(bzip2)  # DLP: bzip2 attachments
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v chromium    >/dev/null || need+=(chromium)
 command -v npm         >/dev/null || need+=(npm)

@@ -98,6 +98,34 @@ func dlpCmd(g *globalFlags) *cobra.Command {
 	})
 	scan.Flags().BoolVar(&asJSON, "json", false, "one JSON document on stdout")
 	d.AddCommand(scan)
+	var infoJSON bool
+	info := newCmd("info", "Show the detectors and the date of the Vocalink modulus tables in use", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
+		e, err := dlpEngine(g)
+		if err != nil {
+			return err
+		}
+		t := e.ModulusTables()
+		out := struct {
+			Detectors []string `json:"detectors"`
+			Vocalink  struct {
+				Source string `json:"source"`
+				Date   string `json:"date"`
+				Ranges int    `json:"ranges"`
+			} `json:"vocalink_modulus_tables"`
+		}{Detectors: e.Detectors()}
+		out.Vocalink.Source, out.Vocalink.Date, out.Vocalink.Ranges = t.Source, t.Date, t.Ranges()
+		if infoJSON {
+			return json.NewEncoder(os.Stdout).Encode(out)
+		}
+		fmt.Printf("Vocalink modulus tables: %s, dated %s, %d sort code ranges\n", t.Source, t.Date, t.Ranges())
+		fmt.Println("Detectors:")
+		for _, d := range out.Detectors {
+			fmt.Printf("  %s\n", d)
+		}
+		return nil
+	})
+	info.Flags().BoolVar(&infoJSON, "json", false, "one JSON document on stdout")
+	d.AddCommand(info)
 	return d
 }
 

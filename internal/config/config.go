@@ -130,6 +130,11 @@ type DLP struct {
 	// MaxAttachmentBytes bounds how much of one archive, Office document
 	// or PDF is held in memory to be read; larger ones are unscannable.
 	MaxAttachmentBytes int64 `toml:"max_attachment_bytes"`
+	// VocalinkValacdosFile and VocalinkScsubtabFile, when set, are a newer
+	// modulus weight table and sort code substitution table as Vocalink
+	// publishes them, used instead of the built-in ones without a rebuild.
+	VocalinkValacdosFile string `toml:"vocalink_valacdos_file"`
+	VocalinkScsubtabFile string `toml:"vocalink_scsubtab_file"`
 }
 
 // Policy configures what happens to outbound mail (see package policy).

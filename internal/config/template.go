@@ -111,6 +111,11 @@ enabled = true
 # At most this much of one archive, Office document or PDF is read into
 # memory to be inspected; larger ones are reported "unscannable".
 max_attachment_bytes = 67108864
+# Vocalink's modulus tables check sort code and account number pairs. A
+# newer published valacdos.txt (and scsubtab.txt) can be used instead of the
+# built-in ones without a rebuild; "sealpost dlp info" shows which is in use.
+vocalink_valacdos_file = ""
+vocalink_scsubtab_file = ""
 
 # Microsoft Purview sensitivity labels (by name or id, as Outlook writes them
 # in the msip_labels header) and the marking they stand for. Labels named

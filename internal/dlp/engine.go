@@ -4,17 +4,13 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
 	"io"
 	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net/mail"
-	"net/textproto"
 	"path"
 	"regexp"
 	"sort"
@@ -86,7 +82,24 @@ type Engine struct {
 	custom []custom
 	limits Limits
 	labels map[string]string // sensitivity label name or id (lower case) → marking
+	tables *ModulusTables    // Vocalink modulus tables for sort code and account pairs
 }
+
+// SetModulusTables replaces the built-in Vocalink tables (a newer published
+// table, loaded with LoadModulusTables). Call it before the engine is used.
+func (e *Engine) SetModulusTables(t *ModulusTables) { e.tables = t }
+
+// Detectors names the built-in detectors, then the custom ones.
+func (e *Engine) Detectors() []string {
+	out := []string{NINO, NHS, Card, IBAN, SortCode, Passport, Licence, Postcode, VAT, PrivateKey, Unscannable}
+	for _, c := range e.custom {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// ModulusTables are the Vocalink tables the engine checks accounts with.
+func (e *Engine) ModulusTables() *ModulusTables { return e.tables }
 
 // SetLabels maps Microsoft sensitivity labels, by name or id, to markings.
 // Call it before the engine is used.
@@ -99,7 +112,7 @@ func (e *Engine) SetLabels(m map[string]string) {
 
 // NewEngine compiles the custom detectors.
 func NewEngine(cs []Custom, limits Limits) (*Engine, error) {
-	e := &Engine{limits: limits}
+	e := &Engine{limits: limits, tables: BuiltinModulusTables()}
 	for _, c := range cs {
 		cc := custom{name: c.Name}
 		for _, k := range c.Keywords {
@@ -130,6 +143,9 @@ type scan struct {
 	marking  string
 	header   mail.Header
 	subject  string
+	// visited, when not nil, collects where every piece of content was
+	// read (tests: the walk reached each attachment).
+	visited map[string]bool
 }
 
 func (e *Engine) newScan() *scan {
@@ -177,8 +193,11 @@ func (s *scan) result() *Result {
 
 // text scans extracted text at where.
 func (s *scan) text(b []byte, where string) {
+	if s.visited != nil {
+		s.visited[where] = true
+	}
 	s.expanded += int64(len(b))
-	Text(b, func(m Match) { s.add(m.Detector, where, m.Confidence) })
+	scanText(b, s.e.tables, func(m Match) { s.add(m.Detector, where, m.Confidence) })
 	if len(s.e.custom) == 0 {
 		return
 	}
@@ -249,140 +268,6 @@ func charsetReader(charset string, r io.Reader) (io.Reader, error) {
 	return enc.NewDecoder().Reader(r), nil
 }
 
-// message scans a message; prefix names where it sits ("" for the top).
-func (s *scan) message(r io.Reader, prefix string, depth int) error {
-	br := headerReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	defer func() { br.Reset(nil); headerReaders.Put(br) }()
-	m, err := mail.ReadMessage(br)
-	if err != nil {
-		if prefix == "" {
-			return fmt.Errorf("not a message: %w", err)
-		}
-		s.unscannable(prefix, "malformed message")
-		return nil
-	}
-	at := func(w string) string {
-		if prefix == "" {
-			return w
-		}
-		return prefix + "/" + w
-	}
-	subj, err := wordDecoder.DecodeHeader(m.Header.Get("Subject"))
-	if err != nil {
-		subj = m.Header.Get("Subject")
-	}
-	if prefix == "" {
-		s.marking = markingOf(subj, m.Header, s.e.labels)
-		s.header, s.subject = m.Header, subj
-	}
-	s.text([]byte(subj), at("subject"))
-	s.entity(textproto.MIMEHeader(m.Header), m.Body, at("body"), prefix, depth)
-	return nil
-}
-
-// entity scans one MIME entity (a message body or a part).
-func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix string, depth int) {
-	if depth > s.e.limits.MaxDepth {
-		s.unscannable(where, "nested too deep")
-		return
-	}
-	if err := s.over(); err != nil {
-		s.unscannable(where, err.Error())
-		return
-	}
-	ct := h.Get("Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil {
-		mt, params = "text/plain", map[string]string{"charset": "us-ascii"}
-	}
-	name := params["name"]
-	if _, dp, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil && dp["filename"] != "" {
-		name = dp["filename"]
-	}
-	if dec, err := wordDecoder.DecodeHeader(name); err == nil {
-		name = dec
-	}
-	if name != "" {
-		where = "attachment:" + path.Base(name)
-		if prefix != "" {
-			where = prefix + "/" + where
-		}
-	}
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for i := 0; ; i++ {
-			p, err := mr.NextRawPart()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				s.unscannable(where, "malformed multipart")
-				return
-			}
-			s.entity(p.Header, p, where, prefix, depth+1)
-			if i > 1000 {
-				s.unscannable(where, "too many parts")
-				return
-			}
-		}
-	}
-	var r io.Reader = body
-	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
-	case "base64":
-		r = base64.NewDecoder(base64.StdEncoding, &stripSpace{r: body})
-	case "quoted-printable":
-		r = quotedprintable.NewReader(body)
-	}
-	if mt == "message/rfc822" {
-		s.message(r, where, depth+1)
-		return
-	}
-	// Look at the start to tell containers (read whole, up to a bound, since
-	// archives need random access) from text (streamed in chunks, so that a
-	// large part costs no more memory than a chunk).
-	br := peekReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	defer func() { br.Reset(nil); peekReaders.Put(br) }()
-	head, err := br.Peek(8192)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		s.unscannable(where, "content cannot be decoded")
-		return
-	}
-	ext := strings.ToLower(path.Ext(name))
-	if isContainer(head, mt, ext) || mt == "text/html" || ext == ".html" || ext == ".htm" || ext == ".eml" {
-		data, err := io.ReadAll(io.LimitReader(br, s.e.limits.maxPart()+1))
-		if err != nil {
-			s.unscannable(where, "content cannot be decoded")
-			return
-		}
-		if int64(len(data)) > s.e.limits.maxPart() {
-			if isContainer(head, mt, ext) {
-				s.unscannable(where, fmt.Sprintf("larger than the scanning limit of %d bytes", s.e.limits.maxPart()))
-				return
-			}
-			// Very large HTML: scan it as text, tags and all.
-			s.chunks(io.MultiReader(bytes.NewReader(data), br), where)
-			return
-		}
-		if strings.HasPrefix(mt, "text/") {
-			data = s.decodeCharset(data, params["charset"])
-		}
-		s.part(data, mt, name, where, depth)
-		return
-	}
-	if !(strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv") && !looksText(head) {
-		return // images and other binary formats carry no text we can read
-	}
-	var tr io.Reader = br
-	if cs := params["charset"]; strings.HasPrefix(mt, "text/") && cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
-		if cr, err := charsetReader(cs, br); err == nil {
-			tr = cr
-		}
-	}
-	s.chunks(tr, where)
-}
-
 func (s *scan) decodeCharset(data []byte, cs string) []byte {
 	if cs == "" || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "us-ascii") {
 		return data
@@ -408,7 +293,7 @@ var (
 
 var chunkBufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
-func (s *scan) chunks(r io.Reader, where string) {
+func (s *scan) chunks(r io.Reader, where, prefix string, depth int) {
 	bp := chunkBufs.Get().(*[]byte)
 	defer chunkBufs.Put(bp)
 	buf := *bp
@@ -419,6 +304,9 @@ func (s *scan) chunks(r io.Reader, where string) {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			if n > 0 {
 				s.text(buf[:n], where)
+				if hasEmbedded(buf[:n]) {
+					s.sweep(buf[:n], where, prefix, depth, hasHiddenPart(buf[:n]))
+				}
 			}
 			return
 		}
@@ -436,6 +324,9 @@ func (s *scan) chunks(r io.Reader, where string) {
 			cut = n - 1
 		}
 		s.text(buf[:cut+1], where)
+		if hasEmbedded(buf[:cut+1]) {
+			s.sweep(buf[:cut+1], where, prefix, depth, hasHiddenPart(buf[:cut+1]))
+		}
 		carry = copy(buf, buf[cut+1:n])
 		if err := s.over(); err != nil {
 			s.unscannable(where, err.Error())
@@ -445,59 +336,91 @@ func (s *scan) chunks(r io.Reader, where string) {
 }
 
 func isContainer(head []byte, mt, ext string) bool {
-	switch {
-	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("%PDF-")),
-		bytes.HasPrefix(head, []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+	if sniff(head) != "" {
 		return true
-	case mt == "application/pdf" || mt == "application/zip":
+	}
+	switch mt {
+	case "application/pdf", "application/zip", "application/gzip", "application/x-gzip", "application/x-tar",
+		"application/x-7z-compressed", "application/vnd.rar", "application/x-rar-compressed", "application/x-bzip2",
+		"application/x-xz", "application/zstd":
 		return true
 	}
 	switch ext {
-	case ".zip", ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp", ".pdf", ".doc", ".xls", ".ppt":
+	case ".zip", ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp", ".pdf", ".doc", ".xls", ".ppt",
+		".gz", ".tgz", ".bz2", ".xz", ".zst", ".tar", ".7z", ".rar":
 		return true
 	}
 	return false
 }
 
-type stripSpace struct{ r io.Reader }
-
-func (s *stripSpace) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	j := 0
-	for _, c := range p[:n] {
-		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
-			p[j] = c
-			j++
+// part scans decoded content: by what it is (its magic number) first, then
+// by its type or name.
+func (s *scan) part(data []byte, mt, name, where string, depth int) {
+	if s.visited != nil {
+		s.visited[where] = true
+	}
+	if depth > s.e.limits.MaxDepth {
+		s.unscannable(where, "nested too deep")
+		return
+	}
+	ext := strings.ToLower(path.Ext(name))
+	kind := sniff(data)
+	if kind == "" {
+		switch ext {
+		case ".zip", ".docx", ".xlsx", ".pptx", ".odt", ".ods", ".odp":
+			kind = "zip"
+		case ".pdf":
+			kind = "pdf"
+		}
+		if mt == "application/pdf" {
+			kind = "pdf"
 		}
 	}
-	return j, err
-}
-
-// part scans decoded content by its type or name.
-func (s *scan) part(data []byte, mt, name, where string, depth int) {
-	ext := strings.ToLower(path.Ext(name))
-	switch {
-	case bytes.HasPrefix(data, []byte("PK\x03\x04")) || ext == ".zip" || ext == ".docx" || ext == ".xlsx" || ext == ".pptx" || ext == ".odt" || ext == ".ods" || ext == ".odp":
+	switch kind {
+	case "zip":
 		s.zip(data, where, depth)
-	case bytes.HasPrefix(data, []byte("%PDF-")) || mt == "application/pdf" || ext == ".pdf":
+		return
+	case "pdf":
 		s.pdf(data, where)
-	case bytes.HasPrefix(data, []byte("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+		return
+	case "ole":
 		// OLE compound file: legacy Office, or an encrypted OOXML package.
 		s.unscannable(where, "legacy or encrypted Office document")
-	case mt == "text/html" || ext == ".html" || ext == ".htm":
-		s.text(htmlText(data), where)
-	case strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv" || ext == ".eml" || mt == "application/octet-stream" && looksText(data):
-		if ext == ".eml" && depth < s.e.limits.MaxDepth {
-			s.message(bytes.NewReader(data), where, depth+1)
-			return
+		return
+	case "gzip", "bzip2", "xz", "zstd":
+		s.compressed(data, kind, name, where, depth)
+		return
+	case "tar":
+		s.tarball(data, where, depth)
+		return
+	case "7z":
+		s.sevenZip(data, where, depth)
+		return
+	case "rar":
+		s.rar(data, where, depth)
+		return
+	}
+	if enc := bomOf(data); enc != "" {
+		// UTF-16/32 with a byte order mark and no charset ("Unicode text").
+		data = fromBOM(data, enc)
+		if mt == "text/html" || ext == ".html" || ext == ".htm" {
+			data = htmlText(data)
 		}
 		s.text(data, where)
-	default:
-		if looksText(data) {
-			s.text(data, where)
-		}
-		// Images and other binary formats carry no text we can read.
+		return
 	}
+	switch {
+	case mt == "text/html" || ext == ".html" || ext == ".htm":
+		s.text(htmlText(data), where)
+	case ext == ".eml" || mt == "message/rfc822" || mt == "message/global":
+		s.message(bytes.NewReader(data), where, depth+1)
+	case strings.HasPrefix(mt, "text/") || mt == "" && looksText(data) || ext == ".txt" || ext == ".csv" || looksText(data) || mostlyText(data):
+		s.text(data, where)
+		if hasEmbedded(data) {
+			s.sweep(data, where, "", depth, hasHiddenPart(data))
+		}
+	}
+	// Images and other binary formats carry no text we can read.
 }
 
 func looksText(b []byte) bool {

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	_ "embed"
+	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // UK bank account numbers carry check digits: Vocalink (Pay.UK) publishes,
@@ -29,46 +32,116 @@ type modRule struct {
 	exception int
 }
 
-var (
-	modRules     []modRule
-	modSubstitue = map[string]string{}
-)
+// ModulusTables are Vocalink's modulus weight table (valacdos.txt) and
+// sort code substitution table (scsubtab.txt), parsed.
+type ModulusTables struct {
+	rules []modRule
+	subst map[string]string
+	// Source and Date say where the tables came from and when they were
+	// published or fetched (for "sealpost dlp info").
+	Source, Date string
+}
 
-func init() {
-	sc := bufio.NewScanner(bytes.NewReader(valacdos))
+// Ranges is the number of sort code ranges the weight table covers.
+func (t *ModulusTables) Ranges() int { return len(t.rules) }
+
+// builtinTablesDate is when the embedded tables were fetched (vocalink/README).
+const builtinTablesDate = "2023-05-30"
+
+// BuiltinModulusTables are the tables compiled into the binary.
+var BuiltinModulusTables = sync.OnceValue(func() *ModulusTables {
+	t, err := ParseModulusTables(valacdos, scsubtab)
+	if err != nil {
+		panic("embedded Vocalink tables: " + err.Error())
+	}
+	t.Source, t.Date = "built in", builtinTablesDate
+	return t
+})
+
+// ParseModulusTables reads a valacdos.txt and an scsubtab.txt as Vocalink
+// publishes them (substitutions may be nil: none). A line that is not a
+// rule is an error naming it, so that a wrong file is not taken for an
+// empty table.
+func ParseModulusTables(weights, substitutions []byte) (*ModulusTables, error) {
+	t := &ModulusTables{subst: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(weights))
+	line := 0
 	for sc.Scan() {
+		line++
 		f := strings.Fields(sc.Text())
-		if len(f) < 17 {
+		if len(f) == 0 {
 			continue
 		}
+		if len(f) < 17 || len(f) > 18 {
+			return nil, fmt.Errorf("weight table line %d: %d fields, want 17 or 18", line, len(f))
+		}
 		var r modRule
-		r.lo, _ = strconv.Atoi(f[0])
-		r.hi, _ = strconv.Atoi(f[1])
+		var err1, err2 error
+		r.lo, err1 = strconv.Atoi(f[0])
+		r.hi, err2 = strconv.Atoi(f[1])
 		r.method = f[2]
+		if err1 != nil || err2 != nil || len(f[0]) != 6 || len(f[1]) != 6 || r.lo > r.hi {
+			return nil, fmt.Errorf("weight table line %d: bad sort code range %s-%s", line, f[0], f[1])
+		}
+		if r.method != "MOD10" && r.method != "MOD11" && r.method != "DBLAL" {
+			return nil, fmt.Errorf("weight table line %d: unknown method %q", line, r.method)
+		}
 		for i := 0; i < 14; i++ {
-			r.weights[i], _ = strconv.Atoi(f[3+i])
+			w, err := strconv.Atoi(f[3+i])
+			if err != nil {
+				return nil, fmt.Errorf("weight table line %d: weight %d: %q", line, i+1, f[3+i])
+			}
+			r.weights[i] = w
 		}
 		if len(f) > 17 {
 			r.exception, _ = strconv.Atoi(f[17])
 		}
-		modRules = append(modRules, r)
+		t.rules = append(t.rules, r)
 	}
-	sort.SliceStable(modRules, func(i, j int) bool { return modRules[i].lo < modRules[j].lo })
-	sc = bufio.NewScanner(bytes.NewReader(scsubtab))
+	if len(t.rules) == 0 {
+		return nil, fmt.Errorf("weight table: no rules")
+	}
+	sort.SliceStable(t.rules, func(i, j int) bool { return t.rules[i].lo < t.rules[j].lo })
+	sc = bufio.NewScanner(bytes.NewReader(substitutions))
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) >= 2 {
-			modSubstitue[f[0]] = f[1]
+			t.subst[f[0]] = f[1]
 		}
 	}
+	return t, nil
 }
 
-func rulesFor(sortCode string) []modRule {
+// LoadModulusTables reads the tables from files (scsubtab may be "": the
+// built-in substitutions). Date is the weight table's modification time.
+func LoadModulusTables(valacdosFile, scsubtabFile string) (*ModulusTables, error) {
+	w, err := os.ReadFile(valacdosFile)
+	if err != nil {
+		return nil, err
+	}
+	sub := scsubtab
+	if scsubtabFile != "" {
+		if sub, err = os.ReadFile(scsubtabFile); err != nil {
+			return nil, err
+		}
+	}
+	t, err := ParseModulusTables(w, sub)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", valacdosFile, err)
+	}
+	t.Source = valacdosFile
+	if fi, err := os.Stat(valacdosFile); err == nil {
+		t.Date = fi.ModTime().UTC().Format("2006-01-02")
+	}
+	return t, nil
+}
+
+func (t *ModulusTables) rulesFor(sortCode string) []modRule {
 	n, err := strconv.Atoi(sortCode)
 	if err != nil {
 		return nil
 	}
 	var out []modRule
-	for _, r := range modRules {
+	for _, r := range t.rules {
 		if r.lo > n {
 			break
 		}
@@ -83,11 +156,16 @@ func rulesFor(sortCode string) []modRule {
 // Vocalink modulus checks for a 6-digit sort code (digits only). Account
 // numbers of 6 or 7 digits are padded with zeros.
 func ValidUKAccount(sortCode, account string) bool {
+	return BuiltinModulusTables().Valid(sortCode, account)
+}
+
+// Valid is ValidUKAccount under these tables.
+func (t *ModulusTables) Valid(sortCode, account string) bool {
 	if len(sortCode) != 6 || len(account) < 6 || len(account) > 8 || !allDigits(sortCode) || !allDigits(account) {
 		return false
 	}
 	account = strings.Repeat("0", 8-len(account)) + account
-	rules := rulesFor(sortCode)
+	rules := t.rulesFor(sortCode)
 	if len(rules) == 0 {
 		return true // not covered by the tables: cannot be checked
 	}
@@ -98,20 +176,20 @@ func ValidUKAccount(sortCode, account string) bool {
 	if first.exception == 6 && d[a] >= 4 && d[a] <= 8 && d[g] == d[h] {
 		return true
 	}
-	ok1 := check(first, sortCode, account)
+	ok1 := t.check(first, sortCode, account)
 	if len(rules) == 1 {
 		return ok1
 	}
 	second := rules[1]
 	switch {
 	case first.exception == 2 && second.exception == 9:
-		return ok1 || check(second, "309634", account)
+		return ok1 || t.check(second, "309634", account)
 	case first.exception == 10 && second.exception == 11, first.exception == 12 && second.exception == 13:
-		return ok1 || check(second, sortCode, account)
+		return ok1 || t.check(second, sortCode, account)
 	case second.exception == 3 && (d[c] == 6 || d[c] == 9):
 		return ok1
 	}
-	return ok1 && check(second, sortCode, account)
+	return ok1 && t.check(second, sortCode, account)
 }
 
 func allDigits(s string) bool {
@@ -132,10 +210,10 @@ func modDigits(s string) [14]int {
 }
 
 // check runs one rule.
-func check(r modRule, sortCode, account string) bool {
+func (t *ModulusTables) check(r modRule, sortCode, account string) bool {
 	w := r.weights
 	if r.exception == 5 {
-		if s, ok := modSubstitue[sortCode]; ok {
+		if s, ok := t.subst[sortCode]; ok {
 			sortCode = s
 		}
 	}
@@ -201,7 +279,7 @@ func check(r modRule, sortCode, account string) bool {
 				return false
 			}
 			shifted := "0" + account[:7]
-			return check(modRule{method: "MOD11", weights: r.weights}, sortCode, shifted)
+			return t.check(modRule{method: "MOD11", weights: r.weights}, sortCode, shifted)
 		}
 		return total%11 == 0
 	}

@@ -3,8 +3,10 @@ package dlp
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestVocalinkCases runs the Vocalink specification's test cases (from the
@@ -58,4 +60,62 @@ func TestSortCodeAccountInText(t *testing.T) {
 	test("08-99-99 66374959", "")
 	test("account 88837491 sort code 10-79-99", "high")
 	test("account 88837493 sort code 10-79-99", "low")
+}
+
+// TestLoadModulusTables: a newer table loaded from a file replaces the
+// built-in one for the engine that uses it, and a file that is no table is
+// an error naming its line.
+func TestLoadModulusTables(t *testing.T) {
+	dir := t.TempDir()
+	// The published table with the range holding 08-99-99 changed so that
+	// the pair Vocalink's own example passes now fails.
+	orig, err := os.ReadFile("vocalink/valacdos.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	changed := false
+	for _, l := range strings.Split(string(orig), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 17 && f[0] <= "089999" && "089999" <= f[1] {
+			f[2] = "MOD10"
+			f[9] = "9"
+			l = strings.Join(f, " ")
+			changed = true
+		}
+		lines = append(lines, l)
+	}
+	if !changed {
+		t.Fatal("no range for 089999 in the table")
+	}
+	file := filepath.Join(dir, "valacdos-v999.txt")
+	os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644)
+	when := time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)
+	os.Chtimes(file, when, when)
+	tab, err := LoadModulusTables(file, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Date != "2026-09-01" || tab.Source != file || tab.Ranges() != BuiltinModulusTables().Ranges() {
+		t.Fatalf("tables %s %s %d", tab.Source, tab.Date, tab.Ranges())
+	}
+	if !ValidUKAccount("089999", "66374958") || tab.Valid("089999", "66374958") {
+		t.Fatal("the loaded table is not the one checked")
+	}
+	e, _ := NewEngine(nil, DefaultLimits)
+	text := []byte("sort code 08-99-99 account 66374958")
+	if got := findings(e.ScanDocument("a.txt", text)); got != "uk-sort-code-account:1:high@file:a.txt" {
+		t.Fatalf("built in: %s", got)
+	}
+	e.SetModulusTables(tab)
+	if got := findings(e.ScanDocument("a.txt", text)); got != "uk-sort-code-account:1:low@file:a.txt" {
+		t.Fatalf("loaded: %s", got)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.txt"), []byte("<html>not a table</html>\n"), 0o644)
+	if _, err := LoadModulusTables(filepath.Join(dir, "bad.txt"), ""); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("bad table: %v", err)
+	}
+	if BuiltinModulusTables().Date != "2023-05-30" {
+		t.Fatal(BuiltinModulusTables().Date)
+	}
 }

@@ -8,7 +8,11 @@
 // (check digits, allocation rules, lengths) rather than matched by a loose
 // pattern, so phone numbers, dates, invoice numbers and tracking codes are
 // not reported. Confidence rises with context words near the match ("NHS
-// no.", "sort code") and with the number of matches.
+// no.", "sort code"), with the grouping issuers print, and with the number
+// of matches; it falls, or a match is dropped, after words that name the
+// number as something else ("tel", "order") and inside longer groups of
+// digits. docs/dlp.md sets the model out per detector; confidence_test.go
+// holds it case by case.
 package dlp
 
 import (
@@ -92,7 +96,7 @@ func isAlnum(c byte) bool { k := class[c]; return k == cDigit || k == cUpper || 
 // contextWords raise a detector's confidence when they appear shortly before
 // a match (or, for some, after it). Lower case.
 var contextWords = map[string][]string{
-	NHS:      {"nhs", "health service", "chi number"},
+	NHS:      {"nhs", "health service", "chi number", "chi no", "patient"},
 	NINO:     {"national insurance", "ni number", "ni no", "nino", "nat ins"},
 	Card:     {"card", "visa", "mastercard", "amex", "pan", "expiry", "cvv"},
 	IBAN:     {"iban", "bank", "account"},
@@ -101,9 +105,24 @@ var contextWords = map[string][]string{
 	Licence:  {"licence", "license", "dvla", "driving"},
 	VAT:      {"vat"},
 	Postcode: {"address", "postcode", "post code"},
+	// Words that say a number is a phone number (so a 3-3-4 group is no
+	// NHS number without an NHS word), or an order, parcel or booking
+	// reference (so an unbroken 16 digits is no card without a card word).
+	phone:   {"tel", "telephone", "phone", "call", "mobile", "mob", "fax", "ring", "sms", "whatsapp", "contact"},
+	notCard: {"order", "tracking", "track", "parcel", "consignment", "shipment", "invoice", "ref", "reference", "booking", "ticket", "policy", "serial", "imei", "barcode"},
 }
 
+// Pseudo-detectors for the negative context words above.
+const (
+	phone   = "phone"
+	notCard = "not-card"
+)
+
 const contextWindow = 48
+
+// negativeWindow is how close before a match a word that says "not this"
+// must be: "Tel: 0161 …", not a mention of the phone three lines up.
+const negativeWindow = 16
 
 // hasContext reports whether one of det's context words appears in the
 // window before start or right after end.
@@ -130,6 +149,13 @@ func hasContext(b []byte, start, end int, det string) bool {
 	return false
 }
 
+// saidBefore reports whether one of det's words ends within negativeWindow
+// bytes before start.
+func saidBefore(b []byte, start int, det string) bool {
+	lo := max(0, start-negativeWindow)
+	return hasContext(b[lo:start], start-lo, start-lo, det)
+}
+
 func lower(c byte) byte {
 	if class[c] == cUpper {
 		return c + 32
@@ -149,8 +175,11 @@ func init() {
 	}
 }
 
-// Text scans b and calls found for every identifier.
-func Text(b []byte, found func(Match)) {
+// Text scans b and calls found for every identifier (bank accounts checked
+// against the built-in Vocalink tables).
+func Text(b []byte, found func(Match)) { scanText(b, BuiltinModulusTables(), found) }
+
+func scanText(b []byte, tables *ModulusTables, found func(Match)) {
 	n := len(b)
 	i := 0
 	for {
@@ -187,10 +216,31 @@ func Text(b []byte, found func(Match)) {
 					next = e
 					break
 				}
+				// Lower or mixed case: "gb82west…", "gb980780684".
+				if e, ok := iban(b, i-2); ok {
+					found(Match{IBAN, High})
+					next = e
+					break
+				}
+				if lower(b[i-2]) == 'g' && lower(b[i-1]) == 'b' {
+					if e, ok := vat(b, i-2); ok {
+						vatFound(b, i-2, e, found)
+						next = e
+						break
+					}
+				}
+			}
+			if i >= 4 && lower(b[i-4]) == 'g' && lower(b[i-3]) == 'b' && (i == 4 || !isAlnum(b[i-5])) {
+				// "gbgd001", "gbha599": government departments, health authorities.
+				if e, ok := vat(b, i-4); ok {
+					vatFound(b, i-4, e, found)
+					next = e
+					break
+				}
 			}
 			next = tokenEnd(b, i)
 		case k == cDigit:
-			next = digits(b, i, found)
+			next = digits(b, i, tables, found)
 		case k == cUpper && !inToken && (i+1 == n || class[b[i+1]] != cLower):
 			next = letters(b, i, found)
 		case k == cUpper && !inToken:
@@ -222,6 +272,14 @@ func tokenEnd(b []byte, i int) int {
 	return i
 }
 
+func vatFound(b []byte, start, end int, found func(Match)) {
+	c := Medium
+	if hasContext(b, start, end, VAT) {
+		c = High
+	}
+	found(Match{VAT, c})
+}
+
 func ninoFound(b []byte, start, end int, found func(Match)) {
 	c := Medium
 	if hasContext(b, start, end, NINO) {
@@ -230,8 +288,8 @@ func ninoFound(b []byte, start, end int, found func(Match)) {
 	found(Match{NINO, c})
 }
 
-// digitGroups reads digits in groups separated by one space, hyphen or
-// nothing: "943 476 5919", "4111-1111-1111-1111". It returns the digits,
+// digitGroups reads digits in groups separated by one space, hyphen, full
+// stop or nothing: "943 476 5919", "4111-1111-1111-1111", "943.476.5919". It returns the digits,
 // the group lengths and the end.
 func digitGroups(b []byte, i int, dst []byte, groups []int) ([]byte, []int, int) {
 	n := len(b)
@@ -243,7 +301,7 @@ func digitGroups(b []byte, i int, dst []byte, groups []int) ([]byte, []int, int)
 			i++
 		}
 		groups = append(groups, i-start)
-		if i+1 < n && (b[i] == ' ' || b[i] == '-') && class[b[i+1]] == cDigit && (sep == 0 || sep == b[i]) && len(groups) < 6 {
+		if i+1 < n && (b[i] == ' ' || b[i] == '-' || b[i] == '.') && class[b[i+1]] == cDigit && (sep == 0 || sep == b[i]) && len(groups) < 6 {
 			sep = b[i]
 			i++
 			continue
@@ -266,7 +324,7 @@ func eq(g []int, want ...int) bool {
 }
 
 // digits looks at a run of digit groups starting at i.
-func digits(b []byte, i int, found func(Match)) int {
+func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 	// "ab 12 34 56 c": a spaced NI number in lower case starts two letters
 	// and a space before its digits.
 	if i >= 3 && b[i-1] == ' ' && isLetter(b[i-2]) && isLetter(b[i-3]) && (i == 3 || !isAlnum(b[i-4])) {
@@ -285,26 +343,37 @@ func digits(b []byte, i int, found func(Match)) int {
 		}
 		return end
 	}
-	if i > 0 && (b[i-1] == '+' || b[i-1] == '.' || b[i-1] == '/' || b[i-1] == ':') {
-		return end // +44…, version numbers, dates, times, paths
+	if i > 0 {
+		switch p := b[i-1]; {
+		case p == '+' || p == '/':
+			return end // +44…, dates, paths
+		case (p == '.' || p == ':') && !(i >= 2 && isLetter(b[i-2])):
+			return end // version numbers, dates, times; but "NHS:943…" is a label
+		}
 	}
 	switch {
 	case len(d) == 10 && (eq(g, 3, 3, 4) || eq(g, 10)) && validNHS(d):
-		ctx := hasContext(b, i, end, NHS)
-		if ctx || len(g) == 3 {
-			c := Medium
-			if ctx {
-				c = High
-			}
+		if c := nhsConfidence(b, i, end, d, g); c > 0 {
 			found(Match{NHS, c})
 			return end
 		}
-	case len(d) >= 12 && len(d) <= 19 && (len(g) == 1 || allFours(g) || eq(g, 4, 6, 5) || eq(g, 4, 6, 4)) && validCard(d):
-		c := Medium
-		if len(g) > 1 || hasContext(b, i, end, Card) {
-			c = High
+	case len(d) >= 12 && len(d) <= 19 && (len(g) == 1 || allFours(g) || eq(g, 4, 6, 5) || eq(g, 4, 6, 4)):
+		if !validCard(d) && len(g) >= 4 && end < len(b) && b[end] == '/' {
+			// "4111 1111 1111 1111 12/27": the expiry date is no group.
+			last := g[len(g)-1]
+			d, g = d[:len(d)-last], g[:len(g)-1]
+			end -= last + 1
 		}
-		found(Match{Card, c})
+		if !validCard(d) {
+			break
+		}
+		if c := cardConfidence(b, i, end, d, g); c > 0 {
+			found(Match{Card, c})
+		}
+		return end
+	case len(d) == 9 && (len(g) == 1 || eq(g, 3, 4, 2)) && hasContext(b, i, end, VAT) && validGBVAT(append([]byte("GB"), d...)):
+		// A GB VAT number written without its prefix, next to "VAT".
+		found(Match{VAT, High})
 		return end
 	case len(d) == 9 && len(g) == 1 && hasContext(b, i, end, Passport):
 		found(Match{Passport, High})
@@ -316,7 +385,7 @@ func digits(b []byte, i int, found func(Match)) int {
 			// Vocalink modulus check: a pair that fails it is no account
 			// (or mistyped); with "sort code" nearby it is still worth a
 			// low-confidence mention.
-			if ValidUKAccount(string(d), string(b[accStart:acc])) {
+			if tables.Valid(string(d), string(b[accStart:acc])) {
 				found(Match{SortCode, High})
 			} else if hasContext(b, i, end, SortCode) {
 				found(Match{SortCode, Low})
@@ -331,7 +400,7 @@ func digits(b []byte, i int, found func(Match)) int {
 		// account number then sort code
 		if hasContext(b, i, end, SortCode) {
 			if scDigits, sc := sortCodeAfter(b, end); sc > 0 {
-				if ValidUKAccount(scDigits, string(d)) {
+				if tables.Valid(scDigits, string(d)) {
 					found(Match{SortCode, High})
 				} else {
 					found(Match{SortCode, Low})
@@ -341,6 +410,55 @@ func digits(b []byte, i int, found func(Match)) int {
 		}
 	}
 	return end
+}
+
+// nhsConfidence: high with an NHS word near; medium for the 3-3-4 grouping
+// the NHS prints, if the number lies in an allocated range (3xx Northern
+// Ireland, 4xx and 6xx-7xx England and Wales, 9xx the test range) and
+// nothing says it is a phone number; else not reported.
+func nhsConfidence(b []byte, i, end int, d []byte, g []int) Confidence {
+	if hasContext(b, i, end, NHS) {
+		return High
+	}
+	if len(g) != 3 {
+		return 0
+	}
+	switch d[0] {
+	case '3', '4', '6', '7', '9':
+	default:
+		return 0 // 0…, 1…, 2…: UK and US phone groupings ("020 794 60958", "212 555 0123")
+	}
+	k := i - 1
+	for k >= 0 && b[k] == ' ' {
+		k--
+	}
+	if k >= 0 && (b[k] == ')' || b[k] == '+') || saidBefore(b, i, phone) {
+		return 0 // "+44 (0) 161 …", "Tel 0161 …"
+	}
+	return Medium
+}
+
+// cardConfidence: high with a card word near, or grouped as cards are
+// printed with a major scheme's prefix (Visa, Mastercard, Amex); medium for
+// a grouped number of another scheme, or an unbroken major-scheme number
+// that nothing calls an order, parcel or reference number; else not
+// reported (an unbroken 16 digits passes Luhn one time in ten).
+func cardConfidence(b []byte, i, end int, d []byte, g []int) Confidence {
+	if i >= 2 && (b[i-1] == ' ' || b[i-1] == '-' || b[i-1] == '.') && class[b[i-2]] == cDigit {
+		return 0 // the tail of a longer group of digits
+	}
+	scheme := cardScheme(d)
+	major := scheme == "visa" || scheme == "mastercard" || scheme == "amex"
+	if len(g) > 1 && major || hasContext(b, i, end, Card) {
+		return High
+	}
+	switch {
+	case len(g) > 1:
+		return Medium
+	case major && !saidBefore(b, i, notCard):
+		return Medium
+	}
+	return 0
 }
 
 func allFours(g []int) bool {
@@ -406,7 +524,7 @@ func letters(b []byte, i int, found func(Match)) int {
 			break
 		}
 	}
-	spacedDigits := end+1 < n && b[end] == ' ' && class[b[end+1]] == cDigit
+	spacedDigits := end+1 < n && (b[end] == ' ' || b[end] == '-' || b[end] == '.') && class[b[end+1]] == cDigit
 	if !hasDigit && !(len(tok) == 2 && spacedDigits) && !(len(tok) <= 4 && spacedDigits) {
 		return end
 	}
@@ -427,11 +545,7 @@ func letters(b []byte, i int, found func(Match)) int {
 	// UK VAT: GB 123 4567 89, GB123456789, GBGD001.
 	if tok[0] == 'G' && len(tok) >= 2 && tok[1] == 'B' {
 		if e, ok := vat(b, i); ok {
-			c := Medium
-			if hasContext(b, i, e, VAT) {
-				c = High
-			}
-			found(Match{VAT, c})
+			vatFound(b, i, e, found)
 			return e
 		}
 	}
@@ -473,7 +587,7 @@ func nino(b []byte, i int) (int, bool) {
 	for j < len(b) && n < 9 {
 		c := b[j]
 		switch {
-		case c == ' ' && n >= 2 && n <= 8 && j+1 < len(b) && b[j+1] != ' ':
+		case (c == ' ' || c == '-' || c == '.') && n >= 2 && n <= 8 && j+1 < len(b) && isAlnum(b[j+1]):
 			j++
 			continue
 		case n < 2 || n == 8:
@@ -510,10 +624,13 @@ func iban(b []byte, i int) (int, bool) {
 			j++
 			continue
 		}
-		if class[c] != cDigit && class[c] != cUpper {
+		if !isAlnum(c) {
 			break
 		}
 		s[n] = c
+		if class[c] == cLower {
+			s[n] = c - 32
+		}
 		n++
 		j++
 		if shape, ok := ibanBBAN[string(s[:2])]; n == len(shape)+4 && ok && (j == len(b) || !isAlnum(b[j])) {
@@ -532,9 +649,11 @@ func vat(b []byte, i int) (int, bool) {
 	if j < len(b) && b[j] == ' ' {
 		j++
 	}
-	if j+3 <= len(b) && (string(b[j:j+2]) == "GD" || string(b[j:j+2]) == "HA") {
-		s[2], s[3] = b[j], b[j+1]
-		n, j = 4, j+2
+	if j+3 <= len(b) {
+		if p := [2]byte{b[j] &^ 0x20, b[j+1] &^ 0x20}; p == [2]byte{'G', 'D'} || p == [2]byte{'H', 'A'} {
+			s[2], s[3] = p[0], p[1]
+			n, j = 4, j+2
+		}
 	}
 	for j < len(b) && n < 14 {
 		c := b[j]

@@ -1,5 +1,7 @@
 package dlp
 
+import "strings"
+
 // Validators for UK personal identifiers. Each takes the identifier's
 // significant characters (separators removed, letters upper-cased) and says
 // whether it could be real: check digits where the scheme has them, and the
@@ -97,10 +99,21 @@ func cardScheme(d []byte) string {
 		return "diners"
 	case p(2) == 62 && n >= 16 && n <= 19:
 		return "unionpay"
-	case (p(2) == 50 || p(2) >= 56 && p(2) <= 69) && n >= 12 && n <= 19:
+	case maestroIIN(p(4)) && n >= 12 && n <= 19:
 		return "maestro"
 	}
 	return ""
+}
+
+// maestroIIN: the ranges Maestro cards are issued in (Mastercard's IIN
+// table: 5018, 5020, 5038, 5893, 6304, 6759, 6761-6763), not the whole of
+// 50 and 56-69 that ISO/IEC 7812 leaves open, most of which no card uses.
+func maestroIIN(p4 int) bool {
+	switch p4 {
+	case 5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763:
+		return true
+	}
+	return false
 }
 
 func validCard(d []byte) bool {
@@ -200,8 +213,13 @@ func validLicence(s []byte) bool {
 	if len(s) != 16 {
 		return false
 	}
+	// The surname's first five letters, padded with 9s: once a 9, only 9s.
+	padded := false
 	for _, c := range s[:5] {
-		if !isUpper(c) && c != '9' {
+		switch {
+		case c == '9':
+			padded = true
+		case !isUpper(c) || padded:
 			return false
 		}
 	}
@@ -224,7 +242,7 @@ func validLicence(s []byte) bool {
 	if !isUpper(s[11]) || !(isUpper(s[12]) || s[12] == '9') || !isDigit(s[13]) {
 		return false
 	}
-	return isUpper(s[14]) || isDigit(s[14]) && (isUpper(s[15]) || isDigit(s[15]))
+	return (isUpper(s[14]) || isDigit(s[14])) && (isUpper(s[15]) || isDigit(s[15]))
 }
 
 // validPostcode: the UK postcode format (BS 7666): outward code A9, A99,
@@ -242,13 +260,21 @@ func validPostcode(s []byte) bool {
 		return false
 	}
 	out := s[:len(s)-3]
+	// BS 7666 letter positions: the first letter is never Q, V or X; the
+	// second never I, J or Z; a letter third (A9A) only A B C D E F G H J K
+	// P S T U W; a letter fourth (AA9A) only A B E H M N P R V W X Y.
+	if !isUpper(out[0]) || strings.IndexByte("QVX", out[0]) >= 0 {
+		return false
+	}
+	second := func(c byte) bool { return isUpper(c) && strings.IndexByte("IJZ", c) < 0 }
 	switch {
 	case len(out) == 2: // A9
-		return isUpper(out[0]) && isDigit(out[1])
+		return isDigit(out[1])
 	case len(out) == 3: // A99, AA9, A9A
-		return isUpper(out[0]) && (isDigit(out[1]) && isDigit(out[2]) || isUpper(out[1]) && isDigit(out[2]) || isDigit(out[1]) && isUpper(out[2]))
+		return isDigit(out[1]) && isDigit(out[2]) || second(out[1]) && isDigit(out[2]) ||
+			isDigit(out[1]) && strings.IndexByte("ABCDEFGHJKPSTUW", out[2]) >= 0
 	case len(out) == 4: // AA99, AA9A
-		return isUpper(out[0]) && isUpper(out[1]) && isDigit(out[2]) && (isDigit(out[3]) || isUpper(out[3]))
+		return second(out[1]) && isDigit(out[2]) && (isDigit(out[3]) || strings.IndexByte("ABEHMNPRVWXY", out[3]) >= 0)
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"path/filepath"
 
 	"sealpost/internal/config"
 	"sealpost/internal/dlp"
@@ -44,8 +45,25 @@ func DLPEngine(cfg *config.Config) (*dlp.Engine, error) {
 	}
 	if cfg != nil {
 		e.SetLabels(cfg.DLP.Labels)
+		if f := cfg.DLP.VocalinkValacdosFile; f != "" {
+			t, err := dlp.LoadModulusTables(pathOrEmpty(cfg, f), pathOrEmpty(cfg, cfg.DLP.VocalinkScsubtabFile))
+			if err != nil {
+				return nil, &config.Error{File: cfg.File, Key: "dlp.vocalink_valacdos_file", Msg: err.Error()}
+			}
+			e.SetModulusTables(t)
+		} else if cfg.DLP.VocalinkScsubtabFile != "" {
+			return nil, &config.Error{File: cfg.File, Key: "dlp.vocalink_scsubtab_file", Msg: "set only with dlp.vocalink_valacdos_file"}
+		}
 	}
 	return e, nil
+}
+
+// pathOrEmpty: an absolute path as it is, a relative one under data_dir.
+func pathOrEmpty(cfg *config.Config, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return cfg.Path(p)
 }
 
 // PolicyEngine compiles cfg's policy. An invalid rule is a config error
