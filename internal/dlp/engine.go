@@ -146,6 +146,8 @@ type scan struct {
 	// visited, when not nil, collects where every piece of content was
 	// read (tests: the walk reached each attachment).
 	visited map[string]bool
+	// captureLeft is what remains of captureBudget for this scan.
+	captureLeft *int64
 }
 
 func (e *Engine) newScan() *scan {

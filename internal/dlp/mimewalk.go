@@ -157,30 +157,98 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 
 // capture keeps what is read through it, up to a bound, so that a
 // multipart that turns out malformed can be read again the lenient way.
+// The bound is drawn from the scan's capture budget, so nested multiparts
+// do not each keep a copy of the same bytes: memory per message stays
+// under captureBudget however large the message is. Beyond the bound a
+// malformed multipart is unscannable (fail closed), never clean.
+//
+// When delim is set, capture also counts the delimiter lines it sees,
+// streaming, so that parts Go's reader did not see (a delimiter after a
+// bare CR, an inner multipart reusing the outer boundary) are noticed in
+// a body too large to keep.
 type capture struct {
-	r    io.Reader
-	buf  bytes.Buffer
-	max  int
-	over bool
+	r      io.Reader
+	buf    bytes.Buffer
+	max    int
+	over   bool
+	budget *int64 // shared by every capture of one scan
+
+	delim []byte
+	tail  []byte // the last len(delim)-1 bytes read, for a delimiter split across reads
+	count int
+}
+
+// captureBudget is what one scan may keep in memory for re-reading
+// malformed multiparts.
+const captureBudget = 8 << 20
+
+func (s *scan) newCapture(r io.Reader, max int64, delim string) *capture {
+	if s.captureLeft == nil {
+		left := int64(captureBudget)
+		s.captureLeft = &left
+	}
+	c := &capture{r: r, max: int(max), budget: s.captureLeft}
+	if delim != "" {
+		c.delim = []byte(delim)
+	}
+	return c
 }
 
 func (c *capture) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if c.delim != nil && n > 0 {
+		c.countDelims(p[:n])
+	}
 	if !c.over {
-		if c.buf.Len()+n > c.max {
-			c.over = true
-			c.buf = bytes.Buffer{}
+		if c.buf.Len()+n > c.max || (c.budget != nil && int64(n) > *c.budget) {
+			c.drop()
 		} else {
 			c.buf.Write(p[:n])
+			if c.budget != nil {
+				*c.budget -= int64(n)
+			}
 		}
 	}
 	return n, err
 }
 
+// drop gives up the copy and returns its bytes to the budget.
+func (c *capture) drop() {
+	if c.budget != nil {
+		*c.budget += int64(c.buf.Len())
+	}
+	c.over, c.buf = true, bytes.Buffer{}
+}
+
+func (c *capture) countDelims(p []byte) {
+	k := len(c.delim) - 1
+	if len(c.tail) > 0 {
+		// Matches that start in the previous read and end in this one.
+		head := p
+		if len(head) > k {
+			head = head[:k]
+		}
+		j := append(append(make([]byte, 0, len(c.tail)+len(head)), c.tail...), head...)
+		c.count += bytes.Count(j, c.delim)
+	}
+	c.count += bytes.Count(p, c.delim)
+	// Keep the last k bytes: too few to hold a whole delimiter, so no
+	// match is counted twice.
+	if len(p) >= k {
+		c.tail = append(c.tail[:0], p[len(p)-k:]...)
+	} else {
+		c.tail = append(c.tail, p...)
+		if len(c.tail) > k {
+			c.tail = c.tail[len(c.tail)-k:]
+		}
+	}
+}
+
 // multipart streams the parts of a well-formed multipart; if it turns out
 // malformed, it is read again whole, every way.
 func (s *scan) multipart(h textproto.MIMEHeader, body io.Reader, boundary, where, prefix string, depth int) {
-	cp := &capture{r: body, max: int(s.e.limits.maxPart())}
+	cp := s.newCapture(body, s.e.limits.maxPart(), "--"+boundary)
+	defer cp.drop()
 	mr := multipart.NewReader(cp, boundary)
 	for i := 0; ; i++ {
 		p, err := mr.NextRawPart()
@@ -189,7 +257,11 @@ func (s *scan) multipart(h textproto.MIMEHeader, body io.Reader, boundary, where
 			// after a bare CR or white space, an inner multipart with the
 			// outer boundary): the raw body has more delimiters than
 			// parts were read. Read it again the lenient way.
-			if !cp.over && bytes.Count(cp.buf.Bytes(), []byte("--"+boundary)) != i+1 {
+			if cp.count != i+1 {
+				if cp.over {
+					s.unscannable(where, "malformed multipart")
+					return
+				}
 				data := cp.buf.Bytes()
 				s.isolated(func() { s.robustData(h, data, where, prefix, depth) })
 			}
@@ -201,7 +273,7 @@ func (s *scan) multipart(h textproto.MIMEHeader, body io.Reader, boundary, where
 				return
 			}
 			rest, rerr := io.ReadAll(io.LimitReader(body, s.e.limits.maxPart()-int64(cp.buf.Len())+1))
-			if rerr != nil || int64(cp.buf.Len()+len(rest)) > s.e.limits.maxPart() {
+			if rerr != nil || int64(cp.buf.Len()+len(rest)) > s.e.limits.maxPart() || int64(len(rest)) > *s.captureLeft {
 				s.unscannable(where, "malformed multipart")
 				return
 			}
@@ -229,7 +301,7 @@ func (s *scan) leaf(body io.Reader, cte, mt, charset, name, where, prefix string
 		// The raw base64 is kept while the part may be a container: padding
 		// in the middle ("...AA==UEsD...") ends the data for some clients
 		// and not for others, so both readings are scanned.
-		raw = &capture{r: body, max: int(s.e.limits.maxPart()*4/3 + 4096)}
+		raw = &capture{r: body, max: int(s.e.limits.maxPart()*4/3 + 4096)} // containers are held whole anyway, up to the same bound
 		r = &b64Reader{r: raw}
 	case "quoted-printable":
 		r = quotedprintable.NewReader(body)
