@@ -16,9 +16,13 @@ import (
 
 // Sealer adds an ARC set (RFC 8617 §5.1) with the organisation's key.
 type Sealer struct {
-	Domain   string        // d=, the org domain
-	Selector string        // s=
-	Key      crypto.Signer // *rsa.PrivateKey (rsa-sha256) or ed25519.PrivateKey (ed25519-sha256)
+	Domain   string // d=, the org domain
+	Selector string // s=
+	// Key is *rsa.PrivateKey (rsa-sha256) or ed25519.PrivateKey
+	// (ed25519-sha256). Use RSA for sealing towards Exchange Online,
+	// Google or dkimpy: RFC 8617 §4.1.3 permits only rsa-sha256, and
+	// those validators fail an Ed25519 seal.
+	Key crypto.Signer
 	// AuthServID names us in the ARC-Authentication-Results (RFC 8601
 	// authserv-id; sealpost uses smtp.hostname).
 	AuthServID string
