@@ -28,4 +28,3 @@ func FuzzARCVerify(f *testing.F) {
 		_, _ = s.Seal(msg, res, "")
 	})
 }
-
