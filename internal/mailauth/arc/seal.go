@@ -73,6 +73,11 @@ func (s *Sealer) Seal(msg []byte, chain Result, results string) (string, error) 
 	if i > maxInstance {
 		return "", ErrTooMany
 	}
+	return s.sealAt(fields, body, sets, i, cv, results)
+}
+
+// sealAt builds the set for instance i over the given earlier sets.
+func (s *Sealer) sealAt(fields []field, body []byte, sets map[int]*arcSet, i int, cv Status, results string) (string, error) {
 	alg, err := algorithm(s.Key)
 	if err != nil {
 		return "", err
