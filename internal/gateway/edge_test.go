@@ -353,3 +353,43 @@ func TestRedirectListener(t *testing.T) {
 		t.Fatalf("redirect: %d %q", resp.StatusCode, loc)
 	}
 }
+
+// TestPortalSessionRotates: signing in again in the same browser (here, as
+// a second recipient) ends the session the browser had; the new id is
+// another.
+func TestPortalSessionRotates(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Policy.Disable = []string{"first-contact-sensitive"} })
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"jane@citizen.example", "bob@other.example"},
+		message("Alice Staff <staff@example.gov.uk>", "jane@citizen.example", "[secure] Your case", "Dear Jane"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	landing := func(rcpt string) string {
+		link := linkRe.FindStringSubmatch(decodeQP(mailTo(t, e.sink, rcpt, "Secure message", 0).Data))
+		if link == nil {
+			t.Fatalf("no link for %s", rcpt)
+		}
+		return "/m/" + link[1]
+	}
+	jane, bob := landing("jane@citizen.example"), landing("bob@other.example")
+	b := newBrowser(t, e)
+	u, _ := url.Parse(b.base)
+	portalSession := func() string {
+		for _, c := range b.c.Jar.Cookies(u) {
+			if c.Name == "sp_session" {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	signIn(t, e, b, jane, "jane@citizen.example")
+	first := portalSession()
+	signIn(t, e, b, bob, "bob@other.example")
+	second := portalSession()
+	if first == "" || second == "" || first == second {
+		t.Fatalf("session id not renewed at sign-in: %q -> %q", first, second)
+	}
+	if resp, page := fetch(t, noRedirect(), "GET", b.base+jane, map[string]string{"Cookie": "sp_session=" + first}, nil); resp.StatusCode != 200 || !strings.Contains(page, "Email me a code") {
+		t.Fatalf("the session before the second sign-in still opens the message: %d", resp.StatusCode)
+	}
+}
