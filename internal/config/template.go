@@ -123,6 +123,9 @@ trusted_proxies = []
 # Who may read /metrics and /api/openapi.json without an API token (others
 # get 404): by client address, after trusted_proxies.
 metrics_networks = ["127.0.0.0/8", "::1/128"]
+# Only these clients reach the console (/console) and the REST API (/api);
+# others get 404. Empty: no restriction here (use a firewall or proxy).
+console_networks = []
 
 [dlp]
 # Inspect outbound mail and apply the policy. Turn off only to measure, or

@@ -25,10 +25,14 @@ type Web struct {
 	// MetricsNetworks may read /metrics and /api/openapi.json without an
 	// API token.
 	MetricsNetworks []string `toml:"metrics_networks"`
+	// ConsoleNetworks, when set, are the only clients that reach /console
+	// and /api (others get 404); empty: no restriction here.
+	ConsoleNetworks []string `toml:"console_networks"`
 
 	// Parsed forms of the lists above.
 	TrustedProxyNets []netip.Prefix `toml:"-"`
 	MetricsNets      []netip.Prefix `toml:"-"`
+	ConsoleNets      []netip.Prefix `toml:"-"`
 }
 
 // HTTPS reports whether the portal's public address is an https:// one:
@@ -61,7 +65,10 @@ func (c *Config) validateWeb() error {
 	if w.TrustedProxyNets, err = c.parseNets("web.trusted_proxies", w.TrustedProxies); err != nil {
 		return err
 	}
-	w.MetricsNets, err = c.parseNets("web.metrics_networks", w.MetricsNetworks)
+	if w.MetricsNets, err = c.parseNets("web.metrics_networks", w.MetricsNetworks); err != nil {
+		return err
+	}
+	w.ConsoleNets, err = c.parseNets("web.console_networks", w.ConsoleNetworks)
 	return err
 }
 

@@ -393,3 +393,25 @@ func TestPortalSessionRotates(t *testing.T) {
 		t.Fatalf("the session before the second sign-in still opens the message: %d", resp.StatusCode)
 	}
 }
+
+func TestConsoleNetworks(t *testing.T) {
+	e := start(t, func(c *config.Config) {
+		c.Web.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Web.ConsoleNetworks = []string{"10.0.0.0/8", "127.0.0.0/8"}
+	})
+	base := "http://" + e.gw.WebAddr.String()
+	c := noRedirect()
+	outside := map[string]string{"X-Forwarded-For": "203.0.113.5"}
+	inside := map[string]string{"X-Forwarded-For": "10.1.2.3"}
+	for _, p := range []string{"/console/login", "/console", "/api/messages"} {
+		if resp, _ := fetch(t, c, "GET", base+p, outside, nil); resp.StatusCode != 404 {
+			t.Errorf("%s from outside console_networks: %d", p, resp.StatusCode)
+		}
+		if resp, _ := fetch(t, c, "GET", base+p, inside, nil); resp.StatusCode == 404 {
+			t.Errorf("%s from inside console_networks: 404", p)
+		}
+	}
+	if resp, _ := fetch(t, c, "GET", base+"/portal", outside, nil); resp.StatusCode != 200 {
+		t.Errorf("the portal from outside: %d", resp.StatusCode)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,16 +134,31 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // restricted sends what only monitoring may read through fromNetworks,
-// whichever package mounted it.
+// and the console and API through web.console_networks when it is set,
+// whichever package mounted them.
 func (s *Server) restricted(mux *http.ServeMux) http.Handler {
 	gated := s.fromNetworks(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/openapi.json" {
+		p := r.URL.Path
+		if p == "/api/openapi.json" {
 			gated.ServeHTTP(w, r)
+			return
+		}
+		if (p == "/console" || strings.HasPrefix(p, "/console/") || strings.HasPrefix(p, "/api/")) && !s.consoleAllowed(r) {
+			s.notFound(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) consoleAllowed(r *http.Request) bool {
+	if s.Config == nil {
+		return true
+	}
+	nets := s.Config().Web.ConsoleNets
+	ip := ClientOf(r).IP
+	return len(nets) == 0 || ip.IsValid() && config.InNets(nets, ip)
 }
 
 func secureHeaders(h http.Handler) http.Handler {
