@@ -68,7 +68,7 @@ func forwardedFor(values []string, trusted []netip.Prefix, peer netip.Addr) neti
 	}
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.Trim(strings.TrimSpace(hops[i]), "[]"))
+		a, err := hopAddr(hops[i])
 		if err != nil {
 			return client
 		}
@@ -78,6 +78,16 @@ func forwardedFor(values []string, trusted []netip.Prefix, peer netip.Addr) neti
 		}
 	}
 	return client
+}
+
+// hopAddr parses one X-Forwarded-For entry: an address, bracketed or not,
+// or address:port as some load balancers write it.
+func hopAddr(h string) (netip.Addr, error) {
+	h = strings.TrimSpace(h)
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr(), nil
+	}
+	return netip.ParseAddr(strings.Trim(h, "[]"))
 }
 
 func lastToken(values []string) string {

@@ -48,6 +48,9 @@ func TestResolveClient(t *testing.T) {
 	test(proxy, h, "10.0.0.2:5000", "garbage, 10.0.0.3", "", false, "10.0.0.3", false, false)
 	test(proxy, h, "10.0.0.2:5000", "", "", false, "10.0.0.2", false, false)
 	test(proxy, h, "10.0.0.2:5000", "2001:db8::1", "https, http", false, "2001:db8::1", false, false)
+	test(proxy, h, "10.0.0.2:5000", "203.0.113.1:4711", "", false, "203.0.113.1", false, false)
+	test(proxy, h, "10.0.0.2:5000", "[2001:db8::1]:4711", "", false, "2001:db8::1", false, false)
+	test(proxy, h, "10.0.0.2:5000", "[2001:db8::1]", "", false, "2001:db8::1", false, false)
 	// From someone else: ignored, even with the proxy's own address in it.
 	test(proxy, h, "192.0.2.7:5000", "10.0.0.2", "https", false, "192.0.2.7", false, false)
 	// TLS here, or an https public URL: secure.
