@@ -63,12 +63,12 @@ func TLSConfig(certs *Certificates) *tls.Config {
 	}
 }
 
-// rotateTickets gives cfg fresh session-ticket keys every period, keeping
+// rotateTickets gives cfg fresh session-ticket keys at every tick, keeping
 // the previous key to decrypt tickets issued before the last rotation. A
 // key that is never changed lets whoever obtains it decrypt every session
 // resumed with it (RFC 8446 §8 and RFC 5077 §5.5 on ticket key lifetime),
 // which undoes forward secrecy; so keys live at most two periods.
-func rotateTickets(ctx context.Context, wg *sync.WaitGroup, cfg *tls.Config, period time.Duration) error {
+func rotateTickets(ctx context.Context, wg *sync.WaitGroup, cfg *tls.Config, tick <-chan time.Time) error {
 	var prev [32]byte
 	if _, err := rand.Read(prev[:]); err != nil {
 		return err
@@ -77,13 +77,11 @@ func rotateTickets(ctx context.Context, wg *sync.WaitGroup, cfg *tls.Config, per
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(period)
-		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-tick:
 				var next [32]byte
 				if _, err := rand.Read(next[:]); err != nil {
 					continue

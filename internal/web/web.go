@@ -70,6 +70,7 @@ type Server struct {
 	// TicketRotation is how often TLS session-ticket keys change (0: daily).
 	TicketRotation time.Duration
 
+	ticketTick    <-chan time.Time // tests: rotate on these ticks instead
 	srv, redirect *http.Server
 	stop          context.CancelFunc
 	bg            sync.WaitGroup
@@ -193,11 +194,22 @@ func (s *Server) Serve(addr string) (net.Addr, error) {
 	s.srv = s.httpServer(s.Handler())
 	if s.Certs != nil {
 		tc := TLSConfig(s.Certs)
-		period := s.TicketRotation
-		if period <= 0 {
-			period = 24 * time.Hour
+		tick := s.ticketTick
+		if tick == nil {
+			period := s.TicketRotation
+			if period <= 0 {
+				period = 24 * time.Hour
+			}
+			t := time.NewTicker(period)
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				<-ctx.Done()
+				t.Stop()
+			}()
+			tick = t.C
 		}
-		if err := rotateTickets(ctx, &s.bg, tc, period); err != nil {
+		if err := rotateTickets(ctx, &s.bg, tc, tick); err != nil {
 			l.Close()
 			return nil, err
 		}
