@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests drive: Postfix's smtp-source and smtp-sink, swaks
-# (with TLS support), openssl, and the independent checkers python3-dkim and
+# (with TLS support), openssl, curl, and the independent checkers python3-dkim and
 # python3-stdnum, for PDF extraction tests poppler's pdftotext, qpdf and
 # the DejaVu fonts, and for the portal's browser tests Chromium and axe-core
 # (npm, into /opt/sealpost-test). Debian/Ubuntu, as root; does nothing when
@@ -15,6 +15,7 @@ command -v swaks       >/dev/null || need+=(swaks)
 perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
 perl -MIO::Socket::SSL -e1 2>/dev/null || need+=(libio-socket-ssl-perl)
 command -v openssl     >/dev/null || need+=(openssl)
+command -v curl        >/dev/null || need+=(curl)
 command -v timeout     >/dev/null || need+=(coreutils)
 /usr/bin/python3 -c 'import stdnum.gb.nhs' 2>/dev/null || need+=(python3-stdnum)
 /usr/bin/python3 -c 'import dkim' 2>/dev/null || need+=(python3-dkim)

@@ -26,7 +26,10 @@ func tokenCmd(g *globalFlags) *cobra.Command {
 		}
 		b := make([]byte, 32)
 		rand.Read(b)
-		tok := "sp_" + base64.RawURLEncoding.EncodeToString(b)
+		// The prefix tells a secret scanner what this is without naming the
+		// product. A token is looked up by the hash of all of it, so those
+		// made with the old "sp_" prefix keep working.
+		tok := "api_" + base64.RawURLEncoding.EncodeToString(b)
 		h := sha256.Sum256([]byte(tok))
 		return withStore(g, func(ctx context.Context, st *store.Store) error {
 			err := st.AddAPIToken(ctx, &store.APIToken{Name: args[0], Hash: h[:], Scope: scope})

@@ -25,6 +25,7 @@ import (
 	"sealpost/internal/report"
 	"sealpost/internal/store"
 	"sealpost/internal/trace"
+	"sealpost/internal/web"
 )
 
 //go:embed openapi.json
@@ -93,8 +94,9 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request, scope string) (*
 	auth := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || len(tok) < 20 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="api"`) // no product name in headers
-		fail(w, http.StatusUnauthorized, "send a token: Authorization: Bearer TOKEN (make one with `sealpost token add`)")
+		// The realm names no product (RFC 6750 §3: any string will do).
+		w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
+		fail(w, http.StatusUnauthorized, "send a token: Authorization: Bearer TOKEN (an operator makes one with the `token add` command)")
 		return nil, false
 	}
 	h := sha256.Sum256([]byte(tok))
@@ -110,13 +112,25 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request, scope string) (*
 	return t, true
 }
 
+// TokenValid reports whether r carries a live API token of any scope (it
+// also opens /metrics and the OpenAPI document to monitoring elsewhere).
+func (s *Service) TokenValid(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || len(tok) < 20 {
+		return false
+	}
+	h := sha256.Sum256([]byte(tok))
+	t, err := s.Store.APITokenByHash(r.Context(), h[:])
+	return err == nil && !t.Disabled
+}
+
 func (s *Service) oops(w http.ResponseWriter, err error) {
 	s.Log.Error("api request failed", "err", err)
 	fail(w, http.StatusServiceUnavailable, "the gateway could not do this now; try again")
 }
 
 func (s *Service) audit(r *http.Request, t *store.APIToken, action, object, detail string) {
-	s.Store.AppendAudit(r.Context(), &store.AuditEvent{At: time.Now(), Actor: "api:" + t.Name, Action: action, Object: object, IP: r.RemoteAddr, Detail: detail})
+	s.Store.AppendAudit(r.Context(), &store.AuditEvent{At: time.Now(), Actor: "api:" + t.Name, Action: action, Object: object, IP: web.ClientIP(r), Detail: detail})
 }
 
 // Message is a message in API answers.

@@ -99,11 +99,6 @@ type DKIM struct {
 	Algorithm string `toml:"algorithm"`
 }
 
-type Web struct {
-	Listen    string `toml:"listen"`
-	PublicURL string `toml:"public_url"`
-}
-
 // Keys says where key material lives.
 type Keys struct {
 	// MasterKeyFile holds the 32-byte at-rest key. Empty: data_dir/keys/master.key.
@@ -311,8 +306,9 @@ func Default() *Config {
 			Algorithm: "rsa-2048",
 		},
 		Web: Web{
-			Listen:    "127.0.0.1:8080",
-			PublicURL: "http://127.0.0.1:8080",
+			Listen:          "127.0.0.1:8080",
+			PublicURL:       "http://127.0.0.1:8080",
+			MetricsNetworks: []string{"127.0.0.0/8", "::1/128"},
 		},
 		Log:   Log{Level: "info", Format: "json"},
 		DLP:   DLP{Enabled: true, MaxAttachmentBytes: 64 << 20},
@@ -551,6 +547,9 @@ func (c *Config) validate() error {
 		return c.errf("web.public_url", "%q: want an http:// or https:// URL", c.Web.PublicURL)
 	}
 	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
+	if err := c.validateWeb(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, d := range c.DLP.Custom {
 		key := fmt.Sprintf("dlp.custom[%d]", i)

@@ -101,8 +101,31 @@ master_key_file = ""
 [web]
 # Portal, console, API and /metrics.
 listen = "127.0.0.1:8080"
-# Base of links in notification mails.
+# Base of links in notification mails. When it is https://, cookies are
+# Secure and __Host- prefixed and Strict-Transport-Security is sent (see
+# docs/internet.md for putting the portal on the internet).
 public_url = "http://127.0.0.1:8080"
+# PEM certificate and key: set, the web listener speaks HTTPS (TLS 1.2+,
+# AEAD cipher suites only). Both are read again on SIGHUP, so a renewed
+# certificate needs no restart. init made a self-signed pair for a first
+# test; use a certificate browsers trust for the public portal.
+# tls_cert = "{{.DataDir}}/keys/tls-cert.pem"
+# tls_key = "{{.DataDir}}/keys/tls-key.pem"
+tls_cert = ""
+tls_key = ""
+# Plain-HTTP listener that only redirects to public_url ("" : none), e.g.
+# "0.0.0.0:80" beside an HTTPS listen on 443.
+redirect_listen = ""
+# Reverse proxies in front of this listener (CIDRs). Only from these are
+# X-Forwarded-For (the client address for rate limits, lock-outs and the
+# audit) and X-Forwarded-Proto believed. Empty: the peer is the client.
+trusted_proxies = []
+# Who may read /metrics and /api/openapi.json without an API token (others
+# get 404): by client address, after trusted_proxies.
+metrics_networks = ["127.0.0.0/8", "::1/128"]
+# Only these clients reach the console (/console) and the REST API (/api);
+# others get 404. Empty: no restriction here (use a firewall or proxy).
+console_networks = []
 
 [dlp]
 # Inspect outbound mail and apply the policy. Turn off only to measure, or

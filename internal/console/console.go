@@ -17,7 +17,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -74,13 +73,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/users", s.usersPage)
 }
 
-func clientIP(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
-}
+// clientIP is the client's address for lock-outs and the audit: the peer,
+// or what a trusted proxy says (see web.ClientOf).
+func clientIP(r *http.Request) string { return web.ClientIP(r) }
 
 func (s *Service) page(w http.ResponseWriter, status int, name string, data map[string]any) {
 	data["Org"] = s.Config().Org.Name
@@ -104,20 +99,28 @@ func hashID(id string) []byte {
 	return h[:]
 }
 
+// startSession gives the browser a new session id at stage, ending the one
+// it had: the id changes at every step of sign-in (password, TOTP
+// enrolment), so an id fixed or seen before a step is worth nothing after.
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user, stage string) error {
+	if c, err := r.Cookie(web.CookieName(r, cookie)); err == nil {
+		if err := s.Store.DeleteConsoleSession(r.Context(), hashID(c.Value)); err != nil {
+			return err
+		}
+	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	id := base64.RawURLEncoding.EncodeToString(b)
 	if err := s.Store.PutConsoleSession(r.Context(), hashID(id), user, stage, time.Now().Add(8*time.Hour)); err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookie, Value: id, Path: "/console", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, web.SessionCookie(r, cookie, id, 0))
 	return nil
 }
 
 // session returns the signed-in user and the session's stage.
 func (s *Service) session(r *http.Request) (*store.User, string, []byte) {
-	c, err := r.Cookie(cookie)
+	c, err := r.Cookie(web.CookieName(r, cookie))
 	if err != nil || len(c.Value) != 43 {
 		return nil, "", nil
 	}
@@ -188,8 +191,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 			s.oops(w, err)
 			return
 		case secret != "":
-			if !totp.Validate(code, secret) {
-				ok = false
+			if ok, err = s.useTOTP(r.Context(), u.Name, secret, code); err != nil {
+				s.oops(w, err)
+				return
 			}
 		case u.Role == "admin":
 			stage = "enroll" // TOTP is required for admins: set it up now
@@ -227,7 +231,7 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) {
 	if _, _, h := s.session(r); h != nil {
 		s.Store.DeleteConsoleSession(r.Context(), h)
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookie, Value: "", Path: "/console", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, web.SessionCookie(r, cookie, "", -1))
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }
 
@@ -293,7 +297,12 @@ func (s *Service) totpEnroll(w http.ResponseWriter, r *http.Request) {
 		s.oops(w, err)
 		return
 	}
-	if !totp.Validate(r.PostFormValue("code"), k.Secret()) {
+	valid, err := s.useTOTP(r.Context(), u.Name, k.Secret(), r.PostFormValue("code"))
+	if err != nil {
+		s.oops(w, err)
+		return
+	}
+	if !valid {
 		if s.Limiter.Fail("console-user:" + u.Name) {
 			s.Store.DeleteConsoleSession(r.Context(), h)
 		}
@@ -306,7 +315,7 @@ func (s *Service) totpEnroll(w http.ResponseWriter, r *http.Request) {
 		err = s.Store.SetTOTPSecret(r.Context(), u.Name, sealed)
 	}
 	if err == nil {
-		err = s.Store.PutConsoleSession(r.Context(), h, u.Name, "ok", time.Now().Add(8*time.Hour))
+		err = s.startSession(w, r, u.Name, "ok")
 	}
 	if err != nil {
 		s.oops(w, err)

@@ -59,7 +59,7 @@ type Gateway struct {
 	auditKey  ed25519.PrivateKey
 	bg        sync.WaitGroup
 
-	InboundAddr, OutboundAddr, WebAddr net.Addr
+	InboundAddr, OutboundAddr, WebAddr, RedirectAddr net.Addr
 
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -227,7 +227,10 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			return nil, err
 		}
 	}
-	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}}
+	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
+	if g.Web.Certs, err = webCertificates(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Portal.Enabled {
 		g.Web.Mount = g.Portal.Routes
 	}
@@ -257,6 +260,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			return out, nil
 		}}
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
+	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount
 	g.Web.Mount = func(mux *http.ServeMux) {
 		if portalRoutes != nil {
@@ -268,6 +272,12 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
 			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)
+		}
+		warnPlainHTTPS(cfg, log)
+	}
+	if cfg.Web.RedirectListen != "" {
+		if g.RedirectAddr, err = g.Web.ServeRedirect(cfg.Web.RedirectListen, cfg.Web.PublicURL); err != nil {
+			return nil, fmt.Errorf("web redirect listener on %s: %w", cfg.Web.RedirectListen, err)
 		}
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
@@ -351,6 +361,9 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	cfg.DataDir = old.DataDir
 	rs, err := newRules(cfg)
 	if err != nil {
+		return err
+	}
+	if err := g.reloadWebTLS(old, cfg); err != nil {
 		return err
 	}
 	g.cfg.Store(cfg)

@@ -3,7 +3,11 @@
 // registry, so tests run in parallel with their own.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics holds every metric sealpost exports at /metrics.
 type Metrics struct {
@@ -69,6 +73,33 @@ func New() *Metrics {
 		}, []string{"result"}),
 	}
 	r.MustRegister(m.PolicyDecisions, m.DLPFindings, m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		withoutGoVersion{prometheus.NewGoCollector()}, prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// withoutGoVersion is the Go runtime collector minus go_info, whose
+// version label tells a scraper (or anyone who reaches /metrics) which Go
+// release, and so which of its known vulnerabilities, the build carries.
+type withoutGoVersion struct{ prometheus.Collector }
+
+func isGoInfo(d *prometheus.Desc) bool { return strings.Contains(d.String(), `fqName: "go_info"`) }
+
+func (c withoutGoVersion) Describe(ch chan<- *prometheus.Desc) {
+	all := make(chan *prometheus.Desc)
+	go func() { c.Collector.Describe(all); close(all) }()
+	for d := range all {
+		if !isGoInfo(d) {
+			ch <- d
+		}
+	}
+}
+
+func (c withoutGoVersion) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { c.Collector.Collect(all); close(all) }()
+	for m := range all {
+		if !isGoInfo(m.Desc()) {
+			ch <- m
+		}
+	}
 }

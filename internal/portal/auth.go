@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sealpost/internal/store"
+	"sealpost/internal/web"
 )
 
 var (
@@ -135,16 +136,19 @@ func (s *Service) verifyCode(ctx context.Context, address, code, ip, ua string) 
 
 const sessionCookie = "sp_session"
 
-func cookieName(r *http.Request) string {
-	if r.TLS != nil {
-		return "__Host-" + sessionCookie
-	}
-	return sessionCookie
-}
+func cookieName(r *http.Request) string { return web.CookieName(r, sessionCookie) }
 
-// startSession sets a session cookie for address.
+// startSession sets a session cookie for address. A session the browser
+// already had ends: every sign-in gets a new id, so an id planted or seen
+// before sign-in (session fixation) is worth nothing after it.
 func (s *Service) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, address string, remember bool) error {
 	cfg := s.Config()
+	if c, err := r.Cookie(cookieName(r)); err == nil {
+		h := sha256.Sum256([]byte(c.Value))
+		if err := s.Store.DeletePortalSession(ctx, h[:]); err != nil {
+			return err
+		}
+	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	id := base64.RawURLEncoding.EncodeToString(b)
@@ -157,11 +161,11 @@ func (s *Service) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 	if err := s.Store.PutPortalSession(ctx, h[:], address, now, now.Add(life)); err != nil {
 		return err
 	}
-	c := &http.Cookie{Name: cookieName(r), Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+	maxAge := 0
 	if remember {
-		c.MaxAge = int(life.Seconds())
+		maxAge = int(life.Seconds())
 	}
-	http.SetCookie(w, c)
+	http.SetCookie(w, web.SessionCookie(r, sessionCookie, id, maxAge))
 	return nil
 }
 
@@ -184,7 +188,7 @@ func (s *Service) endSession(w http.ResponseWriter, r *http.Request) {
 		h := sha256.Sum256([]byte(c.Value))
 		s.Store.DeletePortalSession(r.Context(), h[:])
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, web.SessionCookie(r, sessionCookie, "", -1))
 }
 
 // masked shows an address without giving it all away: j•••@example.org.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,13 +45,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 // the portal's own file.
 const scriptCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-func clientIP(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
-}
+// clientIP is the client's address for limits and the audit: the peer,
+// or what a trusted proxy says (see web.ClientOf).
+func clientIP(r *http.Request) string { return web.ClientIP(r) }
 
 func (s *Service) page(w http.ResponseWriter, status int, name string, data map[string]any) {
 	data["Org"] = s.Config().Org.Name

@@ -17,6 +17,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"sealpost/internal/store"
+	"sealpost/internal/web"
 )
 
 // Passkeys (WebAuthn): a returning recipient or sender who has proved their
@@ -84,11 +85,11 @@ func (p *Passkeys) put(w http.ResponseWriter, r *http.Request, c *ceremony) {
 		p.ceremonies[id] = c
 	}
 	p.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: ceremonyCookie, Value: id, Path: "/portal/passkey", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: 300})
+	http.SetCookie(w, web.SessionCookie(r, ceremonyCookie, id, 300))
 }
 
 func (p *Passkeys) take(r *http.Request) *ceremony {
-	c, err := r.Cookie(ceremonyCookie)
+	c, err := r.Cookie(web.CookieName(r, ceremonyCookie))
 	if err != nil {
 		return nil
 	}
@@ -129,10 +130,7 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 
 // csrfHeader checks the CSRF token that the script sends in a header.
 func csrfHeader(r *http.Request) bool {
-	c, err := r.Cookie("csrf")
-	if r.TLS != nil {
-		c, err = r.Cookie("__Host-csrf")
-	}
+	c, err := r.Cookie(web.CookieName(r, "csrf"))
 	tok := r.Header.Get("X-CSRF-Token")
 	return err == nil && c.Value != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(tok)) == 1 &&
 		(r.Header.Get("Sec-Fetch-Site") == "" || r.Header.Get("Sec-Fetch-Site") == "same-origin")

@@ -220,9 +220,17 @@ func (c *conn) command(line string) bool {
 				if u := strings.ToUpper(v); u != "7BIT" && u != "8BITMIME" {
 					return bad(reply(555, "5.5.4", "Unsupported BODY parameter"))
 				}
-			case "SMTPUTF8", "AUTH", "RET", "ENVID":
-				// accepted; AUTH= is ignored (RFC 4954 §5: a server may)
+			case "SMTPUTF8":
+			case "AUTH":
+				// RFC 4954 §5: only where AUTH is offered; the value is
+				// ignored (a server may).
+				if !c.authOffered() {
+					return bad(reply(555, "5.5.4", "Unsupported MAIL parameter AUTH"))
+				}
 			default:
+				// RFC 5321 §4.1.1.11: a parameter of an extension not
+				// advertised in EHLO (DSN's RET and ENVID among them) is
+				// refused, not silently dropped.
 				return bad(reply(555, "5.5.4", "Unsupported MAIL parameter "+k))
 			}
 		}
@@ -238,11 +246,11 @@ func (c *conn) command(line string) bool {
 		if !ok || addr == "" {
 			return bad(reply(501, "5.5.4", "Syntax: RCPT TO:<address>"))
 		}
-		for _, p := range params {
-			k, _, _ := strings.Cut(p, "=")
-			if u := strings.ToUpper(k); u != "NOTIFY" && u != "ORCPT" {
-				return bad(reply(555, "5.5.4", "Unsupported RCPT parameter "+k))
-			}
+		// No RCPT parameter is advertised (DSN's NOTIFY and ORCPT are
+		// not offered): RFC 5321 §4.1.1.11, 555 for each.
+		if len(params) > 0 {
+			k, _, _ := strings.Cut(params[0], "=")
+			return bad(reply(555, "5.5.4", "Unsupported RCPT parameter "+k))
 		}
 		if len(c.sess.rcpts) >= c.sess.cfg.SMTP.MaxRecipients {
 			return bad(reply(452, "4.5.3", "Too many recipients"))
@@ -308,7 +316,7 @@ func (c *conn) ehloReply() {
 	if !c.tls && c.srv.tls != nil {
 		lines = append(lines, "STARTTLS")
 	}
-	if c.tls && c.sess.role == RoleOutbound && c.sess.authUser == "" {
+	if c.authOffered() && c.sess.authUser == "" {
 		lines = append(lines, "AUTH PLAIN LOGIN")
 	}
 	for i, l := range lines {
@@ -319,6 +327,9 @@ func (c *conn) ehloReply() {
 		c.bw.WriteString("250" + sep + l + "\r\n")
 	}
 }
+
+// authOffered: AUTH is offered on the outbound listener, over TLS only.
+func (c *conn) authOffered() bool { return c.tls && c.sess.role == RoleOutbound }
 
 func (c *conn) auth(arg string, bad func(*Reply) bool) bool {
 	if c.sess.role != RoleOutbound {

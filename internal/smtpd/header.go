@@ -14,9 +14,10 @@ import (
 // section or max bytes, for the fields the queue records (From domain for
 // DKIM, Subject and Message-ID for tracing) and for loop detection.
 type headerCapture struct {
-	buf  []byte
-	max  int
-	done bool
+	buf       []byte
+	max       int
+	done      bool
+	truncated bool // the header went on past max
 }
 
 func (h *headerCapture) Write(p []byte) {
@@ -39,7 +40,7 @@ func (h *headerCapture) Write(p []byte) {
 		h.buf = h.buf[:0] // no header at all
 		h.done = true
 	} else if len(h.buf) >= h.max {
-		h.done = true
+		h.done, h.truncated = true, true
 	}
 }
 
@@ -49,6 +50,11 @@ type headerInfo struct {
 	MessageID string
 	Received  int
 	FromCount int
+	// FromAll is every address of every From field; FromBad says a From
+	// field did not parse; Complete that the whole header was read.
+	FromAll  []string
+	FromBad  bool
+	Complete bool
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
@@ -56,10 +62,21 @@ var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.
 func (h *headerCapture) info() headerInfo {
 	var hi headerInfo
 	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(bytes.Clone(h.buf), '\r', '\n'))))
-	hdr, _ := r.ReadMIMEHeader() // a partial header still yields what parsed
+	hdr, err := r.ReadMIMEHeader() // a partial header still yields what parsed
 	hi.Received = len(hdr.Values("Received"))
 	froms := hdr.Values("From")
 	hi.FromCount = len(froms)
+	hi.Complete = !h.truncated && err == nil
+	for _, f := range froms {
+		addrs, err := mail.ParseAddressList(f)
+		if err != nil {
+			hi.FromBad = true
+			continue
+		}
+		for _, a := range addrs {
+			hi.FromAll = append(hi.FromAll, a.Address)
+		}
+	}
 	if len(froms) == 1 {
 		if addrs, err := mail.ParseAddressList(froms[0]); err == nil && len(addrs) == 1 {
 			a := addrs[0].Address

@@ -47,9 +47,10 @@ const (
 // (RFC 5321 §6.3 suggests a limit of at least 100; Postfix uses 50).
 const maxHops = 50
 
-// Users authenticates SMTP AUTH users.
+// Users authenticates SMTP AUTH users and says what each may send as.
 type Users interface {
 	GetUser(ctx context.Context, name string) (*store.User, error)
+	UserAddresses(ctx context.Context, name string) ([]string, error)
 }
 
 // Server owns the listeners.
@@ -197,6 +198,7 @@ type session struct {
 	cfg  *config.Config
 
 	authUser  string
+	sendAs    []string // the addresses authUser may use (MAIL FROM, header From)
 	from      string
 	hasFrom   bool
 	rcpts     []string
@@ -260,9 +262,15 @@ func (s *session) authenticate(user, pass string) *Reply {
 		s.s.log.Info("SMTP AUTH failed", "ip", s.ip.String())
 		return smtpErr(535, [3]int{5, 7, 8}, "Authentication credentials invalid")
 	}
+	addrs, err := s.s.users.UserAddresses(ctx, u.Name)
+	if err != nil {
+		s.s.log.Error("user addresses lookup failed", "err", err)
+		return smtpErr(454, [3]int{4, 7, 0}, "Temporary authentication failure")
+	}
 	s.s.authFail.Succeed(ipKey)
 	s.s.authFail.Succeed(userKey)
 	s.authUser = u.Name
+	s.sendAs = auth.SenderAddresses(u.Name, addrs, s.cfg.Org.Domains)
 	return nil
 }
 
@@ -298,6 +306,11 @@ func (s *session) mail(from string, size int64) *Reply {
 		s.reject("bad_sender")
 		return smtpErr(553, [3]int{5, 1, 7}, "Sender address is not valid")
 	}
+	if s.authUser != "" && !auth.MaySendAs(s.sendAs, from) {
+		s.reject("sender_not_permitted")
+		s.s.log.Info("MAIL FROM not permitted for the login", "ip", s.ip.String(), "user", s.authUser)
+		return errSenderNotPermitted
+	}
 	if s.role == RoleOutbound && from != "" && !s.cfg.IsOrgDomain(strings.ToLower(domainOf(from))) {
 		s.reject("foreign_sender")
 		return smtpErr(550, [3]int{5, 7, 1}, "Sender domain is not served by this gateway")
@@ -311,6 +324,15 @@ func (s *session) mail(from string, size int64) *Reply {
 }
 
 func (s *session) rcpt(to string) *Reply {
+	// RFC 5321 §4.5.1: "postmaster" without a domain must be accepted; it
+	// is the organisation's postmaster at its mail host.
+	if strings.EqualFold(to, "postmaster") && len(s.cfg.Org.Domains) > 0 {
+		to = "postmaster@" + s.cfg.Org.Domains[0]
+	}
+	if r := routingForm(to); r != nil {
+		s.reject("bad_recipient")
+		return r
+	}
 	if !validAddress(to) {
 		s.reject("bad_recipient")
 		return smtpErr(553, [3]int{5, 1, 3}, "Recipient address is not valid")
@@ -438,6 +460,11 @@ func (s *session) data(r io.Reader) *Reply {
 		abort()
 		s.reject("loop")
 		return smtpErr(554, [3]int{5, 4, 6}, "Too many hops; the message is looping")
+	}
+	if r := s.checkHeaderFrom(hi); r != nil {
+		abort()
+		log.Info("header From not permitted for the login", "ip", s.ip.String(), "user", s.authUser)
+		return r
 	}
 	direction := "in"
 	if s.role == RoleOutbound {

@@ -99,6 +99,11 @@ CREATE TABLE IF NOT EXISTS users (
 	disabled      INTEGER NOT NULL DEFAULT 0,
 	created_at    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS user_addresses (
+	user    TEXT NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (user, address)
+);
 CREATE TABLE IF NOT EXISTS api_tokens (
 	name       TEXT PRIMARY KEY,
 	hash       BLOB NOT NULL UNIQUE,
@@ -140,12 +145,12 @@ func OpenSQLite(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
-	for _, col := range []string{"messages ADD COLUMN spool_seg INTEGER NOT NULL DEFAULT 0", "messages ADD COLUMN spool_off INTEGER NOT NULL DEFAULT 0",
-		"messages ADD COLUMN spool_len INTEGER NOT NULL DEFAULT 0", "recipients ADD COLUMN action TEXT NOT NULL DEFAULT ''",
-		"recipients ADD COLUMN then_action TEXT NOT NULL DEFAULT ''", "users ADD COLUMN totp TEXT NOT NULL DEFAULT ''", "messages ADD COLUMN spool_key BLOB"} {
-		// Databases made before these columns existed: add them (an error
-		// here only means the column is already there).
-		db.ExecContext(ctx, `ALTER TABLE `+col)
+	if err := addColumns(ctx, db, []string{"messages spool_seg INTEGER NOT NULL DEFAULT 0", "messages spool_off INTEGER NOT NULL DEFAULT 0",
+		"messages spool_len INTEGER NOT NULL DEFAULT 0", "recipients action TEXT NOT NULL DEFAULT ''",
+		"recipients then_action TEXT NOT NULL DEFAULT ''", "users totp TEXT NOT NULL DEFAULT ''", "messages spool_key BLOB",
+		"users totp_step INTEGER NOT NULL DEFAULT 0"}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrating %s: %w", path, err)
 	}
 	if err := migratePortal(ctx, db); err != nil {
 		db.Close()

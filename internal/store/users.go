@@ -15,22 +15,82 @@ type User struct {
 	Role         string // "admin", "auditor" or "sender"
 	Disabled     bool
 	CreatedAt    time.Time
+	// Addresses an SMTP AUTH session of the user may send as (MAIL FROM
+	// and header From), lower case. Filled by AddUser and Users.
+	Addresses []string
 }
 
 // ErrExists is returned when adding a row that exists.
 var ErrExists = errors.New("already exists")
 
-// AddUser adds a user.
+// AddUser adds a user with its addresses.
 func (s *Store) AddUser(ctx context.Context, u *User) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
 	var n int
-	if err := s.DB.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name=?`, u.Name).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name=?`, u.Name).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return ErrExists
 	}
-	_, err := s.DB.ExecContext(ctx, `INSERT INTO users (name, password_hash, role, disabled, created_at) VALUES (?,?,?,0,?)`, u.Name, u.PasswordHash, u.Role, ms(time.Now()))
-	return err
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, password_hash, role, disabled, created_at) VALUES (?,?,?,0,?)`, u.Name, u.PasswordHash, u.Role, ms(time.Now())); err != nil {
+		return err
+	}
+	for _, a := range u.Addresses {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO user_addresses (user, address) VALUES (?,?)`, u.Name, strings.ToLower(a)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// AddUserAddress lets user send as address too; it reports whether the
+// address is new for the user.
+func (s *Store) AddUserAddress(ctx context.Context, name, address string) (bool, error) {
+	if _, err := s.GetUser(ctx, name); err != nil {
+		return false, err
+	}
+	res, err := s.DB.ExecContext(ctx, `INSERT OR IGNORE INTO user_addresses (user, address) VALUES (?,?)`, name, strings.ToLower(address))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// RemoveUserAddress withdraws an address from user (ErrNotFound if the
+// user did not have it).
+func (s *Store) RemoveUserAddress(ctx context.Context, name, address string) error {
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM user_addresses WHERE user=? AND address=?`, name, strings.ToLower(address))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// UserAddresses returns the addresses user may send as, sorted.
+func (s *Store) UserAddresses(ctx context.Context, name string) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT address FROM user_addresses WHERE user=? ORDER BY address`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }
 
 // GetUser returns one user.
@@ -49,7 +109,7 @@ func (s *Store) GetUser(ctx context.Context, name string) (*User, error) {
 	return &u, nil
 }
 
-// Users lists all users.
+// Users lists all users with their addresses.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT name, role, disabled, created_at FROM users ORDER BY name`)
 	if err != nil {
@@ -67,7 +127,27 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 		u.Disabled, u.CreatedAt = dis != 0, fromMS(created)
 		out = append(out, u)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	addrs, err := s.DB.QueryContext(ctx, `SELECT user, address FROM user_addresses ORDER BY user, address`)
+	if err != nil {
+		return nil, err
+	}
+	defer addrs.Close()
+	byUser := map[string][]string{}
+	for addrs.Next() {
+		var u, a string
+		if err := addrs.Scan(&u, &a); err != nil {
+			return nil, err
+		}
+		byUser[u] = append(byUser[u], a)
+	}
+	for i := range out {
+		out[i].Addresses = byUser[out[i].Name]
+	}
+	return out, addrs.Err()
 }
 
 // SetUserDisabled disables or enables a user.
@@ -100,6 +180,19 @@ func (s *Store) TOTPSecret(ctx context.Context, name string) (string, error) {
 func (s *Store) SetTOTPSecret(ctx context.Context, name, sealed string) error {
 	_, err := s.DB.ExecContext(ctx, `UPDATE users SET totp=? WHERE name=?`, sealed, name)
 	return err
+}
+
+// UseTOTPStep records that user signed in with a TOTP code of time step
+// step; it reports false, changing nothing, when a code of that step or a
+// later one was used already (a replay). One statement, so two requests
+// racing with the same code cannot both win.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step int64) (bool, error) {
+	res, err := s.DB.ExecContext(ctx, `UPDATE users SET totp_step=? WHERE name=? AND totp_step<?`, step, name, step)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // PutConsoleSession records a console session; stage is "totp" (password

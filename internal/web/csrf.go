@@ -15,12 +15,7 @@ import (
 
 const csrfField = "csrf"
 
-func csrfCookieName(r *http.Request) string {
-	if r.TLS != nil {
-		return "__Host-csrf"
-	}
-	return "csrf"
-}
+func csrfCookieName(r *http.Request) string { return CookieName(r, "csrf") }
 
 // csrfToken returns the request's CSRF token, setting the cookie if new.
 func csrfToken(w http.ResponseWriter, r *http.Request) string {
@@ -30,7 +25,7 @@ func csrfToken(w http.ResponseWriter, r *http.Request) string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	tok := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookieName(r), Value: tok, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, SessionCookie(r, "csrf", tok, 0))
 	return tok
 }
 

@@ -9,6 +9,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,10 +19,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sealpost/internal/config"
 	"sealpost/internal/metrics"
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
@@ -55,14 +59,27 @@ type Server struct {
 	MTASTS func() string
 	// Mount adds more routes (the portal) to the mux.
 	Mount func(mux *http.ServeMux)
+	// Config is the configuration in force (trusted proxies, metrics
+	// networks, public URL); nil: none of these (tests).
+	Config func() *config.Config
+	// TokenOK reports whether a request carries a valid API token, which
+	// also opens /metrics and /api/openapi.json.
+	TokenOK func(r *http.Request) bool
+	// Certs, when set, makes the listener speak HTTPS with them.
+	Certs *Certificates
+	// TicketRotation is how often TLS session-ticket keys change (0: daily).
+	TicketRotation time.Duration
 
-	srv *http.Server
+	ticketTick    <-chan time.Time // tests: rotate on these ticks instead
+	srv, redirect *http.Server
+	stop          context.CancelFunc
+	bg            sync.WaitGroup
 }
 
 // Handler returns the HTTP handler with all routes and headers.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.fromNetworks(promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /static/", http.FileServerFS(assets))
 	mux.HandleFunc("GET /{$}", s.home)
@@ -109,10 +126,40 @@ func (s *Server) Handler() http.Handler {
 	if s.Mount != nil {
 		s.Mount(mux)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.errorPage(w, http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or start again from the home page.")
+	mux.HandleFunc("/", s.notFound)
+	return withClient(s.Config, secureHeaders(s.restricted(mux)))
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.errorPage(w, http.StatusNotFound, "Page not found", "There is no page at this address. Check the link, or start again from the home page.")
+}
+
+// restricted sends what only monitoring may read through fromNetworks,
+// and the console and API through web.console_networks when it is set,
+// whichever package mounted them.
+func (s *Server) restricted(mux *http.ServeMux) http.Handler {
+	gated := s.fromNetworks(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/api/openapi.json" {
+			gated.ServeHTTP(w, r)
+			return
+		}
+		if (p == "/console" || strings.HasPrefix(p, "/console/") || strings.HasPrefix(p, "/api/")) && !s.consoleAllowed(r) {
+			s.notFound(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
 	})
-	return secureHeaders(mux)
+}
+
+func (s *Server) consoleAllowed(r *http.Request) bool {
+	if s.Config == nil {
+		return true
+	}
+	nets := s.Config().Web.ConsoleNets
+	ip := ClientOf(r).IP
+	return len(nets) == 0 || ip.IsValid() && config.InNets(nets, ip)
 }
 
 func secureHeaders(h http.Handler) http.Handler {
@@ -125,23 +172,50 @@ func secureHeaders(h http.Handler) http.Handler {
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
-		if r.TLS != nil {
+		if Secure(r) {
+			// RFC 6797: browsers ignore it over plain HTTP, so it is sent
+			// whenever the portal's public address is https, whatever the
+			// last hop (a TLS-terminating proxy) speaks.
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// Serve starts listening on addr in the background.
+// Serve starts listening on addr in the background: HTTPS when Certs is
+// set, else plain HTTP.
 func (s *Server) Serve(addr string) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s.srv = &http.Server{
-		Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.srv = s.httpServer(s.Handler())
+	if s.Certs != nil {
+		tc := TLSConfig(s.Certs)
+		tick := s.ticketTick
+		if tick == nil {
+			period := s.TicketRotation
+			if period <= 0 {
+				period = 24 * time.Hour
+			}
+			t := time.NewTicker(period)
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				<-ctx.Done()
+				t.Stop()
+			}()
+			tick = t.C
+		}
+		if err := rotateTickets(ctx, &s.bg, tc, tick); err != nil {
+			l.Close()
+			return nil, err
+		}
+		// Our own TLS listener rather than ServeTLS, which would copy tc
+		// and so never see the rotated ticket keys.
+		l = tls.NewListener(l, tc)
 	}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -151,11 +225,49 @@ func (s *Server) Serve(addr string) (net.Addr, error) {
 	return l.Addr(), nil
 }
 
-// Shutdown stops the listener, waiting for requests up to ctx.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+}
+
+// ServeRedirect starts a plain-HTTP listener on addr that answers every
+// request with a redirect to the same path under base (the public URL;
+// never the request's Host, which the client chooses).
+func (s *Server) ServeRedirect(addr, base string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.redirect = s.httpServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := base + r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+	}))
+	go func() {
+		if err := s.redirect.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("redirect listener stopped", "err", err)
+		}
+	}()
+	return l.Addr(), nil
+}
+
+// Shutdown stops the listeners, waiting for requests up to ctx.
 func (s *Server) Shutdown(ctx context.Context) {
+	if s.redirect != nil {
+		s.redirect.Shutdown(ctx)
+	}
 	if s.srv != nil {
 		s.srv.Shutdown(ctx)
 	}
+	if s.stop != nil {
+		s.stop()
+	}
+	s.bg.Wait()
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {
