@@ -170,6 +170,21 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		path := c.write(t, dir)
 		serveFails(t, path, "data_dir: "+c.dataDir+": cannot create it: not a directory")
 	})
+	t.Run("database that is not one", func(t *testing.T) {
+		c, dir := base(t)
+		os.MkdirAll(c.dataDir, 0o700)
+		db := filepath.Join(c.dataDir, "sealpost.db")
+		os.WriteFile(db, []byte(strings.Repeat("not a database ", 512)), 0o600)
+		path := c.write(t, dir)
+		serveFails(t, path, db+": file is not a database")
+	})
+	t.Run("missing CA file", func(t *testing.T) {
+		c, dir := base(t)
+		ca := filepath.Join(dir, "ca.pem")
+		c.tail = "\n[outbound]\nca_file = \"" + ca + "\"\n"
+		path := c.write(t, dir)
+		serveFails(t, path, path+":", "outbound.ca_file: ", ca)
+	})
 	t.Run("bad master key file", func(t *testing.T) {
 		c, dir := base(t)
 		key := filepath.Join(dir, "master.key")

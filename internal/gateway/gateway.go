@@ -152,12 +152,12 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 		return err
 	}
 	if g.Store, err = OpenStore(cfg); err != nil {
-		return err
+		return err // names the database file
 	}
 	g.Committer = store.NewCommitter(g.Store, 256)
 	spool, err := queue.OpenSpool(cfg.Path("spool"), key)
 	if err != nil {
-		return err
+		return fmt.Errorf("the spool %s: %w", cfg.Path("spool"), err)
 	}
 	g.spool = spool
 	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
@@ -169,7 +169,7 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	g.pool = deliver.NewPool(64, 30*time.Second)
 	roots, err := rootCAs(cfg.Outbound.CAFile)
 	if err != nil {
-		return &config.Error{File: cfg.File, Key: "outbound.ca_file", Msg: err.Error()}
+		return cfg.KeyError("outbound.ca_file", err.Error())
 	}
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
