@@ -98,41 +98,39 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 // What fails on the way is undone (listeners closed, the data directory's
 // lock given up) and returned as an error that names the config key, file
 // or rule involved; *config.Error where a key is to blame.
-func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (*Gateway, error) {
+func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gateway, err error) {
+	// g is not the named result: every "return nil, err" below would set
+	// that to nil before the deferred clean-up runs.
 	g := &Gateway{Log: log, Metrics: metrics.New()}
 	g.cfg.Store(cfg)
-	if err := g.start(cfg, res); err != nil {
-		g.abort()
-		return nil, err
-	}
-	return g, nil
-}
-
-func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
-	log := g.Log
+	defer func() {
+		if err != nil {
+			g.abort()
+		}
+	}()
 	// The lock comes before anything else touches the data directory: a
 	// second gateway would otherwise sweep the first one's spool files as
 	// orphans and release its leases before failing on a port.
 	if g.lock, err = datadir.Acquire(cfg.DataDir); err != nil {
 		var inUse *datadir.InUseError
 		if errors.As(err, &inUse) {
-			return err
+			return nil, err
 		}
-		return cfg.KeyError("data_dir", fmt.Sprintf("%s: %v", cfg.DataDir, err))
+		return nil, cfg.KeyError("data_dir", fmt.Sprintf("%s: %v", cfg.DataDir, err))
 	}
 	key, err := LoadOrCreateMasterKey(cfg.MasterKeyPath())
 	if err != nil {
 		if cfg.Keys.MasterKeyFile != "" {
-			return cfg.KeyError("keys.master_key_file", err.Error())
+			return nil, cfg.KeyError("keys.master_key_file", err.Error())
 		}
-		return fmt.Errorf("the installation's key: %w", err)
+		return nil, fmt.Errorf("the installation's key: %w", err)
 	}
 	if g.linkKey, err = hkdf.Key(sha256.New, key, nil, "sealpost link signing", 32); err != nil {
-		return err
+		return nil, err
 	}
 	rs, err := newRules(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.rules.Store(rs)
 	certPath, keyPath, create := cfg.SMTP.TLSCert, cfg.SMTP.TLSKey, false
@@ -141,27 +139,27 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	}
 	if !create {
 		if err := readable(cfg, "smtp.tls_cert", certPath, "smtp.tls_key", keyPath); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	tlsConfig, err := LoadOrCreateTLS(certPath, keyPath, cfg.SMTP.Hostname, create)
 	if err != nil {
 		if !create {
-			return cfg.KeyError("smtp.tls_cert", err.Error())
+			return nil, cfg.KeyError("smtp.tls_cert", err.Error())
 		}
-		return err
+		return nil, err
 	}
 	if g.Store, err = OpenStore(cfg); err != nil {
-		return err // names the database file
+		return nil, err
 	}
 	g.Committer = store.NewCommitter(g.Store, 256)
 	spool, err := queue.OpenSpool(cfg.Path("spool"), key)
 	if err != nil {
-		return fmt.Errorf("the spool %s: %w", cfg.Path("spool"), err)
+		return nil, fmt.Errorf("the spool %s: %w", cfg.Path("spool"), err)
 	}
 	g.spool = spool
 	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
-		return err
+		return nil, err
 	}
 	if res == nil {
 		res = systemResolver(cfg.Outbound.Resolver)
@@ -169,7 +167,7 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	g.pool = deliver.NewPool(64, 30*time.Second)
 	roots, err := rootCAs(cfg.Outbound.CAFile)
 	if err != nil {
-		return cfg.KeyError("outbound.ca_file", err.Error())
+		return nil, cfg.KeyError("outbound.ca_file", err.Error())
 	}
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
@@ -206,10 +204,10 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	g.Portal = &portal.Service{Store: g.Store, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
 		Limiter: portal.NewIPLimiter(30, 10*time.Minute), Passkeys: portal.NewPasskeys(cfg.Web.PublicURL, cfg.Org.Name)}
 	if g.Portal.KEK, err = hkdf.Key(sha256.New, key, nil, "sealpost portal key wrapping", 32); err != nil {
-		return err
+		return nil, err
 	}
 	if g.Portal.MACKey, err = hkdf.Key(sha256.New, key, nil, "sealpost portal tokens", 32); err != nil {
-		return err
+		return nil, err
 	}
 	g.Portal.Submit = func(ctx context.Context, from string, to []string, subject string, write func(io.Writer) error) error {
 		p, err := g.Queue.Compose("notice", from, to, subject, write)
@@ -235,11 +233,11 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := g.Queue.Start(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
 	if g.auditKey, err = audit.Key(key); err != nil {
-		return err
+		return nil, err
 	}
 	g.bg.Add(2)
 	go func() {
@@ -259,12 +257,12 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	}
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
-			return listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)
+			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)
 		}
 	}
 	if cfg.SMTP.OutboundListen != "" {
 		if g.OutboundAddr, err = g.SMTP.Listen(smtpd.RoleOutbound, cfg.SMTP.OutboundListen); err != nil {
-			return listenError(cfg, "smtp.outbound_listen", cfg.SMTP.OutboundListen, err)
+			return nil, listenError(cfg, "smtp.outbound_listen", cfg.SMTP.OutboundListen, err)
 		}
 	}
 	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}}
@@ -275,7 +273,7 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	g.Web.Brand = g.Portal.Brand
 	consoleKey, err := hkdf.Key(sha256.New, key, nil, "sealpost console", 32)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Config: g.Config, Log: log, Key: consoleKey,
 		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev}
@@ -307,14 +305,14 @@ func (g *Gateway) start(cfg *config.Config, res deliver.Resolver) (err error) {
 	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
-			return listenError(cfg, "web.listen", cfg.Web.Listen, err)
+			return nil, listenError(cfg, "web.listen", cfg.Web.Listen, err)
 		}
 	}
 	if err := g.serveControl(cfg); err != nil {
-		return err
+		return nil, err
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
-	return nil
+	return g, nil
 }
 
 // checkpoints signs the audit log's newest event every minute, and once
