@@ -186,9 +186,12 @@ func (h holds) Resolve(ctx context.Context, id, token string, confirm bool) (*we
 	if rec.State == "held" {
 		// ops records the sender's answer (audit, metric) and frees the
 		// spool bytes of a cancelled message; a second click finds the
-		// hold resolved and shows the outcome.
+		// hold resolved and shows the outcome. An answer carried out but
+		// not recorded (ops logs that as an error for the operator) is
+		// shown as done: the page must not say that nothing happened.
 		res, err := h.g.Ops.ResolveHold(ctx, id, confirm)
-		if err != nil && !errors.Is(err, ops.ErrResolved) {
+		var notRecorded *ops.AuditError
+		if err != nil && !errors.Is(err, ops.ErrResolved) && !errors.As(err, &notRecorded) {
 			return nil, err
 		}
 		if res != nil && confirm {
