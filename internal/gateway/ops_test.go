@@ -74,6 +74,11 @@ func TestOperationsGoThroughOps(t *testing.T) {
 		t.Fatalf("%d quarantine.deleted events, want 1", n)
 	}
 
+	// The control socket's paths are not on the web listener.
+	if code, _ := post("/v1/quarantine/"+id+"/release", `{"reason":"x"}`); code != http.StatusNotFound {
+		t.Fatalf("the web listener answers a control-socket path: %d", code)
+	}
+
 	id = held()
 	e.gw.Ops.Audit = func(context.Context, *store.AuditEvent) error { return errors.New("disk I/O error") }
 	code, body := post("/api/quarantine/"+id+"/release", `{"reason":"ok by the DPO"}`)
