@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,33 +166,22 @@ func TestUserCommands(t *testing.T) {
 func TestDevModeOutbox(t *testing.T) {
 	need(t, "swaks")
 	dir := t.TempDir()
-	for _, p := range []string{"127.0.0.1:2525", "127.0.0.1:2587", "127.0.0.1:8080"} {
-		if c, err := (&net.Dialer{Timeout: 200 * time.Millisecond}).Dial("tcp", p); err == nil {
-			c.Close()
-			t.Skipf("%s is in use; dev mode uses fixed ports", p)
-		}
-	}
-	cmd := exec.Command(binPath, "serve", "--dev")
-	cmd.Dir = dir
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	waitListen(t, "127.0.0.1:8080", 20*time.Second)
+	// Dev mode's listeners are fixed (INTERFACE.md); the hidden --dev-*
+	// flags move them to free ports so this runs beside other tests.
+	d := startDev(t, dir)
+	outbound, webAddr, out := d.outbound, d.web, d.out
 	for deadline := time.Now().Add(10 * time.Second); !regexp.MustCompile(`user admin, password \S{20}`).MatchString(out.String()); {
 		if time.Now().After(deadline) {
 			t.Fatalf("first admin not printed:\n%s", out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if o, code := swaks(t, "--server", "127.0.0.1:2587", "--from", "staff@example.gov.uk", "--to", "someone@example.org", "--header", "Subject: dev outbox test"); code != 0 {
+	if o, code := swaks(t, "--server", outbound, "--from", "staff@example.gov.uk", "--to", "someone@example.org", "--header", "Subject: dev outbox test"); code != 0 {
 		t.Fatal(o)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://127.0.0.1:8080/dev/outbox")
+		resp, err := http.Get("http://" + webAddr + "/dev/outbox")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +198,7 @@ func TestDevModeOutbox(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	resp, err := http.Get("http://127.0.0.1:8080/dev/outbox/1")
+	resp, err := http.Get("http://" + webAddr + "/dev/outbox/1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,4 +210,27 @@ func TestDevModeOutbox(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "sealpost-data", "sealpost.db")); err != nil {
 		t.Fatal("dev data not in ./sealpost-data")
 	}
+}
+
+// dev is a `sealpost serve --dev` process on free ports.
+type dev struct {
+	inbound, outbound, web string
+	out                    *syncBuffer
+	cmd                    *exec.Cmd
+}
+
+// startDev runs dev mode in dir (its data in dir/sealpost-data) and waits
+// for its web listener.
+func startDev(t *testing.T, dir string) *dev {
+	t.Helper()
+	d := &dev{inbound: freePort(t), outbound: freePort(t), web: freePort(t), out: &syncBuffer{}}
+	d.cmd = exec.Command(binPath, "serve", "--dev", "--dev-inbound", d.inbound, "--dev-outbound", d.outbound, "--dev-web", d.web)
+	d.cmd.Dir = dir
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.cmd.Process.Signal(syscall.SIGTERM); d.cmd.Wait() })
+	waitListen(t, d.web, 20*time.Second)
+	return d
 }

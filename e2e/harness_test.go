@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sealpost/internal/testutil"
 )
 
 var binPath string
@@ -40,10 +42,7 @@ func need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("SEALPOST_REQUIRE_TOOLS") == "1" {
-				t.Fatalf("%s is not installed (make test installs it)", tool)
-			}
-			t.Skipf("%s is not installed; run `make test` to install the tools", tool)
+			testutil.Missing(t, "%s is not installed", tool)
 		}
 	}
 }

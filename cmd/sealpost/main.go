@@ -49,8 +49,9 @@ func run(args []string) int {
 	fmt.Fprintln(os.Stderr, "sealpost:", err)
 	var ue usageError
 	var ce *config.Error
+	var se startupError
 	switch {
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &se):
 		return 2
 	case isCobraUsage(err):
 		return 2

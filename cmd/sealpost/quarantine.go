@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/store"
 )
@@ -149,25 +150,27 @@ func quarantineCmd(g *globalFlags) *cobra.Command {
 			if reason == "" {
 				reason = "from the command line, no reason given"
 			}
-			return withStore(g, func(ctx context.Context, st *store.Store) error {
-				state := "deleted"
+			return withOps(g, func(ctx context.Context, op ops.Operator, a ops.Actor, running bool) error {
+				do := op.Delete
 				if release {
-					state = "released"
+					do = op.Release
 				}
-				rcpts, _, err := st.Resolve(ctx, args[0], release, state, operatorName(), reason, time.Now())
+				res, err := do(ctx, a, args[0], reason)
 				switch {
-				case errors.Is(err, store.ErrNotFound):
+				case errors.Is(err, ops.ErrNotFound):
 					return fmt.Errorf("no held or quarantined message %s", args[0])
-				case errors.Is(err, store.ErrResolved):
+				case errors.Is(err, ops.ErrResolved):
 					return fmt.Errorf("%s was already released, deleted or expired (see quarantine show)", args[0])
 				case err != nil:
 					return err
 				}
-				st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "quarantine." + state, Object: args[0], Detail: reason})
-				if release {
-					fmt.Printf("%s released for %d recipients; the running gateway delivers it within queue.poll_interval\n", args[0], len(rcpts))
-				} else {
-					fmt.Printf("%s deleted for %d recipients\n", args[0], len(rcpts))
+				switch {
+				case !release:
+					fmt.Printf("%s deleted for %d recipients\n", args[0], len(res.Recipients))
+				case running:
+					fmt.Printf("%s released for %d recipients; the running gateway delivers it within queue.poll_interval\n", args[0], len(res.Recipients))
+				default:
+					fmt.Printf("%s released for %d recipients; the gateway delivers it when it starts (none runs now)\n", args[0], len(res.Recipients))
 				}
 				return nil
 			})

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"sealpost/internal/gateway"
+	"sealpost/internal/ops"
 	"sealpost/internal/store"
 )
 
@@ -166,48 +167,33 @@ func queueCmd(g *globalFlags) *cobra.Command {
 	})
 	show.Flags().BoolVar(&showJSON, "json", false, "one JSON document on stdout")
 
-	retry := newCmd("retry ID...", "Try waiting recipients now", cobra.MinimumNArgs(1), func(cmd *cobra.Command, args []string) error {
-		return withStore(g, func(ctx context.Context, st *store.Store) error {
-			failed := 0
-			for _, id := range args {
-				ok, err := st.RetryNow(ctx, id, time.Now())
-				if err != nil {
-					return err
+	each := func(verb, done string, do func(op ops.Operator) func(context.Context, ops.Actor, string) error) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			return withOps(g, func(ctx context.Context, op ops.Operator, a ops.Actor, running bool) error {
+				failed := 0
+				for _, id := range args {
+					err := do(op)(ctx, a, id)
+					if errors.Is(err, ops.ErrNothingQueued) {
+						fmt.Fprintf(os.Stderr, "%s: nothing waiting for delivery\n", id)
+						failed++
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Printf("%s: %s\n", id, done)
 				}
-				if !ok {
-					fmt.Fprintf(os.Stderr, "%s: nothing waiting for delivery\n", id)
-					failed++
-					continue
+				if failed > 0 {
+					return fmt.Errorf("%d of %d not %s", failed, len(args), verb)
 				}
-				fmt.Printf("%s: will be tried within the queue's poll interval\n", id)
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d not retried", failed, len(args))
-			}
-			return nil
-		})
-	})
-	del := newCmd("delete ID...", "Stop delivering messages (no bounce is sent)", cobra.MinimumNArgs(1), func(cmd *cobra.Command, args []string) error {
-		return withStore(g, func(ctx context.Context, st *store.Store) error {
-			failed := 0
-			for _, id := range args {
-				ok, err := st.DeleteQueued(ctx, id, time.Now())
-				if err != nil {
-					return err
-				}
-				if !ok {
-					fmt.Fprintf(os.Stderr, "%s: nothing waiting for delivery\n", id)
-					failed++
-					continue
-				}
-				fmt.Printf("%s: deleted from the queue\n", id)
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d not deleted", failed, len(args))
-			}
-			return nil
-		})
-	})
+				return nil
+			})
+		}
+	}
+	retry := newCmd("retry ID...", "Try waiting recipients now", cobra.MinimumNArgs(1),
+		each("retried", "will be tried within the queue's poll interval", func(op ops.Operator) func(context.Context, ops.Actor, string) error { return op.Retry }))
+	del := newCmd("delete ID...", "Stop delivering messages (no bounce is sent)", cobra.MinimumNArgs(1),
+		each("deleted", "deleted from the queue", func(op ops.Operator) func(context.Context, ops.Actor, string) error { return op.DeleteQueued }))
 	q.AddCommand(list, show, retry, del)
 	return q
 }

@@ -21,10 +21,14 @@ import (
 
 func serveCmd(g *globalFlags) *cobra.Command {
 	var cpuProfile string
+	var devListen [3]string
 	c := newCmd("serve", "Run the gateway: SMTP listeners, delivery, web", cobra.NoArgs, func(cmd *cobra.Command, args []string) error {
 		cfg, err := g.loadConfig()
 		if err != nil {
 			return err
+		}
+		if cfg.Dev {
+			overrideDevListeners(cfg, devListen)
 		}
 		if cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
@@ -40,7 +44,7 @@ func serveCmd(g *globalFlags) *cobra.Command {
 		gw, err := gateway.Start(cfg, log, nil)
 		if err != nil {
 			logw.Flush()
-			return err
+			return startupError{err}
 		}
 		logw.Flush()
 		if cfg.Dev {
@@ -82,6 +86,12 @@ func serveCmd(g *globalFlags) *cobra.Command {
 	})
 	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until stopped (for benchmarks)")
 	c.Flags().MarkHidden("cpuprofile")
+	// Tests run dev mode on free ports beside other tests; operators use
+	// a config file to choose addresses.
+	for i, n := range []string{"dev-inbound", "dev-outbound", "dev-web"} {
+		c.Flags().StringVar(&devListen[i], n, "", "with --dev: listen here instead (for tests)")
+		c.Flags().MarkHidden(n)
+	}
 	return c
 }
 
@@ -113,4 +123,26 @@ func randomPassword() string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// startupError is a failure of `serve` to start: like a bad config, exit
+// status 2, one line naming the key, file or rule.
+type startupError struct{ err error }
+
+func (e startupError) Error() string { return e.err.Error() }
+func (e startupError) Unwrap() error { return e.err }
+
+// overrideDevListeners applies the hidden --dev-inbound, --dev-outbound
+// and --dev-web flags.
+func overrideDevListeners(cfg *config.Config, l [3]string) {
+	if l[0] != "" {
+		cfg.SMTP.InboundListen = l[0]
+	}
+	if l[1] != "" {
+		cfg.SMTP.OutboundListen = l[1]
+	}
+	if l[2] != "" {
+		cfg.Web.Listen = l[2]
+		cfg.Web.PublicURL = "http://" + l[2]
+	}
 }

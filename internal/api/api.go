@@ -20,6 +20,7 @@ import (
 
 	"sealpost/internal/audit"
 	"sealpost/internal/dnscheck"
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/report"
@@ -38,6 +39,7 @@ func OpenAPI() []byte { return openAPI }
 type Service struct {
 	Store      *store.Store
 	Queue      *queue.Queue
+	Ops        *ops.Service // release, delete, retry: audited once
 	Log        *slog.Logger
 	AuditKey   ed25519.PublicKey
 	Rules      func() []policy.Rule
@@ -235,28 +237,41 @@ func (s *Service) queueList(w http.ResponseWriter, r *http.Request, _ *store.API
 }
 
 func (s *Service) retry(w http.ResponseWriter, r *http.Request, t *store.APIToken) {
-	s.queueOp(w, r, t, "retry", s.Store.RetryNow)
+	s.queueOp(w, r, "retry", s.Ops.Retry(r.Context(), actor(r, t), r.PathValue("id")))
 }
 
 func (s *Service) deleteQueued(w http.ResponseWriter, r *http.Request, t *store.APIToken) {
-	s.queueOp(w, r, t, "delete", s.Store.DeleteQueued)
+	s.queueOp(w, r, "delete", s.Ops.DeleteQueued(r.Context(), actor(r, t), r.PathValue("id")))
 }
 
-// queueOp retries or deletes the queued recipients of a message.
-func (s *Service) queueOp(w http.ResponseWriter, r *http.Request, t *store.APIToken, op string, f func(context.Context, string, time.Time) (bool, error)) {
-	id := r.PathValue("id")
-	ok, err := f(r.Context(), id, time.Now())
-	if err != nil {
-		s.oops(w, err)
-		return
-	}
-	if !ok {
+// queueOp answers a retry or delete of the queued recipients of a message.
+func (s *Service) queueOp(w http.ResponseWriter, r *http.Request, op string, err error) {
+	switch {
+	case errors.Is(err, ops.ErrNothingQueued):
 		fail(w, http.StatusNotFound, "no queued recipients for that message")
 		return
+	case err != nil:
+		s.opFailed(w, err)
+		return
 	}
-	s.Queue.Kick()
-	s.audit(r, t, "queue."+op, id, "")
-	reply(w, http.StatusOK, map[string]any{"id": id, "action": op})
+	reply(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "action": op})
+}
+
+// actor is the token as ops records it.
+func actor(r *http.Request, t *store.APIToken) ops.Actor {
+	return ops.Actor{Name: "api:" + t.Name, IP: r.RemoteAddr, UA: r.UserAgent()}
+}
+
+// opFailed answers an action that failed; one that was done but could not
+// be recorded says so, since retrying it would not help.
+func (s *Service) opFailed(w http.ResponseWriter, err error) {
+	var ae *ops.AuditError
+	if errors.As(err, &ae) {
+		s.Log.Error("api action not recorded", "err", err)
+		fail(w, http.StatusInternalServerError, "done, but the audit log could not be written; the gateway's log says why")
+		return
+	}
+	s.oops(w, err)
 }
 
 // Held is a held or quarantined message.
@@ -297,23 +312,23 @@ func (s *Service) resolve(release bool) func(w http.ResponseWriter, r *http.Requ
 			return
 		}
 		id := r.PathValue("id")
-		state := "deleted"
+		op := s.Ops.Delete
 		if release {
-			state = "released"
+			op = s.Ops.Release
 		}
-		rcpts, err := s.Queue.Resolve(r.Context(), id, release, state, "api:"+t.Name, body.Reason)
+		res, err := op(r.Context(), actor(r, t), id, body.Reason)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, ops.ErrNotFound):
 			fail(w, http.StatusNotFound, "no held or quarantined message with that id")
 			return
-		case errors.Is(err, store.ErrResolved):
+		case errors.Is(err, ops.ErrResolved):
 			fail(w, http.StatusConflict, "already released, deleted or expired")
 			return
 		case err != nil:
-			s.oops(w, err)
+			s.opFailed(w, err)
 			return
 		}
-		s.audit(r, t, "quarantine."+state, id, body.Reason)
+		state, rcpts := res.State, res.Recipients
 		reply(w, http.StatusOK, map[string]any{"id": id, "state": state, "recipients": rcpts})
 	}
 }

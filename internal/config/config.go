@@ -757,6 +757,19 @@ func validDomain(s string) bool {
 	return true
 }
 
+// KeyError is an error about the value of key found after loading (a
+// listen address in use, a file that cannot be read), with the line where
+// the file sets the key.
+func (c *Config) KeyError(key, msg string) *Error {
+	e := &Error{File: c.File, Key: key, Msg: msg}
+	if c.File != "" {
+		if data, err := os.ReadFile(c.File); err == nil {
+			e.Line = keyLine(data, key)
+		}
+	}
+	return e
+}
+
 // tableLine is the line of the n-th (from 0) [[name]] header, 0 if not found.
 func tableLine(data []byte, name string, n int) int {
 	for i, line := range strings.Split(string(data), "\n") {

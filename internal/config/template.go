@@ -12,6 +12,8 @@ const Template = `# sealpost configuration. Every key is shown with its default;
 # (listen addresses and keys need a restart).
 
 # Where the queue, spool, keys and database live. Keep it on a local disk.
+# One gateway per directory: serve locks it (DATA_DIR/lock) and the CLI
+# reaches the running gateway through DATA_DIR/control.sock.
 data_dir = {{printf "%q" .DataDir}}
 
 [org]

@@ -27,6 +27,7 @@ import (
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/dnscheck"
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
@@ -37,6 +38,7 @@ import (
 type Service struct {
 	Store   *store.Store
 	Queue   *queue.Queue
+	Ops     *ops.Service // release, delete, retry: audited once
 	Config  func() *config.Config
 	Log     *slog.Logger
 	Key     []byte // seals TOTP secrets

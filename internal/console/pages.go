@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/report"
 	"sealpost/internal/store"
@@ -204,23 +205,22 @@ func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "No such action", "Go back to the list.")
 		return
 	}
-	state := "deleted"
+	op, state := s.Ops.Delete, "deleted"
 	if release {
-		state = "released"
+		op, state = s.Ops.Release, "released"
 	}
-	_, err := s.Queue.Resolve(r.Context(), id, release, state, "admin:"+u.Name, reason)
+	_, err := op(r.Context(), s.actor(r, u), id, reason)
 	switch {
-	case errors.Is(err, store.ErrResolved):
+	case errors.Is(err, ops.ErrResolved):
 		s.fail(w, http.StatusConflict, "Already done", "Someone released, deleted or the sender resolved this message already. Go back to the list.")
 		return
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ops.ErrNotFound):
 		s.fail(w, http.StatusNotFound, "No such message", "Go back to the list.")
 		return
 	case err != nil:
-		s.oops(w, err)
+		s.opFailed(w, err)
 		return
 	}
-	s.audit(r, "admin:"+u.Name, "quarantine."+state, id, reason)
 	http.Redirect(w, r, "/console/held?done="+state, http.StatusSeeOther)
 }
 
@@ -302,27 +302,24 @@ func (s *Service) queueAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, action := r.PathValue("id"), r.PathValue("action")
-	var done bool
 	var err error
 	switch action {
 	case "retry":
-		done, err = s.Store.RetryNow(r.Context(), id, time.Now())
-		s.Queue.Kick()
+		err = s.Ops.Retry(r.Context(), s.actor(r, u), id)
 	case "delete":
-		done, err = s.Store.DeleteQueued(r.Context(), id, time.Now())
+		err = s.Ops.DeleteQueued(r.Context(), s.actor(r, u), id)
 	default:
 		s.fail(w, http.StatusNotFound, "No such action", "Go back to the queue.")
 		return
 	}
-	if err != nil {
-		s.oops(w, err)
-		return
-	}
-	if !done {
+	switch {
+	case errors.Is(err, ops.ErrNothingQueued):
 		s.fail(w, http.StatusNotFound, "Nothing to do", "The message has no recipients waiting any more. Go back to the queue.")
 		return
+	case err != nil:
+		s.opFailed(w, err)
+		return
 	}
-	s.audit(r, "admin:"+u.Name, "queue."+action, id, "")
 	http.Redirect(w, r, "/console/queue?done="+action, http.StatusSeeOther)
 }
 
@@ -384,4 +381,21 @@ func (s *Service) usersPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.page(w, http.StatusOK, "console_users.html", map[string]any{"Title": "Users", "U": u, "CSRF": web.CSRFToken(w, r), "Users": us})
+}
+
+// actor is the signed-in user as ops records them.
+func (s *Service) actor(r *http.Request, u *store.User) ops.Actor {
+	return ops.Actor{Name: "admin:" + u.Name, IP: clientIP(r), UA: r.UserAgent()}
+}
+
+// opFailed answers an action that failed; one that was done but could not
+// be recorded says so, since retrying it would not help.
+func (s *Service) opFailed(w http.ResponseWriter, err error) {
+	var ae *ops.AuditError
+	if errors.As(err, &ae) {
+		s.Log.Error("console action not recorded", "err", err)
+		s.fail(w, http.StatusInternalServerError, "Done, but not recorded", "The action was carried out, but the audit log could not be written. Tell whoever runs the gateway: its log says why.")
+		return
+	}
+	s.oops(w, err)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-pdf/fpdf"
+
+	"sealpost/internal/testutil"
 )
 
 const pdfBody = "Referral for Jane Citizen.\nNHS no. 943 476 5919.\nNI number AB 12 34 56 C.\nCard 4111 1111 1111 1111."
@@ -69,20 +71,14 @@ func TestPDFText(t *testing.T) {
 	wantPDFFindings(t, "core font, plain", scanPDF(t, makePDF(t, "", false)))
 	ttf := "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 	if _, err := os.Stat(ttf); err != nil {
-		if os.Getenv("SEALPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("fonts-dejavu-core is missing")
-		}
-		t.Skip("no DejaVu font (fonts-dejavu-core)")
+		testutil.Missing(t, "no DejaVu font (fonts-dejavu-core)")
 	}
 	uni := makePDF(t, ttf, true)
 	wantPDFFindings(t, "embedded TrueType, Identity-H + ToUnicode", scanPDF(t, uni))
 
 	// PDF 1.5 object streams and cross-reference streams, as qpdf (and Word) write them.
 	if _, err := exec.LookPath("qpdf"); err != nil {
-		if os.Getenv("SEALPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("qpdf is missing")
-		}
-		t.Skip("no qpdf")
+		testutil.Missing(t, "qpdf is not installed")
 	}
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
@@ -111,10 +107,7 @@ func TestPDFText(t *testing.T) {
 // where poppler's pdftotext finds them.
 func TestPDFTextAgreesWithPdftotext(t *testing.T) {
 	if _, err := exec.LookPath("pdftotext"); err != nil {
-		if os.Getenv("SEALPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("pdftotext (poppler-utils) is missing")
-		}
-		t.Skip("no pdftotext")
+		testutil.Missing(t, "pdftotext (poppler-utils) is not installed")
 	}
 	ttf := "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 	for _, name := range []string{"core", "ttf"} {

@@ -34,10 +34,7 @@ func chromium(t *testing.T) context.Context {
 	t.Helper()
 	exe := "/usr/bin/chromium"
 	if _, err := os.Stat(exe); err != nil {
-		if os.Getenv("SEALPOST_REQUIRE_TOOLS") != "" {
-			t.Fatal("chromium is not installed (make test installs it)")
-		}
-		t.Skip("no chromium")
+		testutil.Missing(t, "chromium is not installed")
 	}
 	dir, err := os.MkdirTemp("", "sealpost-chromium")
 	if err != nil {
@@ -69,10 +66,7 @@ func axeSource(t *testing.T) string {
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		if os.Getenv("SEALPOST_REQUIRE_TOOLS") != "" {
-			t.Fatalf("axe-core is not installed at %s (make test installs it)", p)
-		}
-		t.Skip("no axe-core")
+		testutil.Missing(t, "axe-core is not installed at %s", p)
 	}
 	return string(b)
 }

@@ -55,13 +55,13 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	axe(t, ctx, src, "console sign-in")
 	if err := chromedp.Run(ctx, chromedp.SendKeys("#user", "root", chromedp.ByID), chromedp.SendKeys("#password", pw, chromedp.ByID),
-		chromedp.Click("button.primary", chromedp.ByQuery), chromedp.WaitVisible("#secret", chromedp.ByID), chromedp.Text("#secret", &secret, chromedp.ByID)); err != nil {
+		clickThrough("button.primary", "#secret"), chromedp.Text("#secret", &secret, chromedp.ByID)); err != nil {
 		t.Fatal(err)
 	}
 	axe(t, ctx, src, "TOTP set-up")
 	c, _ := totp.GenerateCode(secret, time.Now())
-	if err := chromedp.Run(ctx, chromedp.SendKeys("#code", c, chromedp.ByID), chromedp.Click("button.primary", chromedp.ByQuery),
-		chromedp.WaitVisible("ul.stats", chromedp.ByQuery), chromedp.Text("h1", &h1)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.SendKeys("#code", c, chromedp.ByID), clickThrough("button.primary", "ul.stats"),
+		chromedp.Text("h1", &h1)); err != nil {
 		t.Fatal(err)
 	}
 	if h1 != "Dashboard" {
@@ -69,9 +69,9 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	// Sign out; without the code the password alone is refused now.
 	var problem string
-	if err := chromedp.Run(ctx, chromedp.Click("button.linklike", chromedp.ByQuery), chromedp.WaitVisible("#user", chromedp.ByID),
+	if err := chromedp.Run(ctx, clickThrough("button.linklike", "#user"),
 		chromedp.SendKeys("#user", "root", chromedp.ByID), chromedp.SendKeys("#password", pw, chromedp.ByID),
-		chromedp.Click("button.primary", chromedp.ByQuery), chromedp.WaitVisible(".error", chromedp.ByQuery), chromedp.Text(".error", &problem)); err != nil {
+		clickThrough("button.primary", ".error"), chromedp.Text(".error", &problem)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(problem, "not right") {
@@ -81,7 +81,7 @@ func TestBrowserConsole(t *testing.T) {
 	// the next step's, which the allowed clock drift accepts.
 	c, _ = totp.GenerateCode(secret, time.Now().Add(30*time.Second))
 	if err := chromedp.Run(ctx, chromedp.SetValue("#password", pw, chromedp.ByID), chromedp.SendKeys("#code", c, chromedp.ByID),
-		chromedp.Click("button.primary", chromedp.ByQuery), chromedp.WaitVisible("ul.stats", chromedp.ByQuery)); err != nil {
+		clickThrough("button.primary", "ul.stats")); err != nil {
 		t.Fatal(err)
 	}
 	axe(t, ctx, src, "dashboard")
@@ -92,7 +92,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	axe(t, ctx, src, "trace")
-	if err := chromedp.Run(ctx, chromedp.Click("table a", chromedp.ByQuery), chromedp.WaitVisible("ol.timeline", chromedp.ByQuery),
+	if err := chromedp.Run(ctx, clickThrough("table a", "ol.timeline"),
 		chromedp.Text("h1", &h1), chromedp.Text("ol.timeline", &timeline)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestBrowserConsole(t *testing.T) {
 	axe(t, ctx, src, "held and quarantined")
 	n := len(e.sink.Messages())
 	if err := chromedp.Run(ctx, chromedp.SendKeys("#r-"+heldID, "checked with the sender", chromedp.ByID),
-		chromedp.Click(`form[action$="/release"] button`, chromedp.ByQuery), chromedp.WaitVisible(".notice", chromedp.ByQuery)); err != nil {
+		clickThrough(`form[action$="/release"] button`, ".notice")); err != nil {
 		t.Fatal(err)
 	}
 	got := mailTo(t, e.sink, "boss@examp1e.gov.uk", "minutes", n)
@@ -129,7 +129,7 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	var result string
 	if err := chromedp.Run(ctx, chromedp.SetValue("#message", "From: a@example.gov.uk\nTo: x@other.example\nSubject: test\n\nNHS no. 943 476 5919\n", chromedp.ByID),
-		chromedp.Click(`form[action="/console/policy/test"] button`, chromedp.ByQuery), chromedp.WaitVisible("#result", chromedp.ByID),
+		clickThrough(`form[action="/console/policy/test"] button`, "#result"),
 		chromedp.Text("#result ~ table", &result, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}

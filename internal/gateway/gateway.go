@@ -9,6 +9,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,10 +27,12 @@ import (
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/console"
+	"sealpost/internal/datadir"
 	"sealpost/internal/deliver"
 	"sealpost/internal/dnscheck"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/portal"
 	"sealpost/internal/queue"
@@ -61,6 +64,13 @@ type Gateway struct {
 
 	InboundAddr, OutboundAddr, WebAddr, RedirectAddr net.Addr
 
+	// Ops does the operator and sender actions for every surface.
+	Ops *ops.Service
+
+	lock    *datadir.Lock
+	spool   *queue.Spool
+	control *http.Server
+
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 }
@@ -85,17 +95,35 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 }
 
 // Start opens everything and starts the listeners. Stop it with Shutdown.
-func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gateway, err error) {
-	g = &Gateway{Log: log, Metrics: metrics.New()}
+// What fails on the way is undone (listeners closed, the data directory's
+// lock given up) and returned as an error that names the config key, file
+// or rule involved; *config.Error where a key is to blame.
+func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gateway, err error) {
+	// g is not the named result: every "return nil, err" below would set
+	// that to nil before the deferred clean-up runs.
+	g := &Gateway{Log: log, Metrics: metrics.New()}
 	g.cfg.Store(cfg)
 	defer func() {
 		if err != nil {
-			g.closeAll()
+			g.abort()
 		}
 	}()
+	// The lock comes before anything else touches the data directory: a
+	// second gateway would otherwise sweep the first one's spool files as
+	// orphans and release its leases before failing on a port.
+	if g.lock, err = datadir.Acquire(cfg.DataDir); err != nil {
+		var inUse *datadir.InUseError
+		if errors.As(err, &inUse) {
+			return nil, err
+		}
+		return nil, cfg.KeyError("data_dir", fmt.Sprintf("%s: %v", cfg.DataDir, err))
+	}
 	key, err := LoadOrCreateMasterKey(cfg.MasterKeyPath())
 	if err != nil {
-		return nil, err
+		if cfg.Keys.MasterKeyFile != "" {
+			return nil, cfg.KeyError("keys.master_key_file", err.Error())
+		}
+		return nil, fmt.Errorf("the installation's key: %w", err)
 	}
 	if g.linkKey, err = hkdf.Key(sha256.New, key, nil, "sealpost link signing", 32); err != nil {
 		return nil, err
@@ -109,8 +137,16 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if certPath == "" {
 		certPath, keyPath, create = cfg.Path("keys", "tls-cert.pem"), cfg.Path("keys", "tls-key.pem"), true
 	}
+	if !create {
+		if err := readable(cfg, "smtp.tls_cert", certPath, "smtp.tls_key", keyPath); err != nil {
+			return nil, err
+		}
+	}
 	tlsConfig, err := LoadOrCreateTLS(certPath, keyPath, cfg.SMTP.Hostname, create)
 	if err != nil {
+		if !create {
+			return nil, cfg.KeyError("smtp.tls_cert", err.Error())
+		}
 		return nil, err
 	}
 	if g.Store, err = OpenStore(cfg); err != nil {
@@ -119,8 +155,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	g.Committer = store.NewCommitter(g.Store, 256)
 	spool, err := queue.OpenSpool(cfg.Path("spool"), key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the spool %s: %w", cfg.Path("spool"), err)
 	}
+	g.spool = spool
 	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
 		return nil, err
 	}
@@ -130,7 +167,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	g.pool = deliver.NewPool(64, 30*time.Second)
 	roots, err := rootCAs(cfg.Outbound.CAFile)
 	if err != nil {
-		return nil, &config.Error{File: cfg.File, Key: "outbound.ca_file", Msg: err.Error()}
+		return nil, cfg.KeyError("outbound.ca_file", err.Error())
 	}
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
@@ -192,6 +229,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		MaxAge: cfg.Outbound.MaxAge.Duration, PollInterval: cfg.Queue.PollInterval.Duration,
 		KeepDelivered: cfg.Queue.KeepDelivered.Duration,
 	}, g.Store, g.Committer, spool, route, transports, log, g.Metrics)
+	g.Ops = &ops.Service{Queue: g.Queue, Decisions: g.Store, Audit: g.Store.AppendAudit, Metrics: g.Metrics, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := g.Queue.Start(ctx); err != nil {
@@ -219,12 +257,12 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
-			return nil, err
+			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)
 		}
 	}
 	if cfg.SMTP.OutboundListen != "" {
 		if g.OutboundAddr, err = g.SMTP.Listen(smtpd.RoleOutbound, cfg.SMTP.OutboundListen); err != nil {
-			return nil, err
+			return nil, listenError(cfg, "smtp.outbound_listen", cfg.SMTP.OutboundListen, err)
 		}
 	}
 	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
@@ -240,9 +278,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	if err != nil {
 		return nil, err
 	}
-	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Config: g.Config, Log: log, Key: consoleKey,
+	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Config: g.Config, Log: log, Key: consoleKey,
 		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev}
-	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Log: log, AuditKey: g.auditKey.Public().(ed25519.PublicKey),
+	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditKey: g.auditKey.Public().(ed25519.PublicKey),
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
 			rs := g.rules.Load()
@@ -271,7 +309,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {
-			return nil, fmt.Errorf("web listener on %s: %w", cfg.Web.Listen, err)
+			return nil, listenError(cfg, "web.listen", cfg.Web.Listen, err)
 		}
 		warnPlainHTTPS(cfg, log)
 	}
@@ -279,6 +317,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 		if g.RedirectAddr, err = g.Web.ServeRedirect(cfg.Web.RedirectListen, cfg.Web.PublicURL); err != nil {
 			return nil, fmt.Errorf("web redirect listener on %s: %w", cfg.Web.RedirectListen, err)
 		}
+	}
+	if err := g.serveControl(cfg); err != nil {
+		return nil, err
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
 	return g, nil
@@ -381,24 +422,47 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 // Shutdown stops accepting, lets open SMTP sessions finish (up to ctx),
 // stops the delivery workers and closes the store.
 func (g *Gateway) Shutdown(ctx context.Context) {
+	g.stopListeners(ctx)
+	g.closeAll()
+	g.Log.Info("sealpost stopped")
+}
+
+// abort undoes a start that failed part-way: only what was opened is
+// closed, and nothing waits for sessions (none were served).
+func (g *Gateway) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	g.stopListeners(ctx)
+	g.closeAll()
+}
+
+func (g *Gateway) stopListeners(ctx context.Context) {
+	if g.control != nil {
+		g.control.Close()
+	}
 	if g.SMTP != nil {
 		g.SMTP.Shutdown(ctx)
 	}
 	if g.Web != nil {
 		g.Web.Shutdown(ctx)
 	}
-	g.closeAll()
-	g.Log.Info("sealpost stopped")
 }
 
 func (g *Gateway) closeAll() { g.closeOnce.Do(g.close) }
 
+// close releases what start opened, in reverse order; every field may be
+// nil when start failed before reaching it. The data directory's lock goes
+// last, once nothing of this process touches the directory any more.
 func (g *Gateway) close() {
 	if g.cancel != nil {
 		g.cancel()
 		g.bg.Wait()
+	}
+	if g.Queue != nil {
 		g.Queue.Wait()
-		g.Queue.Spool().Close()
+	}
+	if g.spool != nil {
+		g.spool.Close()
 	}
 	if g.pool != nil {
 		g.pool.Close()
@@ -408,5 +472,10 @@ func (g *Gateway) close() {
 	}
 	if g.Store != nil {
 		g.Store.Close()
+	}
+	if g.lock != nil {
+		if err := g.lock.Release(); err != nil {
+			g.Log.Warn("releasing the data directory lock failed", "err", err)
+		}
 	}
 }

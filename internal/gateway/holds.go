@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sealpost/internal/config"
+	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
@@ -183,25 +184,22 @@ func (h holds) Resolve(ctx context.Context, id, token string, confirm bool) (*we
 		return nil, err
 	}
 	if rec.State == "held" {
-		state, result := "cancelled", "cancelled"
-		if confirm {
-			state, result = "released", "confirmed"
-		}
-		rcpts, err := h.g.Queue.Resolve(ctx, id, confirm, state, "sender", result+" by the sender")
-		if err != nil && !errors.Is(err, store.ErrResolved) {
+		// ops records the sender's answer (audit, metric) and frees the
+		// spool bytes of a cancelled message; a second click finds the
+		// hold resolved and shows the outcome. An answer carried out but
+		// not recorded (ops logs that as an error for the operator) is
+		// shown as done: the page must not say that nothing happened.
+		res, err := h.g.Ops.ResolveHold(ctx, id, confirm)
+		var notRecorded *ops.AuditError
+		if err != nil && !errors.Is(err, ops.ErrResolved) && !errors.As(err, &notRecorded) {
 			return nil, err
 		}
-		if err == nil && confirm {
+		if res != nil && confirm {
 			// The sender checked these addresses: they are contacts now
 			// (policy: first-contact), whichever way the message goes.
-			if err := h.g.Queue.MarkContacted(ctx, rcpts); err != nil {
+			if err := h.g.Queue.MarkContacted(ctx, res.Recipients); err != nil {
 				h.g.Log.Error("recording the confirmed recipients' domains failed", "msgid", id, "err", err)
 			}
-		}
-		if err == nil {
-			h.g.Metrics.Holds.WithLabelValues(result).Inc()
-			h.g.Log.Info("held message "+result, "msgid", id, "by", "sender")
-			h.g.Audit(ctx, rec.MailFrom, "hold."+result, id, "through the link in the notice")
 		}
 		if rec, err = h.g.Store.GetDecision(ctx, id); err != nil {
 			return nil, err
@@ -242,15 +240,17 @@ func (g *Gateway) expire(ctx context.Context, id string) {
 	if rec.State == "quarantined" {
 		how = "not released within " + config.DurationWords(cfg.Policy.QuarantineRetention.Duration)
 	}
-	rcpts, err := g.Queue.Resolve(ctx, id, false, "expired", "gateway", how)
+	res, _, err := g.Ops.Expire(ctx, id, how)
 	if err != nil {
-		if !errors.Is(err, store.ErrResolved) {
+		if !errors.Is(err, ops.ErrResolved) {
 			g.Log.Error("expiring held message failed", "msgid", id, "err", err)
 		}
-		return
+		var ae *ops.AuditError
+		if !errors.As(err, &ae) {
+			return
+		}
 	}
-	g.Metrics.Holds.WithLabelValues("expired").Inc()
-	g.Audit(ctx, "gateway", rec.State+".expired", id, how)
+	rcpts := res.Recipients
 	g.Log.Info("held message expired", "msgid", id, "state", rec.State)
 	if rec.State != "held" {
 		return

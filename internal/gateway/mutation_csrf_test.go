@@ -55,7 +55,11 @@ func postRoutes(t *testing.T) []string {
 	for _, dir := range []string{"../portal", "../console", "../web", "../ops", "../hold"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
+			// The control socket (ops/control.go) is served only on a Unix
+			// socket of mode 0600 in the data directory, never on the web
+			// listener, so no browser can reach it (TestOperationsGoThroughOps
+			// checks the web listener does not answer its paths).
+			if strings.HasSuffix(f, "_test.go") || f == filepath.Join("..", "ops", "control.go") {
 				continue
 			}
 			b, err := os.ReadFile(f)

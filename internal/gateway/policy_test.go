@@ -240,6 +240,18 @@ func TestHeldMessageConfirmedBySender(t *testing.T) {
 	if n := len(sink.Messages()); n != 1 {
 		t.Fatalf("%d deliveries", n)
 	}
+	// The sender's answer is recorded and counted once (internal/ops),
+	// however often the button is pressed.
+	evs, _ := e.gw.Store.AuditEvents(context.Background(), id, 100)
+	confirmed := 0
+	for _, ev := range evs {
+		if ev.Action == "hold.confirmed" {
+			confirmed++
+		}
+	}
+	if confirmed != 1 || holdsCounted(t, e.gw, "confirmed") != 1 {
+		t.Fatalf("%d hold.confirmed events, metric %v; want 1 each", confirmed, holdsCounted(t, e.gw, "confirmed"))
+	}
 }
 
 func TestRequireTLSNeverFallsBackToClear(t *testing.T) {

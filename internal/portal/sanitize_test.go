@@ -105,25 +105,72 @@ func TestB64Reader(t *testing.T) {
 	}
 }
 
-// FuzzDescribe: the portal's MIME walk never panics, and what it stores of
-// an attachment is what a second walk decodes.
+// FuzzDescribe: the portal's MIME walk never panics; an attachment listed
+// as stored has the size of what was stored, and what was stored is what a
+// second walk (a download of an unstored attachment) decodes; one that did
+// not decode is listed with nothing stored.
+//
+// save follows the contract of Service.writeBlob (TestWriteBlobKeepsNothing
+// OnError): on an error it keeps nothing and returns 0. The first version
+// of this fuzzer kept what it had read before the error, so an attachment
+// cut off by a missing closing boundary (testdata/fuzz/FuzzDescribe) looked
+// stored with a size of 0.
 func FuzzDescribe(f *testing.F) {
 	f.Add([]byte("From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Disposition: attachment; filename=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x--\r\n"))
 	f.Add([]byte("Subject: x\r\nContent-Type: text/html\r\n\r\n<p>hi"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Disposition: attachment; filename=cut.bin\r\n\r\nno closing boundary"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Disposition: attachment; filename=b.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!\r\n--x--\r\n"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		const limit = 1 << 20
 		saved := map[int][]byte{}
 		p, _, err := describe(bytes.NewReader(msg), func(i int, r io.Reader) (int64, error) {
-			b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+			b, err := io.ReadAll(io.LimitReader(r, limit))
+			if err != nil {
+				return 0, err
+			}
 			saved[i] = b
-			return int64(len(b)), err
+			return int64(len(b)), nil
 		})
 		if err != nil || p == nil {
 			return
 		}
+		stored := map[int]bool{}
 		for _, a := range p.Attachments {
-			if a.Size != int64(len(saved[a.Index])) {
-				t.Fatalf("attachment %d: size %d, saved %d", a.Index, a.Size, len(saved[a.Index]))
+			b, ok := saved[a.Index]
+			switch {
+			case a.Stored && (!ok || a.Size != int64(len(b))):
+				t.Fatalf("attachment %d: size %d, saved %d", a.Index, a.Size, len(b))
+			case !a.Stored && (ok || a.Size != 0):
+				t.Fatalf("attachment %d not stored, yet size %d and saved %v", a.Index, a.Size, ok)
 			}
+			stored[a.Index] = a.Stored
 		}
+		walk(bytes.NewReader(msg), func(l *leaf) bool {
+			if stored[l.index] {
+				b, _ := io.ReadAll(io.LimitReader(l.decoded, limit))
+				if !bytes.Equal(b, saved[l.index]) {
+					t.Fatalf("attachment %d: a second walk decodes %q, stored %q", l.index, b, saved[l.index])
+				}
+			}
+			return true
+		})
 	})
+}
+
+// TestWriteBlobKeepsNothingOnError: an attachment whose bytes fail to
+// decode half-way leaves no blob (nor temporary file) behind, which is
+// what describe's callers rely on.
+func TestWriteBlobKeepsNothingOnError(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/att-0"
+	s := &Service{}
+	r := io.MultiReader(strings.NewReader("first bytes"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	n, err := s.writeBlob(path, make([]byte, 32), []byte("aad"), r)
+	if err == nil || n != 0 {
+		t.Fatalf("writeBlob = %d, %v; want 0 and the error", n, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
 }
