@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -387,4 +388,71 @@ func TestTamperedBundleRefused(t *testing.T) {
 		_ = other
 	})
 	test("not a bundle", "not an evidence bundle", func(b *Bundle) { b.Format = "x" })
+}
+
+// TestForgedAnchorWithoutWitness: the anchor's own signature is checked,
+// also where no witness is there to compare with.
+func TestForgedAnchorWithoutWitness(t *testing.T) {
+	f := fill(t)
+	ctx := context.Background()
+	f.st.DB.ExecContext(ctx, `DELETE FROM audit_events WHERE seq<=10`)
+	f.st.DB.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE seq<=10`)
+	f.st.DB.ExecContext(ctx, `INSERT INTO audit_anchor (id, n, seq, count, at, hash, mac, prev, sig) SELECT 1, n, seq, count, at, hash, mac, prev, zeroblob(64) FROM audit_checkpoints WHERE seq=20`)
+	f.st.DB.ExecContext(ctx, `UPDATE audit_anchor SET n=1, seq=10, count=10, prev=NULL, hash=(SELECT prev FROM audit_events WHERE seq=11)`)
+	v := f.verifier()
+	v.WitnessFile = ""
+	if r, err := v.Verify(ctx, f.st); err != nil || r.OK() || !strings.Contains(r.Why, "not a checkpoint signed by the installation") {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// TestRecorderKeepsWhatTheStoreRefuses: an append the store refuses is
+// kept in the pending file and appended, in order, once it accepts again;
+// with no pending file the error reaches the caller.
+func TestRecorderKeepsWhatTheStoreRefuses(t *testing.T) {
+	f := fill(t)
+	ctx := context.Background()
+	f.st.DB.ExecContext(ctx, `CREATE TRIGGER refuse BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected'); END`)
+	r := &Recorder{Store: f.st}
+	if err := r.Record(ctx, &store.AuditEvent{At: f.now, Actor: "a", Action: "x.one"}); err == nil {
+		t.Fatal("a refused append reported as recorded")
+	}
+	r.PendingFile = filepath.Join(t.TempDir(), "pending")
+	for _, a := range []string{"x.one", "x.two"} {
+		if err := r.Record(ctx, &store.AuditEvent{At: f.now, Actor: "a", Action: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("flush into a refusing store succeeded")
+	}
+	f.st.DB.ExecContext(ctx, `DROP TRIGGER refuse`)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := f.st.AuditEvents(ctx, "", 100)
+	if len(evs) != 22 || evs[20].Action != "x.one" || evs[21].Action != "x.two" {
+		t.Fatalf("%d events", len(evs))
+	}
+	if b, _ := os.ReadFile(r.PendingFile); len(b) != 0 {
+		t.Fatalf("pending file still holds %q", b)
+	}
+}
+
+// TestCheckpointCountChecked: a checkpoint (even one signed with the key,
+// as a faulty writer could) whose count does not match the events it
+// covers is refused.
+func TestCheckpointCountChecked(t *testing.T) {
+	f := fill(t)
+	ctx := context.Background()
+	cps, _ := f.st.AuditCheckpoints(ctx)
+	c := cps[1]
+	c.Count = 9
+	c.Sig = ed25519.Sign(f.keys.Sign, signedBytes(c))
+	f.st.DB.ExecContext(ctx, `UPDATE audit_checkpoints SET count=?, sig=? WHERE seq=?`, c.Count, c.Sig, c.Seq)
+	v := f.verifier()
+	v.WitnessFile = ""
+	if r, err := v.Verify(ctx, f.st); err != nil || r.OK() || !strings.Contains(r.Why, "counts 9 events") {
+		t.Fatalf("%+v %v", r, err)
+	}
 }
