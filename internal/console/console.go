@@ -41,6 +41,8 @@ type Service struct {
 	// Recorder appends audit events (kept and retried when the store
 	// refuses one); nil: straight to the store.
 	Recorder *audit.Recorder
+	// Evidence writes the evidence bundle of a message (nil: none offered).
+	Evidence func(ctx context.Context, msgID string) ([]byte, error)
 	Queue    *queue.Queue
 	Config   func() *config.Config
 	Log      *slog.Logger
@@ -66,6 +68,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console", s.dashboard)
 	mux.HandleFunc("GET /console/trace", s.trace)
 	mux.HandleFunc("GET /console/trace/{id}", s.timeline)
+	mux.HandleFunc("GET /console/trace/{id}/evidence.json", s.evidence)
 	mux.HandleFunc("GET /console/held", s.held)
 	mux.HandleFunc("POST /console/held/{id}/{action}", s.resolve)
 	mux.HandleFunc("GET /console/reports", s.reports)

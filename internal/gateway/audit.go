@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -96,6 +97,23 @@ func (g *Gateway) closeAudit() {
 // what it records.
 func (g *Gateway) Audit(ctx context.Context, actor, action, object, detail string) error {
 	return g.audit.recorder.Record(ctx, &store.AuditEvent{At: time.Now(), Actor: actor, Action: action, Object: object, Detail: detail})
+}
+
+// messageEvidence writes a message's evidence bundle (for the console):
+// whatever is unsigned is signed first, so that every event can be proven.
+func (g *Gateway) messageEvidence(ctx context.Context, id string) ([]byte, error) {
+	if err := audit.Checkpoint(ctx, g.Store, g.audit.keys, g.audit.witness, time.Now()); err != nil {
+		return nil, err
+	}
+	sel := audit.Selection{Message: id}
+	if s, err := g.Store.SealedByMsg(ctx, id); err == nil {
+		sel.Objects = append(sel.Objects, s.ID)
+	}
+	b, err := audit.BuildBundle(ctx, g.Store, g.audit.keys, sel, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(b, "", " ")
 }
 
 // SignAudit signs the events a CLI command appended to st (the gateway

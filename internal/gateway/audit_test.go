@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +239,50 @@ func TestAuditTamperingOnGatewayStore(t *testing.T) {
 		}
 	}
 	test("unsigned and old", 19, "covered by no signed checkpoint")
+}
+
+// TestConsoleEvidenceDownload: the trace page links the message's evidence
+// bundle, which verifies with the installation's key; the download is
+// itself an audit event.
+func TestConsoleEvidenceDownload(t *testing.T) {
+	e := start(t, nil)
+	pw := addConsoleUser(t, e.gw.Store, "audrey", "auditor")
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"boss@examp1e.gov.uk"}, message("staff@example.gov.uk", "boss@examp1e.gov.uk", "minutes", "the minutes"))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	id := msgID(t, reply)
+	b := newBrowser(t, e)
+	b.get("/console/login")
+	if st, _ := b.post("/console/login", url.Values{"user": {"audrey"}, "password": {pw}}); st != 200 {
+		t.Fatalf("sign-in: %d", st)
+	}
+	if st, page := b.get("/console/trace/" + id); st != 200 || !strings.Contains(page, "/console/trace/"+id+"/evidence.json") {
+		t.Fatalf("trace page %d:\n%s", st, page)
+	}
+	st, body := b.get("/console/trace/" + id + "/evidence.json")
+	if st != 200 {
+		t.Fatalf("evidence: %d\n%s", st, body)
+	}
+	var bundle audit.Bundle
+	if err := json.Unmarshal([]byte(body), &bundle); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.VerifyBundle(&bundle, e.gw.audit.keys.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, ev := range rep.Events {
+		actions = append(actions, ev.Get("action"))
+	}
+	if got := strings.Join(actions, " "); !strings.HasPrefix(got, "message.received message.decision policy.hold") {
+		t.Fatalf("proven events: %s", got)
+	}
+	if evs := detailOf(auditEvents(t, e.gw.Store, id), "audit.evidence"); len(evs) != 1 {
+		t.Fatalf("download audited %d times", len(evs))
+	}
+	if st, _ := b.get("/console/trace/x%22y/evidence.json"); st != 404 {
+		t.Fatalf("bad id: %d", st)
+	}
 }

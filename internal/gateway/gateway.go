@@ -266,6 +266,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (g *Gatew
 			}
 			return out, nil
 		}}
+	g.Console.Evidence = g.messageEvidence
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	portalRoutes := g.Web.Mount
 	g.Web.Mount = func(mux *http.ServeMux) {
