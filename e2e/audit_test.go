@@ -143,3 +143,30 @@ func TestAuditEvidenceAndWitness(t *testing.T) {
 		t.Fatalf("cut log (exit %d):\n%s", code, out)
 	}
 }
+
+// TestAuditAppendFailureFailsCLI: a command whose audit event cannot be
+// recorded fails, and what it made does not work (the user is disabled).
+func TestAuditAppendFailureFailsCLI(t *testing.T) {
+	g := newGW(t, gwOptions{})
+	if out, code := g.cli("user", "add", "carol", "--role", "admin"); code != 0 {
+		t.Fatalf("user add (exit %d):\n%s", code, out)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(g.dir, "sealpost.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected: audit refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, code := g.cli("user", "add", "dave", "--role", "admin")
+	if code != 1 || !strings.Contains(out, "audit log could not record it") {
+		t.Fatalf("user add with the audit log refusing (exit %d):\n%s", code, out)
+	}
+	if out, _ := g.cli("user", "list", "--json"); !strings.Contains(out, `{"name":"dave","role":"admin","disabled":true`) {
+		t.Fatalf("dave still works:\n%s", out)
+	}
+	if out, code := g.cli("audit", "verify"); code != 0 {
+		t.Fatalf("verify (exit %d):\n%s", code, out)
+	}
+}

@@ -128,12 +128,27 @@ func auditKeys(cfg *config.Config) (*audit.Keys, error) {
 // recordCLI appends an event a command writes and signs it at once (the
 // gateway may not be running to do it). The error must fail the command.
 func recordCLI(ctx context.Context, g *globalFlags, st *store.Store, e *store.AuditEvent) error {
-	if err := st.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("the audit log could not record it: %w", err)
-	}
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return err
+	}
+	err = st.AppendAudit(ctx, e)
+	if errors.Is(err, store.ErrNoAuditKey) {
+		// Before the first start: make the installation key, as serve
+		// would, so that the first events are linked like every other.
+		master, kerr := gateway.LoadOrCreateMasterKey(cfg.MasterKeyPath())
+		if kerr != nil {
+			return fmt.Errorf("the audit log could not record it: %w", kerr)
+		}
+		k, kerr := audit.DeriveKeys(master)
+		if kerr != nil {
+			return kerr
+		}
+		st.SetAuditChain(audit.Chain{Keys: k})
+		err = st.AppendAudit(ctx, e)
+	}
+	if err != nil {
+		return fmt.Errorf("the audit log could not record it: %w", err)
 	}
 	if err := gateway.SignAudit(cfg, st); err != nil {
 		return fmt.Errorf("recorded in the audit log, but not signed (the gateway signs it when it runs): %w", err)
