@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"sealpost/internal/audit"
+	"sealpost/internal/config"
 	"sealpost/internal/store"
+	"sealpost/internal/testutil"
 )
 
 func auditEvents(t *testing.T, st *store.Store, object string) []*store.AuditEvent {
@@ -284,5 +286,35 @@ func TestConsoleEvidenceDownload(t *testing.T) {
 	}
 	if st, _ := b.get("/console/trace/x%22y/evidence.json"); st != 404 {
 		t.Fatalf("bad id: %d", st)
+	}
+}
+
+// TestDeliveryTLSEvidence: a delivery over TLS records the version, the
+// cipher, the peer certificate's SHA-256 and whether it verified (it is
+// checked under opportunistic TLS too, only to be recorded).
+func TestDeliveryTLSEvidence(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		sink, ca := testutil.NewTLSSink(t)
+		e := start(t, func(c *config.Config) {
+			c.Outbound.Smarthost = sink.Addr
+			if trusted {
+				c.Outbound.CAFile = ca
+			}
+		})
+		code, reply := outbound(t, e, "staff@example.gov.uk", []string{"citizen@gmail.example"}, message("staff@example.gov.uk", "citizen@gmail.example", "s", "b"))
+		if code != 250 {
+			t.Fatal(reply)
+		}
+		id := msgID(t, reply)
+		sink.Wait(t, 1, 10*time.Second)
+		waitQueueEmpty(t, e)
+		att := detailOf(auditEvents(t, e.gw.Store, id), "delivery.attempt")
+		want := "verified=no"
+		if trusted {
+			want = "verified=yes"
+		}
+		if len(att) != 1 || !strings.Contains(att[0], `tls="TLS 1.3" cipher=TLS_`) || !strings.Contains(att[0], want) || len(field(att[0], "cert_sha256")) != 64 {
+			t.Fatalf("trusted %v: %q", trusted, att)
+		}
 	}
 }
