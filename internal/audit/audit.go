@@ -15,7 +15,8 @@
 // Every field of an event (time, actor, action, object, client, user agent,
 // detail, each address it is about) is committed to separately:
 //
-//	salt_i = HMAC(salt key, "field salt" ‖ seq ‖ i)[:16]
+//	secret = HMAC(salt key, "event salt" ‖ seq)
+//	salt_i = SHA-256("field salt" ‖ secret ‖ i)[:16]
 //	c_i    = SHA-256("sealpost audit field v2" ‖ i ‖ salt_i ‖ name_i ‖ value_i)
 //	D      = SHA-256("sealpost audit event v2" ‖ seq ‖ n ‖ c_0 ‖ … ‖ c_n-1)
 //	H_seq  = SHA-256("sealpost audit chain v2" ‖ H_seq-1 ‖ D)        (column hash)
@@ -160,13 +161,23 @@ func lv(h hash.Hash, s []byte) {
 	h.Write(s)
 }
 
-// salt is field i's salt in event seq.
-func salt(mac hash.Hash, seq int64, i int) []byte {
+// eventSecret is what event seq's salts are made from; it is never
+// disclosed.
+func eventSecret(mac hash.Hash, seq int64) []byte {
 	mac.Reset()
-	mac.Write([]byte("field salt"))
+	mac.Write([]byte("event salt"))
 	u64(mac, seq)
-	u64(mac, int64(i))
-	return mac.Sum(nil)[:16]
+	return mac.Sum(nil)
+}
+
+// salt is field i's salt: disclosing it (a bundle does) discloses neither
+// the event's secret nor the other fields' salts.
+func salt(secret []byte, i int) []byte {
+	h := sha256.New()
+	h.Write([]byte("field salt"))
+	h.Write(secret)
+	u64(h, int64(i))
+	return h.Sum(nil)[:16]
 }
 
 // Commitment is field i's commitment.
@@ -215,9 +226,10 @@ type opened struct {
 func (c Chain) open(e *store.AuditEvent) *opened {
 	o := &opened{fields: Fields(e)}
 	mac := c.Keys.hmac(&c.Keys.salts, c.Keys.Salt)
-	defer c.Keys.salts.Put(mac)
+	secret := eventSecret(mac, e.Seq)
+	c.Keys.salts.Put(mac)
 	for i, f := range o.fields {
-		s := salt(mac, e.Seq, i)
+		s := salt(secret, i)
 		o.salts = append(o.salts, s)
 		o.commitments = append(o.commitments, Commitment(i, s, f))
 	}

@@ -120,7 +120,7 @@ func scanAudit(sc interface{ Scan(...any) error }) (*AuditEvent, error) {
 // retention anchor when every event was pruned.
 func (s *Store) auditHead(ctx context.Context, tx *sql.Tx) (AuditHead, error) {
 	var h AuditHead
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash, mac FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Hash, &h.MAC)
+	err := tx.StmtContext(ctx, s.auditHeadStmt).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash, &h.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `SELECT seq, hash, mac FROM audit_anchor WHERE id=1`).Scan(&h.Seq, &h.Hash, &h.MAC)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -128,6 +128,21 @@ func (s *Store) auditHead(ctx context.Context, tx *sql.Tx) (AuditHead, error) {
 		}
 	}
 	return h, err
+}
+
+type headCacheKey struct{}
+
+// headCache remembers the chain's head within one transaction (the
+// Committer's batch), so that its ops do not each read it again.
+type headCache struct {
+	tx   *sql.Tx
+	head AuditHead
+}
+
+// WithAuditHeadCache returns a context for the ops of one transaction that
+// lets them share the chain's head.
+func WithAuditHeadCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, headCacheKey{}, &headCache{})
 }
 
 // AppendAuditTx adds events at the end of the chain within tx: with the
@@ -140,9 +155,20 @@ func (s *Store) AppendAuditTx(ctx context.Context, tx *sql.Tx, events ...*AuditE
 	if s.auditChain == nil {
 		return ErrNoAuditKey
 	}
-	head, err := s.auditHead(ctx, tx)
-	if err != nil {
-		return err
+	cache, _ := ctx.Value(headCacheKey{}).(*headCache)
+	var head AuditHead
+	if cache != nil && cache.tx == tx {
+		head = cache.head
+	} else {
+		var err error
+		if head, err = s.auditHead(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if cache != nil {
+		// Whatever happens below, the cache is only good again once the
+		// appends succeeded.
+		cache.tx = nil
 	}
 	ins := tx.StmtContext(ctx, s.insAudit)
 	for _, e := range events {
@@ -152,6 +178,9 @@ func (s *Store) AppendAuditTx(ctx context.Context, tx *sql.Tx, events ...*AuditE
 			return err
 		}
 		head = AuditHead{Seq: e.Seq, Hash: e.Hash, MAC: e.MAC}
+	}
+	if cache != nil {
+		cache.tx, cache.head = tx, head
 	}
 	return nil
 }

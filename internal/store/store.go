@@ -26,7 +26,7 @@ type Store struct {
 
 	// Statements of the hot path, prepared once: SQLite compiles a
 	// statement in about as much time as it takes to run it.
-	insMessage, insRecipient, updRecipient, finishMessage, countDomain, insAudit *sql.Stmt
+	insMessage, insRecipient, updRecipient, finishMessage, countDomain, insAudit, auditHeadStmt *sql.Stmt
 
 	auditChain AuditChain
 }
@@ -166,6 +166,7 @@ func OpenSQLite(path string) (*Store, error) {
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
 		{&st.insAudit, `INSERT INTO audit_events (seq, at, actor, action, object, ip, ua, detail, addrs, prev, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&st.auditHeadStmt, `SELECT seq, hash, mac FROM audit_events ORDER BY seq DESC LIMIT 1`},
 		{&st.finishMessage, `UPDATE messages SET state='done', done_at=?, spool_key=NULL WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
