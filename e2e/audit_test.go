@@ -105,7 +105,7 @@ func TestAuditEvidenceAndWitness(t *testing.T) {
 		}
 		return string(out), 0
 	}
-	if out, code := offline(bundle); code != 0 || !strings.Contains(out, "evidence bundle intact: 5 events") || !strings.Contains(out, "delivery.attempt") {
+	if out, code := offline(bundle); code != 0 || !strings.Contains(out, "evidence bundle intact: 3 events") || !strings.Contains(out, "delivery.attempt") {
 		t.Fatalf("bundle (exit %d):\n%s", code, out)
 	}
 	b, _ := os.ReadFile(bundle)

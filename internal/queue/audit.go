@@ -9,11 +9,12 @@ import (
 )
 
 // A message's life in the audit log: what was accepted from whom
-// (message.received), what was decided for each recipient
-// (message.decision), every delivery attempt and the TLS it used
-// (delivery.attempt), the DSNs sent (dsn.queued) and the messages the
-// gateway wrote itself (message.generated). Addresses yes; subjects and
-// bodies never: data minimisation (UK GDPR Art. 5(1)(c)).
+// (message.received), what was decided for each recipient (in the
+// reception when it is the same for all, else a message.decision each),
+// every delivery attempt and the TLS it used (delivery.attempt), the DSNs
+// sent (dsn.queued) and the messages the gateway wrote itself
+// (message.generated). Addresses yes; subjects and bodies never: data
+// minimisation (UK GDPR Art. 5(1)(c)).
 
 func sender(from string) string {
 	if from == "" {
@@ -53,16 +54,28 @@ func acceptEvents(env *Envelope, msg *store.Message, rcpts []store.Recipient) []
 	case env.Direction == "out":
 		via = "connector"
 	}
-	out := make([]*store.AuditEvent, 0, 2+len(rcpts)+len(env.Audit)+len(env.Notices))
-	out = append(out, &store.AuditEvent{At: msg.ReceivedAt, Actor: sender(env.MailFrom), Action: "message.received", Object: msg.ID, IP: env.RemoteIP,
-		Addrs:  append([]string(nil), env.Rcpts...),
-		Detail: kv("direction", env.Direction, "size", strconv.FormatInt(msg.Size, 10), "sha256", env.SHA256, "via", via, "user", env.AuthUser, "helo", env.Helo)})
-	for _, r := range rcpts {
-		d := kv("route", r.Route, "status", r.Status, "action", strings.TrimPrefix(r.Action, ","), "then", r.Then)
+	decisions := make([]string, len(rcpts))
+	uniform := true
+	for i, r := range rcpts {
+		decisions[i] = kv("route", r.Route, "status", r.Status, "action", strings.TrimPrefix(r.Action, ","), "then", r.Then)
 		if p := env.PolicyDetail[r.Rcpt]; p != "" {
-			d += " " + p
+			decisions[i] += " " + p
 		}
-		out = append(out, &store.AuditEvent{At: msg.ReceivedAt, Actor: "gateway", Action: "message.decision", Object: msg.ID, Addrs: []string{r.Rcpt}, Detail: d})
+		uniform = uniform && decisions[i] == decisions[0]
+	}
+	out := make([]*store.AuditEvent, 0, 2+len(rcpts)+len(env.Audit)+len(env.Notices))
+	received := &store.AuditEvent{At: msg.ReceivedAt, Actor: sender(env.MailFrom), Action: "message.received", Object: msg.ID, IP: env.RemoteIP,
+		Addrs:  append([]string(nil), env.Rcpts...),
+		Detail: kv("direction", env.Direction, "size", strconv.FormatInt(msg.Size, 10), "sha256", env.SHA256, "via", via, "user", env.AuthUser, "helo", env.Helo)}
+	out = append(out, received)
+	if uniform && len(rcpts) > 0 {
+		// The same decision for every recipient (the common case) is
+		// recorded once, in the reception: an event less per message.
+		received.Detail += " " + decisions[0]
+	} else {
+		for i, r := range rcpts {
+			out = append(out, &store.AuditEvent{At: msg.ReceivedAt, Actor: "gateway", Action: "message.decision", Object: msg.ID, Addrs: []string{r.Rcpt}, Detail: decisions[i]})
+		}
 	}
 	out = append(out, env.Audit...)
 	for _, n := range env.Notices {
