@@ -39,7 +39,11 @@ func tokenCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "api.token_added", Object: args[0], Detail: scope})
+			if err := recordCLI(ctx, g, st, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "api.token_added", Object: args[0], Detail: scope}); err != nil {
+				// A token nobody can account for must not work.
+				st.RevokeAPIToken(ctx, args[0])
+				return fmt.Errorf("token %q not added: %w", args[0], err)
+			}
 			fmt.Println(tok)
 			fmt.Fprintf(os.Stderr, "token %q (%s): use it as \"Authorization: Bearer TOKEN\"; it is shown only now\n", args[0], scope)
 			return nil
@@ -93,7 +97,9 @@ func tokenCmd(g *globalFlags) *cobra.Command {
 			if !ok {
 				return fmt.Errorf("no token named %q", args[0])
 			}
-			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "api.token_revoked", Object: args[0]})
+			if err := recordCLI(ctx, g, st, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "api.token_revoked", Object: args[0]}); err != nil {
+				return fmt.Errorf("token %q is revoked, but %w", args[0], err)
+			}
 			fmt.Printf("token %q revoked\n", args[0])
 			return nil
 		})

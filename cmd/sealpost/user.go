@@ -72,7 +72,11 @@ func userCmd(g *globalFlags) *cobra.Command {
 				}
 				return err
 			}
-			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.added", Object: name, Detail: role + "; may send as " + strings.Join(addrs, ", ")})
+			if err := recordCLI(ctx, g, st, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.added", Object: name, Detail: role + "; may send as " + strings.Join(addrs, ", ")}); err != nil {
+				// An account nobody can account for must not work.
+				st.SetUserDisabled(ctx, name, true)
+				return fmt.Errorf("user %s added but disabled again: %w", name, err)
+			}
 			fmt.Printf("Added %s (%s), who may send as %s.\n", name, role, strings.Join(addrs, ", "))
 			if generated {
 				fmt.Printf("Password (shown once): %s\n", pw)
@@ -132,7 +136,9 @@ func userCmd(g *globalFlags) *cobra.Command {
 				}
 				return err
 			}
-			st.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.disabled", Object: args[0]})
+			if err := recordCLI(ctx, g, st, &store.AuditEvent{At: time.Now(), Actor: operatorName(), Action: "user.disabled", Object: args[0]}); err != nil {
+				return fmt.Errorf("user %s is disabled, but %w", args[0], err)
+			}
 			fmt.Printf("Disabled %s.\n", args[0])
 			return nil
 		})

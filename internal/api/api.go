@@ -7,7 +7,6 @@ package api
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/json"
@@ -37,11 +36,14 @@ func OpenAPI() []byte { return openAPI }
 
 // Service is the API.
 type Service struct {
-	Store      *store.Store
-	Queue      *queue.Queue
-	Ops        *ops.Service // release, delete, retry: audited once
-	Log        *slog.Logger
-	AuditKey   ed25519.PublicKey
+	Store *store.Store
+	Queue *queue.Queue
+	Ops   *ops.Service // release, delete, retry: audited once
+	Log   *slog.Logger
+	// AuditVerify checks the audit log (store and witness).
+	AuditVerify func(ctx context.Context) (*audit.Report, error)
+	// Recorder appends audit events; nil: straight to the store.
+	Recorder   *audit.Recorder
 	Rules      func() []policy.Rule
 	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
 	DNSRecords func() ([]dnscheck.Record, error)
@@ -131,8 +133,21 @@ func (s *Service) oops(w http.ResponseWriter, err error) {
 	fail(w, http.StatusServiceUnavailable, "the gateway could not do this now; try again")
 }
 
-func (s *Service) audit(r *http.Request, t *store.APIToken, action, object, detail string) {
-	s.Store.AppendAudit(r.Context(), &store.AuditEvent{At: time.Now(), Actor: "api:" + t.Name, Action: action, Object: object, IP: web.ClientIP(r), Detail: detail})
+// audit records what a token did. An event the store refuses is kept by
+// the recorder and appended later; the error means it is lost, which the
+// caller must answer with a failure.
+func (s *Service) audit(r *http.Request, t *store.APIToken, action, object, detail string) error {
+	e := &store.AuditEvent{At: time.Now(), Actor: "api:" + t.Name, Action: action, Object: object, IP: web.ClientIP(r), Detail: detail}
+	var err error
+	if s.Recorder != nil {
+		err = s.Recorder.Record(r.Context(), e)
+	} else {
+		err = s.Store.AppendAudit(r.Context(), e)
+	}
+	if err != nil {
+		s.Log.Error("audit event not recorded", "action", action, "err", err)
+	}
+	return err
 }
 
 // Message is a message in API answers.
@@ -416,7 +431,7 @@ func (s *Service) auditEvents(w http.ResponseWriter, r *http.Request, _ *store.A
 }
 
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	rep, err := audit.Verify(r.Context(), s.Store, s.AuditKey)
+	rep, err := s.AuditVerify(r.Context())
 	if err != nil {
 		s.oops(w, err)
 		return

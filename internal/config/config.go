@@ -151,6 +151,18 @@ type Audit struct {
 	// Retention: events older than this are removed (the chain stays
 	// verifiable from the last removed event).
 	Retention Duration `toml:"retention"`
+	// WitnessFile gets a copy of every signed checkpoint, so that deleting
+	// events and checkpoints from the database is found. Empty:
+	// data_dir/audit-witness.log; better on another volume.
+	WitnessFile string `toml:"witness_file"`
+}
+
+// AuditWitnessPath is the audit witness file.
+func (c *Config) AuditWitnessPath() string {
+	if c.Audit.WitnessFile != "" {
+		return c.Audit.WitnessFile
+	}
+	return c.Path("audit-witness.log")
 }
 
 // DNS holds the choices behind the records `sealpost dns records` prints.
@@ -656,6 +668,9 @@ func (c *Config) validate() error {
 	}
 	if c.Audit.Retention.Duration < 24*time.Hour {
 		return c.errf("audit.retention", "must be at least 1d")
+	}
+	if w := c.Audit.WitnessFile; w != "" && !filepath.IsAbs(w) {
+		return c.errf("audit.witness_file", "%q: give an absolute path", w)
 	}
 	switch c.DNS.DMARCPolicy {
 	case "reject", "quarantine", "none":

@@ -232,6 +232,12 @@ max_reply_bytes = 26214400
 # addresses, client IP addresses and user agents: keep them no longer than
 # your records policy needs.
 retention = "2190d"
+# Every signed checkpoint of the audit log is also appended here (and sent
+# to the system log), so that someone who can write to the database cannot
+# delete events and their checkpoints unnoticed: "sealpost audit verify"
+# compares the two. Put it on another volume (or a remote, append-only
+# mount) and keep it as long as the events. Empty: data_dir/audit-witness.log.
+witness_file = ""
 
 [dns]
 # What "sealpost dns records" tells you to publish (GOV.UK email security

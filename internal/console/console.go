@@ -24,6 +24,7 @@ import (
 	"github.com/pquerna/otp/totp"
 	"rsc.io/qr"
 
+	"sealpost/internal/audit"
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/dnscheck"
@@ -36,13 +37,18 @@ import (
 
 // Service is the console.
 type Service struct {
-	Store   *store.Store
-	Queue   *queue.Queue
-	Ops     *ops.Service // release, delete, retry: audited once
-	Config  func() *config.Config
-	Log     *slog.Logger
-	Key     []byte // seals TOTP secrets
-	Limiter *auth.Limiter
+	Store *store.Store
+	// Recorder appends audit events (kept and retried when the store
+	// refuses one); nil: straight to the store.
+	Recorder *audit.Recorder
+	// Evidence writes the evidence bundle of a message (nil: none offered).
+	Evidence func(ctx context.Context, msgID string) ([]byte, error)
+	Queue    *queue.Queue
+	Ops      *ops.Service // release, delete, retry: audited once
+	Config   func() *config.Config
+	Log      *slog.Logger
+	Key      []byte // seals TOTP secrets
+	Limiter  *auth.Limiter
 	// Rules, PolicyTest and DNSRecords come from the gateway.
 	Rules      func() []policy.Rule
 	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
@@ -63,6 +69,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console", s.dashboard)
 	mux.HandleFunc("GET /console/trace", s.trace)
 	mux.HandleFunc("GET /console/trace/{id}", s.timeline)
+	mux.HandleFunc("GET /console/trace/{id}/evidence.json", s.evidence)
 	mux.HandleFunc("GET /console/held", s.held)
 	mux.HandleFunc("POST /console/held/{id}/{action}", s.resolve)
 	mux.HandleFunc("GET /console/reports", s.reports)
@@ -363,12 +370,22 @@ func (s *Service) secret(ctx context.Context, user string) (string, error) {
 	return string(bytes.TrimSpace(p)), nil
 }
 
-func (s *Service) audit(r *http.Request, actor, action, object, detail string) {
+// audit records what an operator did. An event the store refuses is kept
+// by the recorder and appended later; the error means it is lost, and the
+// caller must fail what it records.
+func (s *Service) audit(r *http.Request, actor, action, object, detail string) error {
 	e := &store.AuditEvent{At: time.Now(), Actor: actor, Action: action, Object: object, IP: clientIP(r), UA: r.UserAgent(), Detail: detail}
 	if len(e.UA) > 200 {
 		e.UA = e.UA[:200]
 	}
-	if err := s.Store.AppendAudit(r.Context(), e); err != nil {
+	var err error
+	if s.Recorder != nil {
+		err = s.Recorder.Record(r.Context(), e)
+	} else {
+		err = s.Store.AppendAudit(r.Context(), e)
+	}
+	if err != nil {
 		s.Log.Error("audit event not recorded", "action", action, "err", err)
 	}
+	return err
 }

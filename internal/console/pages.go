@@ -138,7 +138,54 @@ func (s *Service) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.page(w, http.StatusOK, "console_timeline.html", map[string]any{"Title": "Message " + id, "U": u, "CSRF": web.CSRFToken(w, r), "M": t.Message,
-		"Events": t.Events, "Findings": t.Findings})
+		"Events": t.Events, "Findings": t.Findings, "Evidence": s.Evidence != nil})
+}
+
+// isMessageID reports whether id looks like a queue message id (it goes
+// into a header).
+func isMessageID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// evidence downloads a message's evidence bundle: its audit events with
+// the signed checkpoints that prove them, checked anywhere with
+// `sealpost audit verify --bundle FILE`.
+func (s *Service) evidence(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.need(w, r, "admin", "auditor")
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	if !isMessageID(id) {
+		s.fail(w, http.StatusNotFound, "No such message", "Search again from the trace page.")
+		return
+	}
+	if s.Evidence == nil {
+		s.fail(w, http.StatusNotFound, "No evidence bundles here", "Use `sealpost audit evidence --message ID` on the gateway.")
+		return
+	}
+	b, err := s.Evidence(r.Context(), id)
+	if err != nil {
+		s.Log.Warn("evidence bundle not written", "msgid", id, "err", err)
+		s.fail(w, http.StatusConflict, "No evidence bundle for this message", err.Error())
+		return
+	}
+	if err := s.audit(r, u.Name, "audit.evidence", id, "bundle downloaded"); err != nil {
+		s.oops(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="evidence-`+id+`.json"`)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(b)
 }
 
 func (s *Service) held(w http.ResponseWriter, r *http.Request) {

@@ -23,8 +23,10 @@ package deliver
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -203,7 +205,7 @@ func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery,
 			pc.c.conn.Close()
 			continue
 		}
-		att.Relay, att.TLS = host, pc.tls
+		att.Relay, att.TLS, att.TLSInfo = host, pc.tls, pc.tlsInfo
 		if reusable {
 			t.Pool.put(key, pc)
 		} else {
@@ -245,9 +247,10 @@ func (t *Transport) transaction(pc *pooledConn, d *queue.Delivery, sig string, f
 }
 
 type pooledConn struct {
-	c      *client
-	tls    string
-	idleAt time.Time
+	c       *client
+	tls     string
+	tlsInfo *queue.TLSInfo
+	idleAt  time.Time
 }
 
 // conn returns a pooled or new session with host; fresh is true for a new one.
@@ -292,12 +295,36 @@ func (t *Transport) dial(ctx context.Context, host, tlsMode string) (*pooledConn
 				return nil, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err), tlsFailed: true}
 			}
 			pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+			pc.tlsInfo = t.tlsEvidence(st, hostname, tlsMode == TLSVerified)
 		} else if tlsMode == TLSRequired || tlsMode == TLSVerified {
 			c.quit()
 			return nil, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
 		}
 	}
 	return pc, nil
+}
+
+// tlsEvidence is what the audit log keeps of a session's TLS: version,
+// cipher, the leaf certificate's SHA-256, and whether the certificate
+// verifies for the host. Opportunistic TLS accepts any certificate (RFC
+// 7435), so there it is checked only to be recorded.
+func (t *Transport) tlsEvidence(st tls.ConnectionState, hostname string, verified bool) *queue.TLSInfo {
+	info := &queue.TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Verified: verified}
+	if len(st.PeerCertificates) == 0 {
+		return info
+	}
+	leaf := st.PeerCertificates[0]
+	sum := sha256.Sum256(leaf.Raw)
+	info.PeerCertSHA256 = hex.EncodeToString(sum[:])
+	if !verified {
+		inter := x509.NewCertPool()
+		for _, c := range st.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{DNSName: hostname, Roots: t.RootCAs, Intermediates: inter})
+		info.Verified = err == nil
+	}
+	return info
 }
 
 func shortErr(err error) string {

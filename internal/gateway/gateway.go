@@ -5,7 +5,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/x509"
@@ -59,7 +58,7 @@ type Gateway struct {
 	Console   *console.Service
 	API       *api.Service
 	linkKey   []byte
-	auditKey  ed25519.PrivateKey
+	audit     *auditState
 	bg        sync.WaitGroup
 
 	InboundAddr, OutboundAddr, WebAddr, RedirectAddr net.Addr
@@ -86,12 +85,23 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// OpenStore opens the metadata store of cfg (for the CLI as well).
+// OpenStore opens the metadata store of cfg (for the CLI as well). When the
+// installation key is readable, the store can append audit events;
+// otherwise an append fails (ErrNoAuditKey) and is never written unlinked.
 func OpenStore(cfg *config.Config) (*store.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return store.OpenSQLite(cfg.Path("sealpost.db"))
+	st, err := store.OpenSQLite(cfg.Path("sealpost.db"))
+	if err != nil {
+		return nil, err
+	}
+	if master, err := readMasterKey(cfg); err == nil {
+		if k, err := audit.DeriveKeys(master); err == nil {
+			st.SetAuditChain(audit.Chain{Keys: k})
+		}
+	}
+	return st, nil
 }
 
 // Start opens everything and starts the listeners. Stop it with Shutdown.
@@ -152,6 +162,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if g.Store, err = OpenStore(cfg); err != nil {
 		return nil, err
 	}
+	if err := g.setupAudit(cfg, key); err != nil {
+		return nil, err
+	}
 	g.Committer = store.NewCommitter(g.Store, 256)
 	spool, err := queue.OpenSpool(cfg.Path("spool"), key)
 	if err != nil {
@@ -201,7 +214,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if transports[queue.RouteOutbound] == nil {
 		transports[queue.RouteOutbound] = smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true)
 	}
-	g.Portal = &portal.Service{Store: g.Store, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
+	g.Portal = &portal.Service{Store: g.Store, Recorder: g.audit.recorder, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
 		Limiter: portal.NewIPLimiter(30, 10*time.Minute), Passkeys: portal.NewPasskeys(cfg.Web.PublicURL, cfg.Org.Name)}
 	if g.Portal.KEK, err = hkdf.Key(sha256.New, key, nil, "sealpost portal key wrapping", 32); err != nil {
 		return nil, err
@@ -229,16 +242,13 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		MaxAge: cfg.Outbound.MaxAge.Duration, PollInterval: cfg.Queue.PollInterval.Duration,
 		KeepDelivered: cfg.Queue.KeepDelivered.Duration,
 	}, g.Store, g.Committer, spool, route, transports, log, g.Metrics)
-	g.Ops = &ops.Service{Queue: g.Queue, Decisions: g.Store, Audit: g.Store.AppendAudit, Metrics: g.Metrics, Log: log}
+	g.Ops = &ops.Service{Queue: g.Queue, Decisions: g.Store, Audit: g.audit.recorder.Record, Metrics: g.Metrics, Log: log}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := g.Queue.Start(ctx); err != nil {
 		return nil, err
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
-	if g.auditKey, err = audit.Key(key); err != nil {
-		return nil, err
-	}
 	g.bg.Add(2)
 	go func() {
 		defer g.bg.Done()
@@ -278,9 +288,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if err != nil {
 		return nil, err
 	}
-	g.Console = &console.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Config: g.Config, Log: log, Key: consoleKey,
+	g.Console = &console.Service{Store: g.Store, Recorder: g.audit.recorder, Queue: g.Queue, Ops: g.Ops, Config: g.Config, Log: log, Key: consoleKey,
 		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev}
-	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditKey: g.auditKey.Public().(ed25519.PublicKey),
+	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditVerify: g.verifier, Recorder: g.audit.recorder,
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
 			rs := g.rules.Load()
@@ -297,6 +307,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 			}
 			return out, nil
 		}}
+	g.Console.Evidence = g.messageEvidence
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount
@@ -323,38 +334,6 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	}
 	log.Info("sealpost started", "inbound", addrString(g.InboundAddr), "outbound", addrString(g.OutboundAddr), "web", addrString(g.WebAddr), "data", cfg.DataDir, "dev", cfg.Dev)
 	return g, nil
-}
-
-// checkpoints signs the audit log's newest event every minute, and once
-// more when the gateway stops.
-func (g *Gateway) checkpoints(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if err := audit.Checkpoint(context.Background(), g.Store, g.auditKey, time.Now()); err != nil {
-				g.Log.Error("audit checkpoint failed", "err", err)
-			}
-			return
-		case <-t.C:
-			if err := audit.Checkpoint(ctx, g.Store, g.auditKey, time.Now()); err != nil && ctx.Err() == nil {
-				g.Log.Error("audit checkpoint failed", "err", err)
-			}
-			if n, err := g.Store.PruneAudit(ctx, time.Now().Add(-g.Config().Audit.Retention.Duration)); err != nil && ctx.Err() == nil {
-				g.Log.Error("audit retention failed", "err", err)
-			} else if n > 0 {
-				g.Log.Info("audit events past retention removed", "count", n)
-			}
-		}
-	}
-}
-
-// Audit records an event (admin actions, policy outcomes, holds).
-func (g *Gateway) Audit(ctx context.Context, actor, action, object, detail string) {
-	if err := g.Store.AppendAudit(ctx, &store.AuditEvent{At: time.Now(), Actor: actor, Action: action, Object: object, Detail: detail}); err != nil {
-		g.Log.Error("audit event not recorded", "action", action, "err", err)
-	}
 }
 
 // rootCAs is the system's certificate pool plus the CAs in file.
@@ -470,6 +449,7 @@ func (g *Gateway) close() {
 	if g.Committer != nil {
 		g.Committer.Close()
 	}
+	g.closeAudit()
 	if g.Store != nil {
 		g.Store.Close()
 	}

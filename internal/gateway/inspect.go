@@ -155,11 +155,18 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			return nil, err
 		}
 		g.Log.Info("policy decision", "msgid", env.ID, "outcome", "reject", "rules", rulesOf(d))
-		g.Audit(ctx, env.MailFrom, "policy.reject", env.ID, rulesOf(d))
+		// A refusal the audit log cannot record is not given: the client
+		// is told to try again (451) instead.
+		if err := g.audit.recorder.Record(ctx, &store.AuditEvent{At: now, Actor: env.MailFrom, Action: "policy.reject", Object: env.ID, IP: env.RemoteIP,
+			Addrs: append([]string(nil), env.Rcpts...), Detail: "rules=" + rulesOf(d) + " sha256=" + env.SHA256}); err != nil {
+			return nil, err
+		}
 		return &smtpd.Rejection{Text: "Message refused by the organisation's mail policy; quote reference " + env.ID + " to your IT service desk"}, nil
 	}
 	env.Plan = map[string]queue.RcptPlan{}
+	env.PolicyDetail = map[string]string{}
 	for _, r := range d.Recipients {
+		env.PolicyDetail[r.Address] = "policy=" + r.Action + " rules=" + strings.Join(r.Rules, ",")
 		a, _ := policy.ParseAction(r.Action)
 		if most == policy.Quarantine && a == policy.Hold {
 			a = policy.Quarantine // one message, one reviewer: the operator
@@ -188,6 +195,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 		if p, ok := env.Plan[strings.ToLower(rc)]; ok {
 			env.Plan[rc] = p
 		}
+		if p, ok := env.PolicyDetail[strings.ToLower(rc)]; ok {
+			env.PolicyDetail[rc] = p
+		}
 	}
 	switch most {
 	case policy.Hold:
@@ -212,7 +222,8 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 	if most != policy.Deliver || len(d.Findings) > 0 {
 		g.Log.Info("policy decision", "msgid", env.ID, "outcome", most.String(), "rules", rulesOf(d))
 		if most.Stops() {
-			g.Audit(ctx, env.MailFrom, "policy."+most.String(), env.ID, rulesOf(d))
+			// Committed with the message: no hold without its record.
+			env.Audit = append(env.Audit, &store.AuditEvent{At: now, Actor: env.MailFrom, Action: "policy." + most.String(), Object: env.ID, Detail: rulesOf(d)})
 		}
 	}
 	return nil, nil

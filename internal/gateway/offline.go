@@ -28,6 +28,8 @@ type Offline struct {
 	lock      *datadir.Lock
 	committer *store.Committer
 	spool     *queue.Spool
+	cfg       *config.Config
+	log       *slog.Logger
 }
 
 // OpenOffline takes the data directory's lock and opens it. While a
@@ -43,6 +45,7 @@ func OpenOffline(cfg *config.Config, log *slog.Logger) (*Offline, error) {
 }
 
 func (o *Offline) open(cfg *config.Config, log *slog.Logger) (err error) {
+	o.cfg, o.log = cfg, log
 	if o.lock, err = datadir.Acquire(cfg.DataDir); err != nil {
 		var inUse *datadir.InUseError
 		if errors.As(err, &inUse) {
@@ -80,8 +83,14 @@ func (o *Offline) open(cfg *config.Config, log *slog.Logger) (err error) {
 	return nil
 }
 
-// Close closes the store and gives up the lock.
+// Close signs what the operations appended to the audit log (no gateway
+// runs to do it), closes the store and gives up the lock.
 func (o *Offline) Close() {
+	if o.Store != nil && o.cfg != nil {
+		if err := SignAudit(o.cfg, o.Store); err != nil && o.log != nil {
+			o.log.Error("audit events recorded but not signed; the gateway signs them when it starts", "err", err)
+		}
+	}
 	if o.spool != nil {
 		o.spool.Close()
 	}

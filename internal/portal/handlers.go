@@ -183,8 +183,13 @@ func (s *Service) showMessage(w http.ResponseWriter, r *http.Request, t *target,
 	}
 	form := s.replyForm(t)
 	if notice == "" {
+		// Recorded before the message is shown: a view the audit log
+		// cannot record is refused.
+		if err := s.audit(ctx, t.r.Address, "portal.view", t.m.ID, clientIP(r), r.UserAgent(), ""); err != nil {
+			s.oops(w, err)
+			return
+		}
 		s.Store.RecordAccess(ctx, t.m.ID, t.r.Address, "view", clientIP(r), s.now())
-		s.audit(ctx, t.r.Address, "portal.view", t.m.ID, clientIP(r), r.UserAgent(), "")
 	}
 	images := r.URL.Query().Get("images") == "1"
 	csp := "default-src 'none'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -394,6 +399,12 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer done()
+		// Recorded before the bytes go out: a download the audit log
+		// cannot record is refused.
+		if err := s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att)); err != nil {
+			s.oops(w, err)
+			return
+		}
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Disposition", contentDisposition(att.Name))
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -402,7 +413,6 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		// next buffers while this one writes the last to the socket.
 		pipelinedCopy(w, ra, size)
 		s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-		s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att))
 		return
 	}
 	ra, size, done, err := s.open(m)
@@ -411,6 +421,10 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
+	if err := s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att)); err != nil {
+		s.oops(w, err)
+		return
+	}
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", contentDisposition(att.Name))
 	// No Content-Length: an attachment that was not stored decoded (it
@@ -428,7 +442,6 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	s.Store.RecordAccess(r.Context(), t.m.ID, t.r.Address, "download", clientIP(r), s.now())
-	s.audit(r.Context(), t.r.Address, "portal.download", t.m.ID, clientIP(r), r.UserAgent(), downloadDetail(t.m, m, att))
 }
 
 // downloadDetail names the attachment in the audit log (and the message of

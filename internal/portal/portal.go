@@ -55,6 +55,7 @@ import (
 	"sync"
 	"time"
 
+	"sealpost/internal/audit"
 	"sealpost/internal/config"
 	"sealpost/internal/fsx"
 	"sealpost/internal/queue"
@@ -67,14 +68,17 @@ type Submitter func(ctx context.Context, from string, to []string, subject strin
 
 // Service is the portal.
 type Service struct {
-	Store   *store.Store
-	Dir     string // blobs
-	KEK     []byte // wraps message keys
-	MACKey  []byte // link tokens, references, codes, sessions
-	Config  func() *config.Config
-	Log     *slog.Logger
-	Submit  Submitter
-	Limiter *IPLimiter
+	Store *store.Store
+	// Recorder appends audit events (kept and retried when the store
+	// refuses one); nil: straight to the store.
+	Recorder *audit.Recorder
+	Dir      string // blobs
+	KEK      []byte // wraps message keys
+	MACKey   []byte // link tokens, references, codes, sessions
+	Config   func() *config.Config
+	Log      *slog.Logger
+	Submit   Submitter
+	Limiter  *IPLimiter
 	// Passkeys is WebAuthn sign-in; nil when web.public_url's host cannot
 	// be a relying party (an IP address).
 	Passkeys *Passkeys
@@ -475,11 +479,21 @@ func (s *Service) Sweep(ctx context.Context) {
 	}
 }
 
-func (s *Service) audit(ctx context.Context, actor, action, object, ip, ua, detail string) {
+// audit records what happened in the portal. An event the store refuses
+// is kept by the recorder and appended later; the error means it is lost,
+// and the caller must fail what it records (a view, a download).
+func (s *Service) audit(ctx context.Context, actor, action, object, ip, ua, detail string) error {
 	e := &store.AuditEvent{At: s.now(), Actor: actor, Action: action, Object: object, IP: ip, UA: truncate(ua, 200), Detail: detail}
-	if err := s.Store.AppendAudit(ctx, e); err != nil {
+	var err error
+	if s.Recorder != nil {
+		err = s.Recorder.Record(ctx, e)
+	} else {
+		err = s.Store.AppendAudit(ctx, e)
+	}
+	if err != nil {
 		s.Log.Error("audit event not recorded", "action", action, "err", err)
 	}
+	return err
 }
 
 func truncate(s string, n int) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sealpost/internal/audit"
 	"sealpost/internal/fsx"
 	"sealpost/internal/metrics"
 	"sealpost/internal/store"
@@ -78,6 +79,12 @@ func newTestQueue(t *testing.T, dir string, o SpoolOptions, workers int, before 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Accepts and results append audit events, which need the key.
+	keys, err := audit.DeriveKeys(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetAuditChain(audit.Chain{Keys: keys})
 	spoolDir := filepath.Join(dir, "spool")
 	if _, ok := o.FS.(*fsx.Fault); ok {
 		spoolDir = "/fault/spool" // the same in a Fault's clones, wherever the store is

@@ -97,6 +97,18 @@ type Attempt struct {
 	Rcpts []RcptResult // in the order of Delivery.Rcpts
 	TLS   string       // TLS used, e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256", "" for none
 	Relay string       // host:port that answered
+	// TLSInfo is the evidence of the TLS used, for the audit log (nil:
+	// none, or a transport that is not SMTP).
+	TLSInfo *TLSInfo
+}
+
+// TLSInfo is what the audit log keeps of a TLS session with the next hop.
+type TLSInfo struct {
+	Version, Cipher string
+	// Verified: the certificate chains to a trusted root and names the
+	// host (checked even when the delivery did not require it).
+	Verified       bool
+	PeerCertSHA256 string // hex, of the leaf certificate
 }
 
 // Transport delivers messages on one route.
@@ -204,6 +216,17 @@ type Envelope struct {
 	// Notices are generated messages (to the sender) made durable together
 	// with this one.
 	Notices []*Pending
+
+	// SHA256 is the hex SHA-256 of the bytes accepted (as spooled), for
+	// the audit log.
+	SHA256 string
+	// PolicyDetail is, per recipient, the policy's decision for the audit
+	// log ("action=portal rules=a,b"); recipients not in it were not
+	// inspected.
+	PolicyDetail map[string]string
+	// Audit are further events committed with the message (a policy
+	// outcome).
+	Audit []*store.AuditEvent
 }
 
 // Recipient actions (store.Recipient.Action): flags, concatenated.
@@ -287,8 +310,14 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			return nil
 		}
 	}
+	events := acceptEvents(env, msg, append(rcpts, waiting...))
 	err = q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := q.store.InsertMessage(ctx, tx, msg, append(rcpts, waiting...)); err != nil {
+			return err
+		}
+		// The message's life in the audit log starts in the commit that
+		// makes it durable: no 250 without its record.
+		if err := q.store.AppendAuditTx(ctx, tx, events...); err != nil {
 			return err
 		}
 		if env.Decision != nil {
@@ -545,6 +574,7 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	q.metrics.DeliveryDuration.WithLabelValues(j.route).Observe(now.Sub(start).Seconds())
 
 	results := make([]store.Result, len(j.rcpts))
+	events := make([]*store.AuditEvent, 0, len(j.rcpts)+1)
 	var failed []dsn.Recipient
 	for i, rcpt := range j.rcpts {
 		r := att.Rcpts[i]
@@ -568,6 +598,7 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "deferred").Inc()
 		}
 		results[i] = res
+		events = append(events, attemptEvent(j, att, res, r, j.tries[rcpt]+1, now))
 		log.Info("delivery", "rcpt_domain", domainOf(rcpt), "status", res.Status, "relay", att.Relay, "tls", att.TLS, "detail", r.Text, "attempt", j.tries[rcpt]+1)
 	}
 
@@ -580,6 +611,8 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 			log.Error("cannot write DSN; the failure is retried", "err", err)
 			return // leases expire; the recipient is tried again later
 		}
+		events = append(events, &store.AuditEvent{At: now, Actor: "gateway", Action: "dsn.queued", Object: j.msg.ID,
+			Addrs: []string{j.msg.MailFrom}, Detail: fmt.Sprintf("dsn=%s failed=%d", bounce.msg.ID, len(failed))})
 	}
 	var done []string
 	var durable Durable
@@ -609,6 +642,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		var err error
 		done, err = q.store.ApplyResults(ctx, tx, now, results)
 		if err != nil {
+			return err
+		}
+		if err := q.store.AppendAuditTx(ctx, tx, events...); err != nil {
 			return err
 		}
 		if len(newContacts) > 0 {
@@ -708,8 +744,12 @@ func (q *Queue) Compose(direction, from string, to []string, subject string, wri
 
 // Submit commits a composed message and queues it.
 func (q *Queue) Submit(ctx context.Context, p *Pending) error {
+	ev := generatedEvent(p, "")
 	err := q.committer.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return q.store.InsertMessage(ctx, tx, p.msg, p.rcpts)
+		if err := q.store.InsertMessage(ctx, tx, p.msg, p.rcpts); err != nil {
+			return err
+		}
+		return q.store.AppendAuditTx(ctx, tx, ev)
 	}, p.durable.Key, p.durable.Sync)
 	if err != nil {
 		q.spool.Remove(p.msg.ID, p.msg.Spool)

@@ -18,7 +18,9 @@ package smtpd
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -399,7 +401,11 @@ func (s *session) data(r io.Reader) *Reply {
 		s.reject("storage")
 		return smtpErr(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later")
 	}
-	if _, err := io.WriteString(w, s.received(id)); err != nil {
+	// The audit log keeps the SHA-256 of the bytes as accepted (with our
+	// Received field and any header rewrite), never the bytes.
+	sum := sha256.New()
+	spool := io.MultiWriter(w, sum)
+	if _, err := io.WriteString(spool, s.received(id)); err != nil {
 		w.Abort()
 		log.Error("spool write failed", "err", err)
 		s.reject("storage")
@@ -409,13 +415,13 @@ func (s *session) data(r io.Reader) *Reply {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
-	var out io.Writer = w
+	out := spool
 	var insp Inspection
 	var hf *headerFilter
 	if s.role == RoleOutbound {
 		if in := s.s.getInspector(); in != nil {
 			insp = in.Start()
-			hf = &headerFilter{w: w, rewrite: in.RewriteHeader, max: 64 << 10}
+			hf = &headerFilter{w: spool, rewrite: in.RewriteHeader, max: 64 << 10}
 			out = hf
 		}
 	}
@@ -472,7 +478,7 @@ func (s *session) data(r io.Reader) *Reply {
 	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
 		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.helo), AuthUser: s.authUser,
-		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID}
+		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil))}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -112,7 +112,7 @@ func (c *Committer) commit(batch []request) error {
 			}
 		}
 	}
-	ctx := context.Background()
+	ctx := WithAuditHeadCache(context.Background())
 	tx, err := c.s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -84,29 +84,6 @@ CREATE TABLE IF NOT EXISTS portal_passkeys (
 	last_used  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS portal_passkeys_address ON portal_passkeys(address);
-CREATE TABLE IF NOT EXISTS audit_anchor (
-	id   INTEGER PRIMARY KEY CHECK (id = 1),
-	seq  INTEGER NOT NULL,
-	hash BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-	seq  INTEGER PRIMARY KEY,
-	hash BLOB NOT NULL,
-	at   INTEGER NOT NULL,
-	sig  BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_events (
-	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-	at      INTEGER NOT NULL,
-	actor   TEXT NOT NULL,
-	action  TEXT NOT NULL,
-	object  TEXT NOT NULL,
-	ip      TEXT NOT NULL DEFAULT '',
-	ua      TEXT NOT NULL DEFAULT '',
-	detail  TEXT NOT NULL DEFAULT '',
-	prev    BLOB,
-	hash    BLOB
-);
 `
 
 // Sealed is a message sealed into the portal.

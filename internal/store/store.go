@@ -26,7 +26,9 @@ type Store struct {
 
 	// Statements of the hot path, prepared once: SQLite compiles a
 	// statement in about as much time as it takes to run it.
-	insMessage, insRecipient, updRecipient, finishMessage, countDomain *sql.Stmt
+	insMessage, insRecipient, updRecipient, finishMessage, countDomain, insAudit, auditHeadStmt *sql.Stmt
+
+	auditChain AuditChain
 }
 
 const schema = `
@@ -141,7 +143,7 @@ func OpenSQLite(path string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, schema+portalSchema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+portalSchema+auditSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
@@ -156,6 +158,9 @@ func OpenSQLite(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: updating the portal's schema in %s: %w", path, err)
 	}
+	for _, col := range auditMigrations {
+		db.ExecContext(ctx, `ALTER TABLE `+col)
+	}
 	st := &Store{DB: db}
 	for _, p := range []struct {
 		stmt  **sql.Stmt
@@ -165,6 +170,8 @@ func OpenSQLite(path string) (*Store, error) {
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
+		{&st.insAudit, `INSERT INTO audit_events (seq, at, actor, action, object, ip, ua, detail, addrs, prev, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&st.auditHeadStmt, `SELECT seq, hash, mac FROM audit_events ORDER BY seq DESC LIMIT 1`},
 		{&st.finishMessage, `UPDATE messages SET state='done', done_at=?, spool_key=NULL WHERE id=? AND state='queued' AND NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id=messages.id AND status IN ('queued','held','quarantined'))`},
 	} {
 		if *p.stmt, err = db.PrepareContext(ctx, p.query); err != nil {
