@@ -34,6 +34,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzPDF -fuzztime $(FUZZTIME) ./internal/dlp/
 	$(GO) test -run XXX -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./internal/policy/
 	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
+	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

@@ -14,7 +14,7 @@ import (
 )
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	st      *store.Store
 	keys    *Keys
 	witness *Witness
@@ -26,7 +26,7 @@ func (f *fixture) verifier() *Verifier {
 }
 
 // fill makes a log of 20 events with checkpoints after events 10 and 20.
-func fill(t *testing.T) *fixture {
+func fill(t testing.TB) *fixture {
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(filepath.Join(dir, "db"))
 	if err != nil {
@@ -285,7 +285,7 @@ func TestEarlyPruneIsCaught(t *testing.T) {
 	}
 }
 
-func bundleOf(t *testing.T, f *fixture, sel Selection) (*Bundle, []byte) {
+func bundleOf(t testing.TB, f *fixture, sel Selection) (*Bundle, []byte) {
 	t.Helper()
 	b, err := BuildBundle(context.Background(), f.st, f.keys, sel, f.now)
 	if err != nil {
