@@ -275,7 +275,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 			return nil, listenError(cfg, "smtp.outbound_listen", cfg.SMTP.OutboundListen, err)
 		}
 	}
-	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
+	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Mail: portal.MailReader{}, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
 	if g.Web.Certs, err = webCertificates(cfg); err != nil {
 		return nil, err
 	}
