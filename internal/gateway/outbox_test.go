@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"sealpost/internal/config"
 	"sealpost/internal/queue"
 )

@@ -51,10 +51,10 @@ type Server struct {
 	Outbox  *queue.DevOutbox // nil unless dev mode
 	// Mail reads captured messages for the dev outbox pages (the portal's
 	// MIME walk and HTML policy); nil: only the source is shown.
-	Mail MailReader
-	Log     *slog.Logger
-	Store   *store.Store
-	Holds   Holds // hold pages; nil: none
+	Mail  MailReader
+	Log   *slog.Logger
+	Store *store.Store
+	Holds Holds // hold pages; nil: none
 	// Brand returns the header colour and the logo (PNG, nil for none).
 	Brand func() (colour string, logo []byte)
 	// MTASTS returns the MTA-STS policy file (nil: not served).
