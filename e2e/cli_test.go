@@ -50,7 +50,7 @@ func TestInitWritesAWorkingConfig(t *testing.T) {
 		b = regexp.MustCompile(k+` = "[^"]*"`).ReplaceAllString(b, k+` = "`+freePort(t)+`"`)
 	}
 	web := freePort(t)
-	b = regexp.MustCompile(`listen = "127.0.0.1:8080"`).ReplaceAllString(b, `listen = "`+web+`"`)
+	b = regexp.MustCompile(`(?m)^listen = "[^"]*"`).ReplaceAllString(b, `listen = "`+web+`"`)
 	os.WriteFile(filepath.Join(dir, "sealpost.toml"), []byte(b), 0o600)
 	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "sealpost.toml"))
 	if err := cmd.Start(); err != nil {
