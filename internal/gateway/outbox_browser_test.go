@@ -118,6 +118,17 @@ func TestBrowserDevOutbox(t *testing.T) {
 	if hits.Load() != 0 || dialogs.Load() != 0 {
 		t.Fatalf("a script in a message ran: %d hooks, %d dialogs", hits.Load(), dialogs.Load())
 	}
+	// The outbox fits a 390 px phone screen too.
+	for _, p := range []string{"/dev/outbox", "/dev/outbox/" + itoa64(x.Seq), "/dev/outbox/" + itoa64(x.Seq) + "/source"} {
+		var width int
+		if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+p), chromedp.WaitVisible("h1", chromedp.ByQuery),
+			chromedp.Evaluate(`document.documentElement.scrollWidth`, &width)); err != nil {
+			t.Fatal(err)
+		}
+		if width > 390 {
+			t.Errorf("%s: %d px wide at a 390 px screen", p, width)
+		}
+	}
 	// The watch works: a script served raw is caught.
 	if err := chromedp.Run(ctx, chromedp.Navigate(`data:text/html,<script>alert("control")</script>`)); err != nil {
 		t.Fatal(err)
