@@ -50,7 +50,7 @@ func TestInitWritesAWorkingConfig(t *testing.T) {
 		b = regexp.MustCompile(k+` = "[^"]*"`).ReplaceAllString(b, k+` = "`+freePort(t)+`"`)
 	}
 	web := freePort(t)
-	b = regexp.MustCompile(`listen = "127.0.0.1:8080"`).ReplaceAllString(b, `listen = "`+web+`"`)
+	b = regexp.MustCompile(`(?m)^listen = "[^"]*"`).ReplaceAllString(b, `listen = "`+web+`"`)
 	os.WriteFile(filepath.Join(dir, "sealpost.toml"), []byte(b), 0o600)
 	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "sealpost.toml"))
 	if err := cmd.Start(); err != nil {
@@ -198,14 +198,24 @@ func TestDevModeOutbox(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The message as a mail client shows it; its source, signed.
 	resp, err := http.Get("http://" + webAddr + "/dev/outbox/1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if !strings.Contains(string(b), "<h1>dev outbox test</h1>") || !strings.Contains(string(b), "/dev/outbox/1/source") {
+		t.Fatalf("captured message not shown:\n%s", b)
+	}
+	resp, err = http.Get("http://" + webAddr + "/dev/outbox/1/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if !strings.Contains(string(b), "DKIM-Signature: v=1;") || !strings.Contains(string(b), " d=example.gov.uk;") {
-		t.Fatalf("captured message not shown signed:\n%s", b)
+		t.Fatalf("captured message source not shown signed:\n%s", b)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sealpost-data", "sealpost.db")); err != nil {
 		t.Fatal("dev data not in ./sealpost-data")

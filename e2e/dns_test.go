@@ -9,8 +9,8 @@ import (
 )
 
 // TestDNSCommands: the records to publish, the MTA-STS policy file served
-// by the running gateway, and a check against a resolver that knows
-// nothing (every record reported missing, exit 1).
+// by the running gateway, and a check against a resolver that does not
+// answer: every record "could not query" (never "missing"), exit 1.
 func TestDNSCommands(t *testing.T) {
 	g := newGW(t, gwOptions{})
 	out, code := g.cli("dns", "records", "--json")
@@ -45,7 +45,7 @@ func TestDNSCommands(t *testing.T) {
 		t.Fatalf("served policy %q, want %q", body, r.Policy)
 	}
 	out, code = g.cli("dns", "check", "example.gov.uk", "--resolver", freePort(t))
-	if code != 1 || !strings.Contains(out, "MISSING") || !strings.Contains(out, "need attention") {
+	if code != 1 || strings.Contains(out, "MISSING") || strings.Count(out, "COULD NOT QUERY") != 6 || !strings.Contains(out, "could not query any record") {
 		t.Fatalf("dns check (exit %d):\n%s", code, out)
 	}
 }

@@ -77,10 +77,13 @@ func dnsCmd(g *globalFlags) *cobra.Command {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		fs := dnscheck.Check(ctx, r, s)
-		bad := 0
+		bad, unqueried := 0, 0
 		for _, f := range fs {
 			if f.Status != "ok" {
 				bad++
+			}
+			if f.Status == dnscheck.StatusError {
+				unqueried++
 			}
 		}
 		if checkJSON {
@@ -88,14 +91,23 @@ func dnsCmd(g *globalFlags) *cobra.Command {
 		} else {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			for _, f := range fs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(f.Status), f.Name, f.Found)
+				status := strings.ToUpper(f.Status)
+				if f.Status == dnscheck.StatusError {
+					status = "COULD NOT QUERY"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", status, f.Name, f.Found)
 				if f.Fix != "" {
 					fmt.Fprintf(tw, "\t  fix:\t%s\n", f.Fix)
 				}
 			}
 			tw.Flush()
 		}
-		if bad > 0 {
+		switch {
+		case unqueried == len(fs):
+			return fmt.Errorf("%s: could not query any record: the resolver failed (see above); nothing is known about what is published", domain)
+		case unqueried > 0:
+			return fmt.Errorf("%s: %d of %d records need attention, %d of them could not be queried", domain, bad, len(fs), unqueried)
+		case bad > 0:
 			return fmt.Errorf("%s: %d of %d records need attention", domain, bad, len(fs))
 		}
 		return nil

@@ -67,7 +67,8 @@ func initCmd() *cobra.Command {
 				fmt.Printf("  %s TXT \"%s\"\n", r.Name, r.Value)
 			}
 		}
-		fmt.Printf("\nStart with: sealpost serve --config %s\n", path)
+		fmt.Printf("\nEdit %s (org.mail_host, the listeners), then make the first console admin\n"+
+			"(its password is printed once) and start:\n  sealpost user add admin --role admin --config %s\n  sealpost serve --config %s\n", path, path, path)
 		return nil
 	})
 	c.Flags().StringVar(&data, "data", "", "data directory to create (required)")

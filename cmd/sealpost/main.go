@@ -40,7 +40,10 @@ func run(args []string) int {
 	root.PersistentFlags().BoolVar(&g.dev, "dev", false, "development mode: no config, data in ./sealpost-data, loopback listeners, outbound mail captured in the dev outbox")
 	root.PersistentFlags().StringVar(&g.data, "data", "", "data directory (overrides data_dir; with --dev default ./sealpost-data)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err.Error()} })
-	root.AddCommand(serveCmd(g), initCmd(), queueCmd(g), quarantineCmd(g), policyCmd(g), auditCmd(g), reportCmd(g), dnsCmd(g), tokenCmd(g), userCmd(g), dlpCmd(g))
+	// --version prints what `sealpost version` does.
+	root.Version = "set"
+	root.SetVersionTemplate(versionString())
+	root.AddCommand(versionCmd(), serveCmd(g), initCmd(), queueCmd(g), quarantineCmd(g), policyCmd(g), auditCmd(g), reportCmd(g), dnsCmd(g), tokenCmd(g), userCmd(g), dlpCmd(g))
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {

@@ -23,12 +23,14 @@ func reportCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if t.IsZero() {
+		switch {
+		case t.IsZero():
 			t = time.Now()
+		case len(to) == len("2006-01-02"):
+			t = t.Add(24 * time.Hour) // a day given is included, as in the console and the API
 		}
 		if f.IsZero() {
-			y, m, _ := t.AddDate(0, -11, 0).Date()
-			f = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+			f = report.DefaultFrom(t)
 		}
 		if !f.Before(t) {
 			return usagef("--from must be before --to")
@@ -44,7 +46,7 @@ func reportCmd(g *globalFlags) *cobra.Command {
 			case asJSON:
 				return json.NewEncoder(os.Stdout).Encode(u)
 			}
-			fmt.Printf("Usage %s to %s: %d licensed senders (staff who sent protected mail)\n", u.From, u.To, u.LicensedSenders)
+			fmt.Printf("Usage %s to %s (both included): %d licensed senders (staff who sent protected mail)\n", u.From, report.LastDay(t), u.LicensedSenders)
 			if len(u.Months) == 0 {
 				fmt.Println("no outbound mail recorded in this period")
 			}
@@ -74,8 +76,8 @@ func reportCmd(g *globalFlags) *cobra.Command {
 			return nil
 		})
 	})
-	usage.Flags().StringVar(&from, "from", "", "first day (default: 12 months back, from the 1st)")
-	usage.Flags().StringVar(&to, "to", "", "end, exclusive (default: now)")
+	usage.Flags().StringVar(&from, "from", "", "first day (default: the 1st of the month 11 months before --to: that month and the 11 before it)")
+	usage.Flags().StringVar(&to, "to", "", "last day, included, or an RFC 3339 time, excluded (default: now)")
 	usage.Flags().BoolVar(&asCSV, "csv", false, "CSV: month, measure, key, value")
 	usage.Flags().BoolVar(&asJSON, "json", false, "one JSON document on stdout")
 	r.AddCommand(usage)

@@ -385,8 +385,7 @@ func (s *Service) usage(w http.ResponseWriter, r *http.Request, _ *store.APIToke
 		to = time.Now()
 	}
 	if from.IsZero() {
-		y, m, _ := to.AddDate(0, -11, 0).Date()
-		from = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+		from = report.DefaultFrom(to)
 	}
 	u, err := report.Build(r.Context(), s.Store, from, to)
 	if err != nil {
@@ -395,6 +394,7 @@ func (s *Service) usage(w http.ResponseWriter, r *http.Request, _ *store.APIToke
 	}
 	if r.URL.Query().Get("format") == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+report.FileName(from, to)+`"`)
 		u.CSV(w)
 		return
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +101,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("empty error")
 		}
 	})
+}
+
+// TestTemplateListenersDoNotCollideWithDev: the file init writes starts
+// beside a running dev instance.
+func TestTemplateListenersDoNotCollideWithDev(t *testing.T) {
+	b, err := Render(TemplateData{DataDir: "/srv/sp", OrgName: "Council", Domain: "a.gov.uk", Hostname: "gw.a.gov.uk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("init.toml", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := Dev("/tmp/dev")
+	ports := map[string]bool{}
+	for _, a := range []string{dev.SMTP.InboundListen, dev.SMTP.OutboundListen, dev.Web.Listen, dev.Org.MailHost, Default().Org.MailHost} {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			ports[p] = true
+		}
+	}
+	for key, a := range map[string]string{"smtp.inbound_listen": c.SMTP.InboundListen, "smtp.outbound_listen": c.SMTP.OutboundListen, "web.listen": c.Web.Listen} {
+		_, p, err := net.SplitHostPort(a)
+		if err != nil || ports[p] {
+			t.Errorf("%s = %q: the same port as dev mode (or the mail host)", key, a)
+		}
+	}
+	if !strings.HasSuffix(c.Web.PublicURL, c.Web.Listen[strings.LastIndex(c.Web.Listen, ":"):]) {
+		t.Errorf("public_url %q is not the web listener %q", c.Web.PublicURL, c.Web.Listen)
+	}
 }

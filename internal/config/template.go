@@ -7,9 +7,10 @@ import (
 
 // Template is the configuration file `sealpost init` writes: every key,
 // documented, at its default unless init was told otherwise.
-const Template = `# sealpost configuration. Every key is shown with its default; delete what
-# you do not change. Durations: 30s, 15m, 12h, 5d. Reload with SIGHUP
-# (listen addresses and keys need a restart).
+const Template = `# sealpost configuration. Every key is shown with its default (the
+# listeners excepted: see [smtp]); delete what you do not change.
+# Durations: 30s, 15m, 12h, 5d. Reload with SIGHUP (listen addresses and
+# keys need a restart).
 
 # Where the queue, spool, keys and database live. Keep it on a local disk.
 # One gateway per directory: serve locks it (DATA_DIR/lock) and the CLI
@@ -32,10 +33,16 @@ connector_networks = ["127.0.0.0/8", "::1/128"]
 # Name in the greeting, EHLO and Received headers. No product name or
 # version is ever shown.
 hostname = {{printf "%q" .Hostname}}
-# MX role: accepts mail for org.domains from anyone. Port 25 in production.
-inbound_listen = "127.0.0.1:2525"
+# The listeners below are on loopback and on ports of their own, so that
+# this configuration starts beside a running "sealpost serve --dev" (which
+# takes 2525, 2587 and 8080). For production, listen on the network: MX on
+# port 25, submission on 587, the portal behind HTTPS on 443; ports under
+# 1024 need root or "setcap cap_net_bind_service=+ep sealpost".
+# MX role: accepts mail for org.domains from anyone. Production: "0.0.0.0:25".
+inbound_listen = "127.0.0.1:10025"
 # Connector/submission role: relays outbound for connectors and AUTH users.
-outbound_listen = "127.0.0.1:2587"
+# Production: "0.0.0.0:587" (or 25, as your provider's connector needs).
+outbound_listen = "127.0.0.1:10587"
 # Largest message accepted, in bytes (answer: 552 5.3.4).
 max_message_bytes = 157286400
 # Recipients per message.
@@ -101,12 +108,12 @@ algorithm = "rsa-2048"
 master_key_file = ""
 
 [web]
-# Portal, console, API and /metrics.
-listen = "127.0.0.1:8080"
+# Portal, console, API and /metrics (see [smtp] on the port).
+listen = "127.0.0.1:9080"
 # Base of links in notification mails. When it is https://, cookies are
 # Secure and __Host- prefixed and Strict-Transport-Security is sent (see
 # docs/internet.md for putting the portal on the internet).
-public_url = "http://127.0.0.1:8080"
+public_url = "http://127.0.0.1:9080"
 # PEM certificate and key: set, the web listener speaks HTTPS (TLS 1.2+,
 # AEAD cipher suites only). Both are read again on SIGHUP, so a renewed
 # certificate needs no restart. init made a self-signed pair for a first

@@ -54,6 +54,9 @@ type Service struct {
 	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
 	DNSRecords func() ([]dnscheck.Record, error)
 	Dev        bool // link the dev outbox
+	// Available says which policy actions this gateway carries out; the
+	// dashboard lists no others (nil: all).
+	Available func(policy.Action) bool
 }
 
 const cookie = "sp_console"

@@ -11,24 +11,47 @@ import (
 
 	"sealpost/internal/ops"
 	"sealpost/internal/policy"
+	"sealpost/internal/queue"
 	"sealpost/internal/report"
 	"sealpost/internal/store"
 	"sealpost/internal/trace"
 	"sealpost/internal/web"
 )
 
-// bar is one bar of a server-drawn SVG chart.
-type bar struct {
-	Label string
-	N     int
-	Width int // per cent of the largest
+// chart is a server-drawn bar chart: an SVG whose rows carry their label
+// and value as text, with a title that says it all for screen readers.
+type chart struct {
+	Title  string
+	Bars   []bar
+	Height int // of the viewBox
+	Label  string
 }
 
-func bars(m map[string]int, order []string) []bar {
+// bar is one row of a chart, in viewBox units (300 wide, 22 a row).
+type bar struct {
+	Label  string
+	N      int
+	Y      int // top of the row
+	TextY  int // baseline of its texts
+	Width  int // of the bar, 0..barMax
+	ValueX int // where the value is written, after the bar
+}
+
+const (
+	barX   = 150 // labels left of it, bars right
+	barMax = 110
+	rowH   = 22
+)
+
+// newChart draws m in the order given (only keys in order), or when order
+// is nil by count, largest first, leaving out zeros.
+func newChart(title string, m map[string]int, order []string) chart {
 	keys := order
 	if keys == nil {
-		for k := range m {
-			keys = append(keys, k)
+		for k, v := range m {
+			if v > 0 {
+				keys = append(keys, k)
+			}
 		}
 		sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
 	}
@@ -36,12 +59,27 @@ func bars(m map[string]int, order []string) []bar {
 	for _, k := range keys {
 		most = max(most, m[k])
 	}
-	var out []bar
-	for _, k := range keys {
-		if m[k] == 0 && order == nil {
-			continue
+	c := chart{Title: title, Height: len(keys) * rowH}
+	var said []string
+	for i, k := range keys {
+		w := m[k] * barMax / most
+		c.Bars = append(c.Bars, bar{Label: k, N: m[k], Y: i * rowH, TextY: i*rowH + 15, Width: w, ValueX: barX + w + 6})
+		said = append(said, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	c.Label = title + ": " + strings.Join(said, ", ")
+	return c
+}
+
+// actions lists the policy actions worth a row on the dashboard: those
+// this gateway can carry out, and any other that has happened (a decision
+// made before a transport was switched off).
+func (s *Service) actions(counts map[string]int) []string {
+	var out []string
+	for _, name := range policy.ActionNames() {
+		a, _ := policy.ParseAction(name)
+		if counts[name] > 0 || s.Available == nil || s.Available(a) {
+			out = append(out, name)
 		}
-		out = append(out, bar{Label: k, N: m[k], Width: m[k] * 100 / most})
 	}
 	return out
 }
@@ -54,10 +92,12 @@ func (s *Service) dashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := time.Now()
 	type period struct {
-		Name                 string
-		Outcomes, Detectors  []bar
-		Messages, TLS, NoTLS int
-		TLSShare             int
+		Name                string
+		Outcomes, Detectors chart
+		Messages            int
+		TLS, NoTLS          int
+		Captured            int
+		TLSShare            int
 	}
 	var periods []period
 	for _, p := range []struct {
@@ -65,28 +105,25 @@ func (s *Service) dashboard(w http.ResponseWriter, r *http.Request) {
 		d    time.Duration
 	}{{"Last 24 hours", 24 * time.Hour}, {"Last 30 days", 30 * 24 * time.Hour}} {
 		since := now.Add(-p.d)
-		oc, err := s.Store.OutcomeCounts(ctx, since)
+		// The same count as /metrics and the usage report (report.Tally).
+		t, err := report.Count(ctx, s.Store, since, now.Add(time.Millisecond))
 		if err != nil {
 			s.oops(w, err)
 			return
 		}
-		det := map[string]int{}
-		details, _ := s.Store.DecisionDetails(ctx, since, 100000)
-		for _, d := range details {
-			var pd policy.Decision
-			if json.Unmarshal([]byte(d), &pd) == nil {
-				for _, f := range pd.Findings {
-					det[f.Detector] += f.Count
-				}
-			}
+		tls, notls, captured, err := s.Store.DeliveryCounts(ctx, since, queue.DevOutboxRelay)
+		if err != nil {
+			s.oops(w, err)
+			return
 		}
-		msgs, tls, notls, _ := s.Store.DeliveryCounts(ctx, since)
 		share := 0
 		if tls+notls > 0 {
 			share = tls * 100 / (tls + notls)
 		}
-		periods = append(periods, period{Name: p.name, Outcomes: bars(oc, policy.ActionNames()), Detectors: bars(det, nil),
-			Messages: msgs, TLS: tls, NoTLS: notls, TLSShare: share})
+		periods = append(periods, period{Name: p.name,
+			Outcomes:  newChart("Messages by policy action, "+strings.ToLower(p.name), t.Outcomes, s.actions(t.Outcomes)),
+			Detectors: newChart("DLP matches by detector, "+strings.ToLower(p.name), t.Matches, nil),
+			Messages:  t.Messages(), TLS: tls, NoTLS: notls, Captured: captured, TLSShare: share})
 	}
 	depth, _ := s.Store.QueueDepth(ctx)
 	held, _ := s.Store.CountDecisions(ctx, "held")
@@ -271,13 +308,14 @@ func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/console/held?done="+state, http.StatusSeeOther)
 }
 
+// period is the report period of the request: from and to are days, both
+// included; by default report.DefaultFrom up to now.
 func (s *Service) period(r *http.Request) (time.Time, time.Time) {
 	to := time.Now()
 	if t, err := time.Parse("2006-01-02", r.URL.Query().Get("to")); err == nil {
 		to = t.Add(24 * time.Hour) // the day given is included
 	}
-	y, mo, _ := to.AddDate(0, -11, 0).Date()
-	from := time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC)
+	from := report.DefaultFrom(to)
 	if t, err := time.Parse("2006-01-02", r.URL.Query().Get("from")); err == nil {
 		from = t
 	}
@@ -306,7 +344,7 @@ func (s *Service) reports(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.page(w, http.StatusOK, "console_reports.html", map[string]any{"Title": "Usage report", "U": u, "CSRF": web.CSRFToken(w, r), "R": rep,
-		"From": from.Format("2006-01-02"), "To": to.Add(-time.Millisecond).Format("2006-01-02")})
+		"From": from.UTC().Format("2006-01-02"), "To": report.LastDay(to), "CSVName": report.FileName(from, to), "Given": r.URL.Query().Get("from") != ""})
 }
 
 func (s *Service) reportCSV(w http.ResponseWriter, r *http.Request) {
@@ -315,9 +353,9 @@ func (s *Service) reportCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="usage-`+from.Format("2006-01-02")+`-`+to.Format("2006-01-02")+`.csv"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+report.FileName(from, to)+`"`)
 	rep.CSV(w)
-	s.audit(r, u.Name, "report.export", "usage", from.Format("2006-01-02")+" to "+to.Format("2006-01-02"))
+	s.audit(r, u.Name, "report.export", "usage", from.UTC().Format("2006-01-02")+" to "+report.LastDay(to))
 }
 
 func (s *Service) queuePage(w http.ResponseWriter, r *http.Request) {

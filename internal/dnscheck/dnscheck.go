@@ -95,9 +95,27 @@ type Resolver interface {
 // Finding is the verdict on one record.
 type Finding struct {
 	Name   string `json:"name"`
-	Status string `json:"status"` // ok, missing, wrong, weak
+	Status string `json:"status"` // ok, missing, wrong, weak; error: could not query (the resolver failed)
 	Found  string `json:"found,omitempty"`
 	Fix    string `json:"fix,omitempty"`
+}
+
+// StatusError is the status of a record that could not be queried: the
+// resolver failed (SERVFAIL, REFUSED, a timeout), so nothing is known about
+// it. It is never reported as missing: a record is missing only when DNS
+// answers that there is none (NXDOMAIN, or no record of the type).
+const StatusError = "error"
+
+// notFound says whether err is DNS's answer that the name or record does
+// not exist, as opposed to a failure to get an answer.
+func notFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
+
+// couldNotQuery is the advice for a lookup that failed.
+func couldNotQuery(name, typ string, err error) string {
+	return fmt.Sprintf("could not query %s %s (%v): check that the resolver (--resolver, outbound.resolver or the system's) answers, and that the domain's name servers do; then run the check again", name, typ, err)
 }
 
 // Check compares what is published for s.Domain with Records(s).
@@ -111,8 +129,7 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		all, err := r.LookupTXT(ctx, name)
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		if notFound(err) {
 			return nil, nil
 		}
 		var match []string
@@ -124,14 +141,18 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 		return match, err
 	}
 	// MX
-	mxs, err := r.LookupMX(ctx, d)
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	mxs, err := r.LookupMX(mctx, d)
+	cancel()
 	var hosts []string
 	for _, m := range mxs {
 		hosts = append(hosts, strings.TrimSuffix(strings.ToLower(m.Host), "."))
 	}
 	sort.Strings(hosts)
 	switch {
-	case err != nil && len(mxs) == 0:
+	case err != nil && len(mxs) == 0 && !notFound(err):
+		add(d+" MX", StatusError, "", couldNotQuery(d, "MX", err))
+	case len(mxs) == 0:
 		add(d+" MX", "missing", "", fmt.Sprintf("publish %s MX 10 %s.", d, s.Gateway))
 	case !contains(hosts, strings.ToLower(s.Gateway)):
 		add(d+" MX", "wrong", strings.Join(hosts, ", "), fmt.Sprintf("mail for %s does not come through the gateway: point the MX at %s", d, s.Gateway))
@@ -142,7 +163,7 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 	spf, err := txt(d, "v=spf1")
 	switch {
 	case err != nil:
-		add(d+" SPF", "missing", "", "DNS lookup failed: "+err.Error())
+		add(d+" SPF", StatusError, "", couldNotQuery(d, "TXT", err))
 	case len(spf) == 0:
 		add(d+" SPF", "missing", "", fmt.Sprintf("publish %s TXT \"%s\"", d, Records(s)[1].Value))
 	case len(spf) > 1:
@@ -158,7 +179,9 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 	for _, k := range s.DKIM {
 		got, err := txt(k.Name, "v=DKIM1")
 		switch {
-		case err != nil || len(got) == 0:
+		case err != nil:
+			add(k.Name+" DKIM", StatusError, "", couldNotQuery(k.Name, "TXT", err))
+		case len(got) == 0:
 			add(k.Name+" DKIM", "missing", "", fmt.Sprintf("publish %s TXT \"%s\"", k.Name, k.Value))
 		case pValue(strings.Join(got, "")) != pValue(k.Value):
 			add(k.Name+" DKIM", "wrong", truncate(got[0], 60), "the published key is not the gateway's: publish "+k.Value)
@@ -169,7 +192,9 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 	// DMARC
 	dm, err := txt("_dmarc."+d, "v=DMARC1")
 	switch {
-	case err != nil || len(dm) == 0:
+	case err != nil:
+		add("_dmarc."+d, StatusError, "", couldNotQuery("_dmarc."+d, "TXT", err))
+	case len(dm) == 0:
 		add("_dmarc."+d, "missing", "", fmt.Sprintf("publish _dmarc.%s TXT \"v=DMARC1; p=%s; rua=%s\"", d, s.DMARCPolicy, s.DMARCRUA))
 	default:
 		tags := tagMap(dm[0])
@@ -184,14 +209,18 @@ func Check(ctx context.Context, r Resolver, s Settings) []Finding {
 	}
 	// MTA-STS
 	sts, err := txt("_mta-sts."+d, "v=STSv1")
-	if err != nil || len(sts) == 0 || tagMap(sts[0])["id"] == "" {
+	if err != nil {
+		add("_mta-sts."+d, StatusError, "", couldNotQuery("_mta-sts."+d, "TXT", err))
+	} else if len(sts) == 0 || tagMap(sts[0])["id"] == "" {
 		add("_mta-sts."+d, "missing", strings.Join(sts, ""), fmt.Sprintf("publish _mta-sts.%s TXT \"v=STSv1; id=%s\" and serve the policy at https://mta-sts.%s/.well-known/mta-sts.txt", d, s.MTASTSID, d))
 	} else {
 		add("_mta-sts."+d, "ok", sts[0], "")
 	}
 	// TLS-RPT
 	rpt, err := txt("_smtp._tls."+d, "v=TLSRPTv1")
-	if err != nil || len(rpt) == 0 {
+	if err != nil {
+		add("_smtp._tls."+d, StatusError, "", couldNotQuery("_smtp._tls."+d, "TXT", err))
+	} else if len(rpt) == 0 {
 		add("_smtp._tls."+d, "missing", "", fmt.Sprintf("publish _smtp._tls.%s TXT \"v=TLSRPTv1; rua=%s\"", d, s.TLSRPTRUA))
 	} else {
 		add("_smtp._tls."+d, "ok", rpt[0], "")

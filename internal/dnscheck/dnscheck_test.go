@@ -15,15 +15,23 @@ type server struct {
 	addr string
 	txt  map[string][]string
 	mx   map[string][]string
+	// rcode, if set, is the answer to every query (SERVFAIL, REFUSED);
+	// silent: no answer at all (a resolver that times out).
+	rcode  dnsmessage.RCode
+	silent bool
 }
 
 func startServer(t *testing.T, txt, mx map[string][]string) *server {
+	return startFailing(t, txt, mx, dnsmessage.RCodeSuccess, false)
+}
+
+func startFailing(t *testing.T, txt, mx map[string][]string, rcode dnsmessage.RCode, silent bool) *server {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	s := &server{addr: pc.LocalAddr().String(), txt: txt, mx: mx}
+	s := &server{addr: pc.LocalAddr().String(), txt: txt, mx: mx, rcode: rcode, silent: silent}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -41,6 +49,17 @@ func startServer(t *testing.T, txt, mx map[string][]string) *server {
 				continue
 			}
 			name := strings.ToLower(q.Name.String())
+			if s.silent {
+				continue
+			}
+			if s.rcode != dnsmessage.RCodeSuccess {
+				b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RCode: s.rcode})
+				b.StartQuestions()
+				b.Question(q)
+				msg, _ := b.Finish()
+				pc.WriteTo(msg, from)
+				continue
+			}
 			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeSuccess})
 			b.EnableCompression()
 			b.StartQuestions()
@@ -133,4 +152,38 @@ func TestCheckFindsProblems(t *testing.T) {
 	test("_dmarc.example.gov.uk", "weak", "p=quarantine, then p=reject")
 	test("_mta-sts.example.gov.uk", "missing", "v=STSv1; id=abc123")
 	test("_smtp._tls.example.gov.uk", "missing", "tls-rua@mailcheck.service.ncsc.gov.uk")
+}
+
+// TestCheckSaysCouldNotQuery: when the resolver fails (SERVFAIL, REFUSED,
+// no answer), every record is "could not query", never "missing": a
+// missing record is DNS's answer, not its silence.
+func TestCheckSaysCouldNotQuery(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		rcode  dnsmessage.RCode
+		silent bool
+	}{{"SERVFAIL", dnsmessage.RCodeServerFailure, false}, {"REFUSED", dnsmessage.RCodeRefused, false}, {"no answer", dnsmessage.RCodeSuccess, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := startFailing(t, nil, nil, c.rcode, c.silent)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			fs := Check(ctx, s.resolver(), settings)
+			if len(fs) != 6 { // MX, SPF, one DKIM key, DMARC, MTA-STS, TLS-RPT
+				t.Fatalf("%d findings", len(fs))
+			}
+			for _, f := range fs {
+				if f.Status != StatusError || !strings.HasPrefix(f.Fix, "could not query ") || !strings.Contains(f.Fix, "check that the resolver") {
+					t.Errorf("%+v", f)
+				}
+			}
+		})
+	}
+	// The same server answering NXDOMAIN: missing, as before.
+	s := startServer(t, nil, nil)
+	for _, f := range Check(context.Background(), s.resolver(), settings) {
+		if f.Status != "missing" {
+			t.Errorf("NXDOMAIN: %+v", f)
+		}
+	}
 }

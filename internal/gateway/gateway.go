@@ -35,6 +35,7 @@ import (
 	"sealpost/internal/policy"
 	"sealpost/internal/portal"
 	"sealpost/internal/queue"
+	"sealpost/internal/report"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
 	"sealpost/internal/web"
@@ -249,6 +250,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		return nil, err
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
+	g.Metrics.CountDecisions((&report.Running{Store: g.Store}).Totals)
 	g.bg.Add(2)
 	go func() {
 		defer g.bg.Done()
@@ -275,7 +277,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 			return nil, listenError(cfg, "smtp.outbound_listen", cfg.SMTP.OutboundListen, err)
 		}
 	}
-	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
+	g.Web = &web.Server{OrgName: cfg.Org.Name, Metrics: g.Metrics, Outbox: g.Outbox, Mail: portal.MailReader{}, Log: log, Store: g.Store, Holds: holds{g}, Config: g.Config}
 	if g.Web.Certs, err = webCertificates(cfg); err != nil {
 		return nil, err
 	}
@@ -289,7 +291,8 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		return nil, err
 	}
 	g.Console = &console.Service{Store: g.Store, Recorder: g.audit.recorder, Queue: g.Queue, Ops: g.Ops, Config: g.Config, Log: log, Key: consoleKey,
-		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev}
+		Limiter: auth.NewLimiter(5, 15*time.Minute, 15*time.Minute), Dev: cfg.Dev,
+		Available: func(a policy.Action) bool { return available(g.Config())(a) }}
 	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditVerify: g.verifier, Recorder: g.audit.recorder,
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {

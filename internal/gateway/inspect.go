@@ -145,10 +145,6 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 		}
 		rec.Detail = string(detail)
 	}
-	g.Metrics.PolicyDecisions.WithLabelValues(most.String()).Inc()
-	for _, f := range d.Findings {
-		g.Metrics.DLPFindings.WithLabelValues(f.Detector).Add(float64(f.Count))
-	}
 	if most == policy.Reject {
 		rec.State = "rejected"
 		if err := g.Store.InsertDecisionNow(ctx, rec); err != nil {
@@ -207,9 +203,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 	default:
 		rec.State = "passed"
 	}
-	if rec.State != "passed" || len(d.Findings) > 0 {
-		env.Decision = rec
-	}
+	// Every decision is recorded, plain deliveries too: the dashboard,
+	// /metrics and the usage report all count this table (report.Tally).
+	env.Decision = rec
 	if rec.State == "held" || rec.State == "quarantined" {
 		n, err := g.composeNotice(cfg, rec, d, env)
 		if err != nil {

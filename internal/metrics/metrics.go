@@ -4,7 +4,9 @@
 package metrics
 
 import (
+	"context"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -22,8 +24,6 @@ type Metrics struct {
 	AcceptLatency    *prometheus.HistogramVec // role: end of DATA to 250
 	DeliveryAttempts *prometheus.CounterVec   // route, result
 	DeliveryDuration *prometheus.HistogramVec // route
-	PolicyDecisions  *prometheus.CounterVec   // outcome: the most protective action of a message
-	DLPFindings      *prometheus.CounterVec   // detector: matches in outbound mail
 	Holds            *prometheus.CounterVec   // result: confirmed, cancelled, expired, released, deleted
 }
 
@@ -62,17 +62,11 @@ func New() *Metrics {
 			Name: "sealpost_delivery_seconds", Help: "Time of one delivery attempt to a next hop.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
 		}, []string{"route"}),
-		PolicyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sealpost_policy_decisions_total", Help: "Outbound messages by the most protective action the policy chose.",
-		}, []string{"outcome"}),
-		DLPFindings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sealpost_dlp_findings_total", Help: "Detector matches in outbound mail, by detector.",
-		}, []string{"detector"}),
 		Holds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sealpost_holds_resolved_total", Help: "Held and quarantined messages resolved, by how.",
 		}, []string{"result"}),
 	}
-	r.MustRegister(m.PolicyDecisions, m.DLPFindings, m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
+	r.MustRegister(m.Holds, m.Sessions, m.SessionsActive, m.SessionsRefused, m.Accepted, m.AcceptedBytes, m.Rejected, m.AcceptLatency, m.DeliveryAttempts, m.DeliveryDuration,
 		withoutGoVersion{prometheus.NewGoCollector()}, prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -101,5 +95,50 @@ func (c withoutGoVersion) Collect(ch chan<- prometheus.Metric) {
 		if !isGoInfo(m.Desc()) {
 			ch <- m
 		}
+	}
+}
+
+// DecisionTotals returns all-time counts: messages by outcome, detector
+// matches by detector.
+type DecisionTotals func(ctx context.Context) (outcomes, matches map[string]int, err error)
+
+// CountDecisions registers the decision counters, read from totals at
+// each scrape. A failure to read them fails the scrape, naming the error,
+// rather than reporting zeros.
+func (m *Metrics) CountDecisions(totals DecisionTotals) {
+	m.Registry.MustRegister(decisionCollector{totals: totals,
+		outcomes: prometheus.NewDesc("sealpost_policy_decisions_total",
+			"Outbound messages by the most protective action the policy chose.", []string{"outcome"}, nil),
+		matches: prometheus.NewDesc("sealpost_dlp_findings_total",
+			"Detector matches in outbound mail, by detector.", []string{"detector"}, nil)})
+}
+
+// decisionCollector serves the decision counters from the store, not from
+// memory: the console's dashboard and the usage report count the same
+// decisions table the same way (report.Tally), so the three agree, also
+// across restarts.
+type decisionCollector struct {
+	totals            DecisionTotals
+	outcomes, matches *prometheus.Desc
+}
+
+func (c decisionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.outcomes
+	ch <- c.matches
+}
+
+func (c decisionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	outcomes, matches, err := c.totals(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.outcomes, err)
+		return
+	}
+	for k, v := range outcomes {
+		ch <- prometheus.MustNewConstMetric(c.outcomes, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range matches {
+		ch <- prometheus.MustNewConstMetric(c.matches, prometheus.CounterValue, float64(v), k)
 	}
 }

@@ -14,6 +14,11 @@ import (
 	"sealpost/internal/store"
 )
 
+// DevOutboxRelay is the relay recorded for mail the dev outbox captured:
+// it never left the machine, so it was delivered neither with nor without
+// TLS.
+const DevOutboxRelay = "dev-outbox"
+
 // DevOutbox is the Transport of `serve --dev`: instead of leaving the
 // machine, mail is captured (sealed like the spool) and listed in the web
 // console, so a newcomer sees the whole flow on one machine.
@@ -28,7 +33,7 @@ type DevOutbox struct {
 
 // Deliver implements Transport.
 func (o *DevOutbox) Deliver(ctx context.Context, d *Delivery) Attempt {
-	att := Attempt{Rcpts: make([]RcptResult, len(d.Rcpts)), Relay: "dev-outbox"}
+	att := Attempt{Rcpts: make([]RcptResult, len(d.Rcpts)), Relay: DevOutboxRelay}
 	fail := func(err error) Attempt {
 		for i := range att.Rcpts {
 			att.Rcpts[i] = RcptResult{Text: "451 4.3.0 dev outbox: " + err.Error()}

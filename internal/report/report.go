@@ -7,7 +7,6 @@ package report
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"io"
 	"sort"
 	"strconv"
@@ -54,32 +53,37 @@ func Build(ctx context.Context, st *store.Store, from, to time.Time) (*Usage, er
 	}
 	senders := map[string]map[string]bool{}
 	all := map[string]bool{}
+	tallies := map[string]*Tally{}
 	err := st.EachDecision(ctx, from, to, func(d *store.DecisionRow) error {
-		m := get(d.Month)
-		a, _ := policy.ParseAction(d.Outcome)
-		if a > policy.Deliver {
-			m.Protected[d.Outcome]++
-			m.ProtectedTotal++
+		if tallies[d.Month] == nil {
+			tallies[d.Month] = NewTally()
+		}
+		tallies[d.Month].Add(d)
+		if a, _ := policy.ParseAction(d.Outcome); a > policy.Deliver {
 			if senders[d.Month] == nil {
 				senders[d.Month] = map[string]bool{}
 			}
 			senders[d.Month][d.MailFrom] = true
 			all[d.MailFrom] = true
 		}
-		var pd policy.Decision
-		if json.Unmarshal([]byte(d.Detail), &pd) == nil {
-			seen := map[string]bool{}
-			for _, f := range pd.Findings {
-				if !seen[f.Detector] {
-					seen[f.Detector] = true
-					m.Incidents[f.Detector]++
-				}
-			}
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Protected messages and incidents are the month's Tally: the counts
+	// the console's dashboard and /metrics show.
+	for mo, t := range tallies {
+		m := get(mo)
+		for outcome, n := range t.Outcomes {
+			if a, _ := policy.ParseAction(outcome); a > policy.Deliver {
+				m.Protected[outcome] += n
+				m.ProtectedTotal += n
+			}
+		}
+		for det, n := range t.Incidents {
+			m.Incidents[det] = n
+		}
 	}
 	sealed, sealedSenders, err := st.SealedPerMonth(ctx, from, to)
 	if err != nil {

@@ -5,51 +5,13 @@ import (
 	"time"
 )
 
-// OutcomeCounts counts decisions by outcome since t.
-func (s *Store) OutcomeCounts(ctx context.Context, since time.Time) (map[string]int, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT outcome, count(*) FROM decisions WHERE created_at>=? GROUP BY outcome`, ms(since))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var k string
-		var n int
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, err
-		}
-		out[k] = n
-	}
-	return out, rows.Err()
-}
-
-// DecisionDetails returns the detail JSON of decisions since t.
-func (s *Store) DecisionDetails(ctx context.Context, since time.Time, limit int) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT detail FROM decisions WHERE created_at>=? AND detail<>'' ORDER BY created_at DESC LIMIT ?`, ms(since), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-// DeliveryCounts counts outbound messages, and deliveries to the internet
-// with and without TLS, since t.
-func (s *Store) DeliveryCounts(ctx context.Context, since time.Time) (messages, withTLS, withoutTLS int, err error) {
-	err = s.DB.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE direction='out' AND received_at>=?`, ms(since)).Scan(&messages)
-	if err != nil {
-		return
-	}
-	err = s.DB.QueryRowContext(ctx, `SELECT coalesce(sum(tls<>''),0), coalesce(sum(tls=''),0) FROM recipients WHERE route='outbound' AND status='delivered' AND updated_at>=?`, ms(since)).Scan(&withTLS, &withoutTLS)
+// DeliveryCounts counts deliveries to the internet since t with and
+// without TLS, and those captured by a transport that does not leave the
+// machine (the dev outbox, whose relay name is captureRelay): those are
+// neither.
+func (s *Store) DeliveryCounts(ctx context.Context, since time.Time, captureRelay string) (withTLS, withoutTLS, captured int, err error) {
+	err = s.DB.QueryRowContext(ctx, `SELECT coalesce(sum(relay<>? AND tls<>''),0), coalesce(sum(relay<>? AND tls=''),0), coalesce(sum(relay=?),0)
+		FROM recipients WHERE route='outbound' AND status='delivered' AND updated_at>=?`, captureRelay, captureRelay, captureRelay, ms(since)).Scan(&withTLS, &withoutTLS, &captured)
 	return
 }
 

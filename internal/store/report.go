@@ -82,3 +82,28 @@ func (s *Store) DomainStats(ctx context.Context, fromMonth, toMonth string) ([]D
 	}
 	return out, rows.Err()
 }
+
+// EachDecisionAfter calls f for the decisions inserted after row (their
+// SQLite rowid, in insertion order: decisions are never deleted, and one
+// writer commits at a time, so a row seen once is never followed by an
+// earlier one). It returns the last row seen.
+func (s *Store) EachDecisionAfter(ctx context.Context, row int64, f func(*DecisionRow) error) (int64, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT rowid, created_at, mail_from, outcome, detail FROM decisions WHERE rowid>? ORDER BY rowid`, row)
+	if err != nil {
+		return row, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at, id int64
+		d := &DecisionRow{}
+		if err := rows.Scan(&id, &at, &d.MailFrom, &d.Outcome, &d.Detail); err != nil {
+			return row, err
+		}
+		d.Month = fromMS(at).UTC().Format("2006-01")
+		if err := f(d); err != nil {
+			return row, err
+		}
+		row = id
+	}
+	return row, rows.Err()
+}

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,9 +49,12 @@ type Server struct {
 	OrgName string
 	Metrics *metrics.Metrics
 	Outbox  *queue.DevOutbox // nil unless dev mode
-	Log     *slog.Logger
-	Store   *store.Store
-	Holds   Holds // hold pages; nil: none
+	// Mail reads captured messages for the dev outbox pages (the portal's
+	// MIME walk and HTML policy); nil: only the source is shown.
+	Mail  MailReader
+	Log   *slog.Logger
+	Store *store.Store
+	Holds Holds // hold pages; nil: none
 	// Brand returns the header colour and the logo (PNG, nil for none).
 	Brand func() (colour string, logo []byte)
 	// MTASTS returns the MTA-STS policy file (nil: not served).
@@ -86,7 +88,10 @@ func (s *Server) Handler() http.Handler {
 	if s.Outbox != nil {
 		mux.HandleFunc("GET /dev/outbox", s.outboxList)
 		mux.HandleFunc("GET /dev/outbox/{seq}", s.outboxShow)
+		mux.HandleFunc("GET /dev/outbox/{seq}/source", s.outboxSource)
 		mux.HandleFunc("GET /dev/outbox/{seq}/raw", s.outboxRaw)
+		mux.HandleFunc("GET /dev/outbox/{seq}/body", s.outboxBody)
+		mux.HandleFunc("GET /dev/outbox/{seq}/attachment/{n}", s.outboxAttachment)
 	}
 	if s.Holds != nil {
 		mux.HandleFunc("GET /hold/{id}", s.holdPage)
@@ -307,63 +312,4 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "home.html", map[string]any{"Org": s.OrgName, "Dev": s.Outbox != nil})
-}
-
-func (s *Server) outboxList(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.Outbox.List(r.Context(), 200)
-	if err != nil {
-		s.Log.Error("listing dev outbox failed", "err", err)
-		s.errorPage(w, http.StatusInternalServerError, "The outbox cannot be read", "The gateway could not read its store. Check the gateway's log, then reload this page.")
-		return
-	}
-	s.render(w, http.StatusOK, "outbox.html", map[string]any{"Org": s.OrgName, "Entries": entries})
-}
-
-func (s *Server) outboxEntry(w http.ResponseWriter, r *http.Request) (*queue.OutboxEntry, bool) {
-	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
-	if err != nil {
-		s.errorPage(w, http.StatusNotFound, "Message not found", "That message is not in the dev outbox. Go back to the outbox list.")
-		return nil, false
-	}
-	e, err := s.Outbox.Get(r.Context(), seq)
-	if err != nil {
-		s.errorPage(w, http.StatusNotFound, "Message not found", "That message is not in the dev outbox. Go back to the outbox list.")
-		return nil, false
-	}
-	return e, true
-}
-
-const maxShown = 256 << 10
-
-func (s *Server) outboxShow(w http.ResponseWriter, r *http.Request) {
-	e, ok := s.outboxEntry(w, r)
-	if !ok {
-		return
-	}
-	rd, c, err := s.Outbox.Open(e)
-	if err != nil {
-		s.Log.Error("opening dev outbox message failed", "seq", e.Seq, "err", err)
-		s.errorPage(w, http.StatusInternalServerError, "The message cannot be read", "Its file is missing or damaged. Check the gateway's log.")
-		return
-	}
-	defer c.Close()
-	b, _ := io.ReadAll(io.LimitReader(rd, maxShown))
-	s.render(w, http.StatusOK, "outbox_show.html", map[string]any{"Org": s.OrgName, "E": e, "Text": string(b), "Cut": e.Size > maxShown})
-}
-
-func (s *Server) outboxRaw(w http.ResponseWriter, r *http.Request) {
-	e, ok := s.outboxEntry(w, r)
-	if !ok {
-		return
-	}
-	rd, c, err := s.Outbox.Open(e)
-	if err != nil {
-		s.errorPage(w, http.StatusInternalServerError, "The message cannot be read", "Its file is missing or damaged. Check the gateway's log.")
-		return
-	}
-	defer c.Close()
-	w.Header().Set("Content-Type", "message/rfc822")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+e.MsgID+`.eml"`)
-	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
-	io.Copy(w, rd)
 }
