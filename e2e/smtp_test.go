@@ -152,14 +152,19 @@ func TestSigtermDrainsAndSighupReloads(t *testing.T) {
 	good, _ := os.ReadFile(g.cfgPath)
 	os.WriteFile(g.cfgPath, []byte(strings.Replace(string(good), `mail_host =`, `mail_hots =`, 1)), 0o600)
 	g.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(300 * time.Millisecond)
+	for end := time.Now().Add(10 * time.Second); !strings.Contains(g.out.String(), "reload refused") && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.Contains(g.out.String(), "reload refused") {
 		t.Fatalf("bad reload not reported:\n%s", g.out.String())
 	}
 	// A good reload: a second domain becomes inbound.
 	os.WriteFile(g.cfgPath, []byte(strings.Replace(string(good), `domains = ["example.gov.uk"]`, `domains = ["example.gov.uk", "second.gov.uk"]`, 1)), 0o600)
+	reloads := strings.Count(g.out.String(), "configuration reloaded")
 	g.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(300 * time.Millisecond)
+	for end := time.Now().Add(10 * time.Second); strings.Count(g.out.String(), "configuration reloaded") == reloads && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if out, code := swaks(t, "--server", g.inbound, "--from", "a@outside.example", "--to", "x@second.gov.uk"); code != 0 {
 		t.Fatalf("reloaded domain refused:\n%s", out)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -56,7 +57,7 @@ func VerifyCheckpoint(pub ed25519.PublicKey, c *store.AuditCheckpoint) bool {
 
 func sameCheckpoint(a, b *store.AuditCheckpoint) bool {
 	return a.N == b.N && a.Seq == b.Seq && a.Count == b.Count && a.At.UnixMilli() == b.At.UnixMilli() &&
-		bytes.Equal(a.Hash, b.Hash) && bytes.Equal(a.MAC, b.MAC) && bytes.Equal(a.Prev, b.Prev) && bytes.Equal(a.Sig, b.Sig)
+		bytes.Equal(a.Hash, b.Hash) && hmac.Equal(a.MAC, b.MAC) && bytes.Equal(a.Prev, b.Prev) && hmac.Equal(a.Sig, b.Sig)
 }
 
 // CheckpointJSON is a checkpoint as the witness file and bundles write it.

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"os"
@@ -218,11 +219,11 @@ func (v *Verifier) Verify(ctx context.Context, st *store.Store) (*Report, error)
 		if !bytes.Equal(h, e.Hash) {
 			return bad("event %d was changed: its content does not match its hash", e.Seq)
 		}
-		if !bytes.Equal(m, e.MAC) {
+		if !hmac.Equal(m, e.MAC) {
 			return bad("event %d: its keyed link does not verify: the chain was recomputed without the installation key", e.Seq)
 		}
 		if c := signed[e.Seq]; c != nil {
-			if !bytes.Equal(c.Hash, e.Hash) || !bytes.Equal(c.MAC, e.MAC) {
+			if !bytes.Equal(c.Hash, e.Hash) || !hmac.Equal(c.MAC, e.MAC) {
 				return bad("event %d does not match signed checkpoint %d: the log up to here was rewritten", e.Seq, c.N)
 			}
 			r.LastSigned = e.Seq
