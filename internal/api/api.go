@@ -138,12 +138,7 @@ func (s *Service) oops(w http.ResponseWriter, err error) {
 // caller must answer with a failure.
 func (s *Service) audit(r *http.Request, t *store.APIToken, action, object, detail string) error {
 	e := &store.AuditEvent{At: time.Now(), Actor: "api:" + t.Name, Action: action, Object: object, IP: web.ClientIP(r), Detail: detail}
-	var err error
-	if s.Recorder != nil {
-		err = s.Recorder.Record(r.Context(), e)
-	} else {
-		err = s.Store.AppendAudit(r.Context(), e)
-	}
+	err := audit.Record(r.Context(), s.Recorder, s.Store, e)
 	if err != nil {
 		s.Log.Error("audit event not recorded", "action", action, "err", err)
 	}

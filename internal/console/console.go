@@ -381,12 +381,7 @@ func (s *Service) audit(r *http.Request, actor, action, object, detail string) e
 	if len(e.UA) > 200 {
 		e.UA = e.UA[:200]
 	}
-	var err error
-	if s.Recorder != nil {
-		err = s.Recorder.Record(r.Context(), e)
-	} else {
-		err = s.Store.AppendAudit(r.Context(), e)
-	}
+	err := audit.Record(r.Context(), s.Recorder, s.Store, e)
 	if err != nil {
 		s.Log.Error("audit event not recorded", "action", action, "err", err)
 	}
