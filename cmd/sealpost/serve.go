@@ -41,6 +41,13 @@ func serveCmd(g *globalFlags) *cobra.Command {
 		logw := gateway.NewLogWriter(os.Stderr, 100*time.Millisecond)
 		defer logw.Close()
 		log := gateway.NewLogger(cfg, logw)
+		// Signals are taken before the start, not after: a SIGHUP (a
+		// reload) that arrives while the gateway starts would otherwise
+		// kill it. What arrives meanwhile waits here and is handled once
+		// the gateway runs.
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(sigs)
 		gw, err := gateway.Start(cfg, log, nil)
 		if err != nil {
 			logw.Flush()
@@ -54,8 +61,6 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(os.Stderr, "\nsealpost dev mode: inbound SMTP %s, outbound SMTP %s, web http://%s (console /console, portal /portal, API /api, dev outbox /dev/outbox)\n\n",
 				gw.InboundAddr, gw.OutboundAddr, gw.WebAddr)
 		}
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
 				if cfg.File == "" {
