@@ -201,12 +201,21 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 // over path, and the directory fsynced. A crash leaves the old file or the
 // new one, never a part.
 func WriteFile(fsys FS, path string, data []byte, perm os.FileMode) error {
+	return WriteFileFrom(fsys, path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileFrom is WriteFile for content that write streams into the
+// file. On any error nothing is left at path.
+func WriteFileFrom(fsys FS, path string, perm os.FileMode, write func(io.Writer) error) error {
 	tmp := path + ".tmp"
 	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
