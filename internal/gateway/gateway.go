@@ -261,10 +261,8 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		g.checkpoints(ctx)
 	}()
 
-	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
+	g.SMTP = smtpd.New(smtpOptions(cfg), newBackend(g), tlsConfig, g.Metrics, log)
+	if !cfg.DLP.Enabled {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
 	if cfg.SMTP.InboundListen != "" {
@@ -391,12 +389,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.cfg.Store(cfg)
 	g.rules.Store(rs)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
-		g.SMTP.SetInspector(nil)
-	}
-	g.SMTP.SetConfig(cfg)
+	g.SMTP.SetOptions(smtpOptions(cfg))
 	g.Log.Info("configuration reloaded", "file", cfg.File, "policy_rules", len(rs.policy.Rules()))
 	return nil
 }
