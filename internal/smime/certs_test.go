@@ -140,13 +140,4 @@ func TestChooseMimeKit(t *testing.T) {
 	ch = mimekitChooser(t, now, allCRLs, "mimekit/rsa.crt")
 	ch.Roots = nil
 	test("rsa@mimekit.net", "", ch, "no trust anchors configured")
-	// The OpenSSL test certificate expired in 2023 (anchor smroot).
-	ch = mimekitChooser(t, now, allCRLs)
-	ch.Sources = []CertSource{fileSource{"mimekit/smrsa1.crt"}}
-	ch.Roots = pool(t, "mimekit/smroot.crt")
-	ch.SubjectEmail = true
-	c, _ := fileSource{"mimekit/smrsa1.crt"}.Certificates(context.Background(), "")
-	if len(c[0].EmailAddresses) > 0 {
-		test(c[0].EmailAddresses[0], "", ch, "expired on 2023-05-26")
-	}
 }
