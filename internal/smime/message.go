@@ -35,7 +35,7 @@ type Signer struct {
 // Options tune EncryptMessage.
 type Options struct {
 	Cipher cms.Cipher
-	Signer *Signer    // nil: encrypted only
+	Signer *Signer   // nil: encrypted only
 	Rand   io.Reader // nil: crypto/rand
 }
 
