@@ -20,3 +20,14 @@ var (
 	oidECPublicKey        = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1} // RFC 5480 §2.1.1
 	oidDHSinglePassSHA256 = asn1.ObjectIdentifier{1, 3, 132, 1, 11, 1}    // RFC 5753 §7.1.4
 )
+
+// Algorithms Decrypt reads besides those Encrypt writes.
+var (
+	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES128GCM  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 6}
+	oidAES192GCM  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 26}
+	oidAES128Wrap = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 5}
+	oidAES192Wrap = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 25}
+	oidSHA1       = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+)
