@@ -230,10 +230,10 @@ func oaepHash(params cryptobyte.String) (hash.Hash, error) {
 
 // kdfHashes: the dhSinglePass-stdDH schemes of RFC 5753 §7.1.4 read here.
 var kdfHashes = map[string]crypto.Hash{
-	oidDHSinglePassSHA256.String():   crypto.SHA256,
-	"1.3.132.1.11.2":                 crypto.SHA384,
-	"1.3.132.1.11.3":                 crypto.SHA512,
-	"1.3.133.16.840.63.0.2":          crypto.SHA1,
+	oidDHSinglePassSHA256.String(): crypto.SHA256,
+	"1.3.132.1.11.2":               crypto.SHA384,
+	"1.3.132.1.11.3":               crypto.SHA512,
+	"1.3.133.16.840.63.0.2":        crypto.SHA1,
 }
 
 func openKeyAgree(ri cryptobyte.String, cert *x509.Certificate, key crypto.PrivateKey) ([]byte, error) {
