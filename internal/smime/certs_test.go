@@ -141,3 +141,5 @@ func TestChooseMimeKit(t *testing.T) {
 	ch.Roots = nil
 	test("rsa@mimekit.net", "", ch, "no trust anchors configured")
 }
+
+func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }
