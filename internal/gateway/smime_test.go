@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sealpost/internal/config"
 	"sealpost/internal/queue"
@@ -162,5 +163,51 @@ func TestSMIMETransportFailsClosed(t *testing.T) {
 	r.deliver()
 	if len(r.next.got) != 0 || len(r.portal.got) != 1 || !strings.Contains(r.events[0].Detail, "no chain to a trust anchor") {
 		t.Fatalf("wrong anchor: next %d, events %+v", len(r.next.got), r.events)
+	}
+}
+
+// TestEncryptSMIMEEndToEnd: a policy rule's encrypt-smime reaches the
+// transport through the queue: the recipient with a certificate receives
+// mail OpenSSL decrypts, the one without a portal notice, and the audit
+// log records both decisions.
+func TestEncryptSMIMEEndToEnd(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		testutil.Missing(t, "openssl not installed")
+	}
+	anchors, _ := filepath.Abs("testdata/smime/ca.crt")
+	certs := t.TempDir()
+	b, _ := os.ReadFile("testdata/smime/dan.crt")
+	os.WriteFile(filepath.Join(certs, "dan.pem"), b, 0o600)
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive", "unscannable-content"}
+		c.Policy.Rules = []config.PolicyRule{{Name: "partner-smime", When: `recipient.domain == "example.test"`, Action: "encrypt-smime", Reason: "partner has S/MIME"}}
+		c.SMIME = config.SMIME{Enabled: true, TrustAnchors: anchors, CertificatesDir: certs, Revocation: "off"}
+	})
+	msg := "From: staff@example.gov.uk\r\nTo: dan@example.test, nokey@example.test\r\nSubject: case file\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain\r\n\r\nThe case file for the partner.\r\n"
+	if code, reply := outbound(t, e, "staff@example.gov.uk", []string{"dan@example.test", "nokey@example.test"}, msg); code != 250 {
+		t.Fatal(reply)
+	}
+	got := mailTo(t, e.sink, "dan@example.test", "case file", 0)
+	if strings.Contains(string(got.Data), "The case file") || !strings.Contains(string(got.Data), "application/pkcs7-mime") {
+		t.Fatalf("dan got:\n%s", got.Data)
+	}
+	f := filepath.Join(t.TempDir(), "m.eml")
+	os.WriteFile(f, got.Data, 0o600)
+	out, err := exec.Command("openssl", "cms", "-decrypt", "-in", f, "-recip", "testdata/smime/dan.crt", "-inkey", "testdata/smime/dan.key").Output()
+	if err != nil || !strings.Contains(string(out), "The case file for the partner.") {
+		t.Fatalf("openssl: %q %v", out, err)
+	}
+	mailTo(t, e.sink, "nokey@example.test", "Secure message", 0)
+	var actions []string
+	e.gw.Store.EachAuditEvent(context.Background(), time.Time{}, time.Now().Add(time.Hour), func(ev *store.AuditEvent) error {
+		if strings.HasPrefix(ev.Action, "smime.") {
+			actions = append(actions, ev.Action+" "+ev.Addrs[0])
+		}
+		return nil
+	})
+	if strings.Join(actions, ",") != "smime.encrypt dan@example.test,smime.fallback nokey@example.test" {
+		t.Fatalf("audit: %v", actions)
 	}
 }
