@@ -143,3 +143,42 @@ func TestChooseMimeKit(t *testing.T) {
 }
 
 func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }
+
+// TestChooseChecks: EKU, keyUsage, key size and SAN on certificates OpenSSL
+// issued.
+func TestChooseChecks(t *testing.T) {
+	t.Parallel()
+	ch := &Chooser{Sources: []CertSource{fileSource{"peer/tlsonly.crt", "peer/signonly-ec.crt", "peer/rsa1024.crt", "peer/good.crt"}},
+		Roots: pool(t, "peer/ca2.crt")}
+	test := func(addr, want string) {
+		t.Helper()
+		got := ch.Choose(context.Background(), addr)
+		if want == "usable" {
+			if got.Use == nil {
+				t.Errorf("%s: %s", addr, got.Reason)
+			}
+			return
+		}
+		if got.Use != nil || !strings.Contains(got.Reason, want) {
+			t.Errorf("%s: want %q, got %q", addr, want, got.Reason)
+		}
+	}
+	test("tls@example.test", "extKeyUsage does not allow emailProtection")
+	test("sign@example.test", "keyUsage lacks keyAgreement")
+	test("weak@example.test", "RSA key of 1024 bits")
+	test("good@example.test", "usable")
+	test("alias@example.test", "usable")
+	test("other@example.test", "no S/MIME certificate")
+}
+
+// TestCRLSignatureChecked: a CRL with the issuer's name but another key's
+// signature does not vouch for anything.
+func TestCRLSignatureChecked(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
+	dir := crlDir(t, "root.crl", "primary.crl", "impostor-secondary.crl")
+	got := mimekitChooser(t, now, dir, "mimekit/rsa.crt").Choose(context.Background(), "rsa@mimekit.net")
+	if got.Use != nil || !strings.Contains(got.Reason, "revocation status unknown") {
+		t.Fatalf("impostor CRL: %s", got.Reason)
+	}
+}
