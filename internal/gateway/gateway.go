@@ -231,6 +231,12 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		return g.Queue.Submit(ctx, p)
 	}
 	transports[queue.RoutePortal] = g.Portal
+	smimeT, err := newSMIMETransport(cfg, transports[queue.RouteOutbound], g.Portal, func() bool { return g.Config().Portal.Enabled },
+		g.audit.recorder.Record, log)
+	if err != nil {
+		return nil, err
+	}
+	transports[queue.RouteSMIME] = smimeT
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost

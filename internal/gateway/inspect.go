@@ -193,6 +193,8 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
 		case policy.Portal:
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionPortal}
+		case policy.EncryptSMIME:
+			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionSMIME}
 		default:
 			if split != "" {
 				env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: split}
