@@ -109,6 +109,21 @@ type TLSInfo struct {
 	// host (checked even when the delivery did not require it).
 	Verified       bool
 	PeerCertSHA256 string // hex, of the leaf certificate
+
+	// The outbound TLS policy behind the attempt (internal/tlspolicy), ""
+	// for a fixed next hop (mail host, smarthost) where none is evaluated.
+	Mode         string // dane | mta-sts | required | opportunistic
+	Why          string // why that mode: DANE records, MTA-STS id, list entry
+	Host         string // the MX host name the policy was checked against
+	PolicyDomain string // RFC 8460 §4.4 policy-domain
+	PolicyID     string // MTA-STS policy id, "" when none
+	PolicyMode   string // MTA-STS enforce | testing
+	Chain        string // dane-ee | dane-ta | webpki | unverified
+	TLSA         string // the DANE record that matched, "3 1 1"
+	// Failure is the RFC 8460 §4.3 result type of what went wrong
+	// (starttls-not-supported, tlsa-invalid, certificate-host-mismatch, ...),
+	// "" when nothing did; TLS-RPT counts attempts by it.
+	Failure string
 }
 
 // Transport delivers messages on one route.
