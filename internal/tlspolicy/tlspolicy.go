@@ -138,11 +138,8 @@ func (e *Evaluator) Plan(ctx context.Context, domain string, localRequire bool) 
 	domain = dns.Normalise(domain)
 	r := &Result{Domain: domain}
 	hosts, herr := e.mxHosts(ctx, r)
-	if herr {
-		return r
-	}
 	var sts STSResult
-	if e.STS != nil {
+	if e.STS != nil && !r.FailPermanent {
 		sts = e.STS.Lookup(ctx, domain)
 		r.Failure = sts.Failure
 		if sts.Policy != nil {
@@ -150,6 +147,19 @@ func (e *Evaluator) Plan(ctx context.Context, domain string, localRequire bool) 
 		}
 	}
 	r.ListEntry = e.RequireTLS.Match(domain)
+	if herr {
+		// No host to decide for: say what the domain's policy would be.
+		switch {
+		case r.STSMode == string(mtasts.ModeEnforce):
+			r.Mode = ModeMTASTS
+		case r.ListEntry != "":
+			r.Mode = ModeRequired
+		default:
+			r.Mode = ModeOpportunistic
+		}
+		r.Why = "no MX host to try: " + r.Fail
+		return r
+	}
 	for _, mx := range hosts {
 		r.Hosts = append(r.Hosts, e.host(ctx, r, mx, sts, localRequire))
 	}
