@@ -196,17 +196,24 @@ func TestDANETA(t *testing.T) {
 const stsEnforce = "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n"
 
 // TestUnsignedZoneFallsToMTASTS: TLSA records without the AD bit prove
-// nothing; the domain's MTA-STS policy applies instead.
+// nothing, nor do authentic ones reached through an MX answer that is not
+// (RFC 7672 §2.2.1); the domain's MTA-STS policy applies instead.
 func TestUnsignedZoneFallsToMTASTS(t *testing.T) {
-	r := newPolicyRig(t)
-	cert := r.ca.Leaf(t, "mx.example.org")
-	r.mx("mx.example.org", "127.0.0.2", 10, &cert)
-	r.res.TLSA["_25._tcp.mx.example.org"] = []dns.TLSA{{Usage: 3, Selector: 1, MatchingType: 1, CertAssoc: make([]byte, 32)}}
-	r.res.TXT["_mta-sts.example.org"] = []string{"v=STSv1; id=1"}
-	r.sts = stsEnforce
-	att := r.deliver(r.transport(), "example.org", false)
-	if !delivered(att) || att.TLSInfo.Mode != "mta-sts" || att.TLSInfo.PolicyID != "1" || att.TLSInfo.Chain != "webpki" {
-		t.Fatalf("%+v %+v", att.Rcpts, att.TLSInfo)
+	for _, c := range []struct{ mxSigned, tlsaSigned bool }{{true, false}, {false, true}} {
+		t.Run(fmt.Sprintf("mx=%v,tlsa=%v", c.mxSigned, c.tlsaSigned), func(t *testing.T) {
+			r := newPolicyRig(t)
+			cert := r.ca.Leaf(t, "mx.example.org")
+			r.mx("mx.example.org", "127.0.0.2", 10, &cert)
+			r.res.TLSA["_25._tcp.mx.example.org"] = []dns.TLSA{{Usage: 3, Selector: 1, MatchingType: 1, CertAssoc: make([]byte, 32)}}
+			r.res.Authentic["example.org"] = c.mxSigned
+			r.res.Authentic["_25._tcp.mx.example.org"] = c.tlsaSigned
+			r.res.TXT["_mta-sts.example.org"] = []string{"v=STSv1; id=1"}
+			r.sts = stsEnforce
+			att := r.deliver(r.transport(), "example.org", false)
+			if !delivered(att) || att.TLSInfo.Mode != "mta-sts" || att.TLSInfo.PolicyID != "1" || att.TLSInfo.Chain != "webpki" {
+				t.Fatalf("%+v %+v", att.Rcpts, att.TLSInfo)
+			}
+		})
 	}
 }
 
@@ -335,6 +342,7 @@ func TestPoolKeyedByPolicy(t *testing.T) {
 	r.res.MX["other.example"] = []dns.MX{{Host: "mx.example.org", Pref: 10}}
 	r.res.TXT["_mta-sts.example.org"] = []string{"v=STSv1; id=1"}
 	r.sts = stsEnforce
+	r.list = []string{"other.example"} // verified TLS there too, under another policy
 	tr := r.transport()
 	for i, dom := range []string{"example.org", "example.org", "other.example"} {
 		if att := r.deliver(tr, dom, false); !delivered(att) {
