@@ -56,6 +56,7 @@ type Gateway struct {
 	Signer    *mailauth.Signer
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
+	tlsPolicy *tlspolicy.Evaluator // nil: a smarthost, the dev outbox, or a test's MX fake
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	Console   *console.Service
@@ -205,6 +206,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 			return nil, err
 		}
 	}
+	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,

@@ -68,3 +68,30 @@ func policyResolver(cfg *config.Config, res dns.Resolver) (dns.Resolver, error) 
 	}
 	return c, nil
 }
+
+// recipientTLS gives the policy recipient.tls: the mode the outbound TLS
+// policy would use for a domain now, each domain asked once per message.
+// Without a policy (smarthost, dev outbox) every domain is opportunistic:
+// the gateway cannot vouch for a hop it does not make.
+func (g *Gateway) recipientTLS(ctx context.Context) func(domain string) string {
+	if g.tlsPolicy == nil {
+		return nil
+	}
+	seen := map[string]string{}
+	return func(domain string) string {
+		if m, ok := seen[domain]; ok {
+			return m
+		}
+		// A slow DNS answer must not hold the SMTP session: what is not
+		// known in time is opportunistic, the mode that claims nothing.
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		r := g.tlsPolicy.Plan(lctx, domain, false)
+		m := string(r.Mode)
+		if r.Fail != "" || m == "" {
+			m = string(tlspolicy.ModeOpportunistic)
+		}
+		seen[domain] = m
+		return m
+	}
+}
