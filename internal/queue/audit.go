@@ -136,3 +136,25 @@ func policyPairs(t *TLSInfo) []string {
 	}
 	return out
 }
+
+// tlsSummary is one line for a DSN: the policy's mode and why, and what the
+// last handshake proved; "" when no policy was evaluated.
+func tlsSummary(t *TLSInfo) string {
+	if t == nil || t.Mode == "" {
+		return ""
+	}
+	s := t.Mode
+	if t.Why != "" {
+		s += " (" + t.Why + ")"
+	}
+	if t.Version != "" {
+		s += "; " + t.Version + " " + t.Cipher
+	}
+	if t.Chain != "" {
+		s += "; certificate " + t.Chain
+	}
+	if t.Failure != "" {
+		s += "; problem: " + t.Failure
+	}
+	return s
+}

@@ -601,12 +601,12 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		case r.Permanent:
 			res.Status = "failed"
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "failed").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, TLS: tlsSummary(att.TLSInfo)})
 		case now.Sub(j.msg.ReceivedAt) >= q.opt.MaxAge:
 			res.Status = "failed"
 			res.Error = "expired after " + q.opt.MaxAge.String() + ": " + r.Text
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "expired").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true, TLS: tlsSummary(att.TLSInfo)})
 		default:
 			res.Status = "queued"
 			res.NextAttempt = now.Add(q.backoff(j.tries[rcpt]))
