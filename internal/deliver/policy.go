@@ -3,7 +3,9 @@ package deliver
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strings"
 
 	"sealpost/internal/queue"
 	"sealpost/internal/tlspolicy"
@@ -29,10 +31,21 @@ func policyMode(hp *tlspolicy.HostPolicy) string {
 // evidence is the attempt's record of the policy, before any handshake.
 func evidence(r *tlspolicy.Result, hp *tlspolicy.HostPolicy) *queue.TLSInfo {
 	info := &queue.TLSInfo{Mode: string(r.Mode), Why: r.Why, PolicyDomain: r.Domain, PolicyID: r.STSID, PolicyMode: r.STSMode, Failure: r.Failure}
+	if r.STSText != "" {
+		for _, l := range strings.Split(strings.TrimSpace(r.STSText), "\n") {
+			info.PolicyStrings = append(info.PolicyStrings, strings.TrimSpace(l))
+		}
+	}
 	if hp != nil {
 		info.Mode, info.Why, info.Host = string(hp.Mode), hp.Why, hp.Host
 		if hp.Failure != "" {
 			info.Failure = hp.Failure
+		}
+		if hp.Mode == tlspolicy.ModeDANE {
+			info.PolicyStrings = nil
+			for _, rec := range hp.TLSA {
+				info.PolicyStrings = append(info.PolicyStrings, fmt.Sprintf("%d %d %d %x", rec.Usage, rec.Selector, rec.MatchingType, rec.CertAssoc))
+			}
 		}
 	}
 	return info
@@ -56,11 +69,15 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 		if len(plan.Hosts) > 0 {
 			hp = &plan.Hosts[0]
 		}
+		for i := range plan.Hosts {
+			att.Sessions = append(att.Sessions, evidence(plan, &plan.Hosts[i]))
+		}
 		return failAll(plan.Fail, plan.FailPermanent, evidence(plan, hp))
 	}
 	sig := t.Signature(ctx, d)
 	last := &hostError{text: "451 4.4.0 no host could be reached"}
 	var lastInfo *queue.TLSInfo
+	var sessions []*queue.TLSInfo
 	for i := range plan.Hosts {
 		hp := &plan.Hosts[i]
 		if !hp.Allowed || hp.Defer != "" {
@@ -69,12 +86,14 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 				last = &hostError{text: hp.Defer}
 			}
 			lastInfo = evidence(plan, hp)
+			sessions = append(sessions, lastInfo)
 			continue
 		}
 		ips, _, err := t.Policy.Resolver.LookupIP(ctx, hp.Host)
 		if err != nil {
 			last = &hostError{text: "451 4.4.3 address lookup of " + hp.Host + " failed: " + shortErr(err)}
 			lastInfo = evidence(plan, hp)
+			sessions = append(sessions, lastInfo)
 			continue
 		}
 		for _, ip := range ips {
@@ -88,6 +107,7 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 				if res.TLSInfo == nil {
 					res.TLSInfo = evidence(plan, hp)
 				}
+				res.Sessions = append(sessions, res.TLSInfo)
 				return res
 			}
 			last = herr
@@ -96,13 +116,14 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 				lastInfo = herr.info
 				fillEvidence(lastInfo, plan, hp)
 			}
+			sessions = append(sessions, lastInfo)
 			t.Log.Info("next hop unusable", "msgid", d.Msg.ID, "host", hp.Host, "addr", addr, "mode", hp.Mode, "err", herr.text)
 			if herr.permanent {
 				break
 			}
 		}
 	}
-	att.Relay = ""
+	att.Sessions = sessions
 	return failAll(last.text, last.permanent, lastInfo)
 }
 
@@ -113,6 +134,7 @@ func fillEvidence(info *queue.TLSInfo, r *tlspolicy.Result, hp *tlspolicy.HostPo
 	}
 	ev := evidence(r, hp)
 	info.Mode, info.Why, info.Host, info.PolicyDomain, info.PolicyID, info.PolicyMode = ev.Mode, ev.Why, ev.Host, ev.PolicyDomain, ev.PolicyID, ev.PolicyMode
+	info.PolicyStrings = ev.PolicyStrings
 	if info.Failure == "" {
 		info.Failure = ev.Failure
 	}

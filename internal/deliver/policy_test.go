@@ -283,6 +283,11 @@ func TestMTASTSUnlistedMXNotContacted(t *testing.T) {
 			t.Fatal("connected to an MX host the MTA-STS policy does not list")
 		}
 	}
+	// TLS-RPT sees both hosts: the skipped one as a failure.
+	if len(att.Sessions) != 2 || att.Sessions[0].Host != "rogue.example.net" || att.Sessions[0].Failure != "validation-failure" ||
+		att.Sessions[1].Failure != "" || len(att.Sessions[1].PolicyStrings) != 4 || att.Sessions[1].PolicyStrings[1] != "mode: enforce" {
+		t.Fatalf("sessions %+v %+v", att.Sessions[0], att.Sessions[len(att.Sessions)-1])
+	}
 	// With only the unlisted host left, nothing is contacted at all.
 	delete(r.sinks, "127.0.0.2")
 	r.res.MX["example.org"] = r.res.MX["example.org"][:1]

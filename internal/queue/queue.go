@@ -100,6 +100,10 @@ type Attempt struct {
 	// TLSInfo is the evidence of the TLS used, for the audit log (nil:
 	// none, or a transport that is not SMTP).
 	TLSInfo *TLSInfo
+	// Sessions has the policy evidence of every MX host tried or skipped
+	// in this attempt, in order (the last is TLSInfo): TLS-RPT (RFC 8460)
+	// counts successes and failures per host. Nil without a TLS policy.
+	Sessions []*TLSInfo
 }
 
 // TLSInfo is what the audit log keeps of a TLS session with the next hop.
@@ -124,6 +128,9 @@ type TLSInfo struct {
 	// (starttls-not-supported, tlsa-invalid, certificate-host-mismatch, ...),
 	// "" when nothing did; TLS-RPT counts attempts by it.
 	Failure string
+	// PolicyStrings is RFC 8460 §4.4's policy-string: the MTA-STS policy's
+	// lines or the TLSA records in presentation form. Not audited.
+	PolicyStrings []string
 }
 
 // Transport delivers messages on one route.
