@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/cms/
 	$(GO) test -run XXX -fuzz FuzzDecryptMessage -fuzztime $(FUZZTIME) ./internal/smime/
 	$(GO) test -run XXX -fuzz FuzzParseCertificates -fuzztime $(FUZZTIME) ./internal/smime/
+	$(GO) test -run XXX -fuzz FuzzDomainList -fuzztime $(FUZZTIME) ./internal/tlspolicy/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

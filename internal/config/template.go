@@ -81,6 +81,18 @@ max_age = "5d"
 resolver = ""
 # TLS to org.mail_host: opportunistic, required or none.
 mail_host_tls = "opportunistic"
+# Recipient domains that get mail only over TLS with a certificate that
+# verifies for the MX host, or not at all (deferred): "nhs.net", "*.gov.uk"
+# (every domain below gov.uk), "!lab.gov.uk" (an exception, always wins).
+# DANE and MTA-STS are used first where a domain publishes them.
+require_tls_domains = []
+# Believe the resolver's DNSSEC "authentic data" bit, which DANE needs.
+# Set it only when outbound.resolver validates DNSSEC and cannot be
+# tampered with on the way: a local unbound on 127.0.0.1 (docs/tls.md).
+# false: DANE is never used (MTA-STS and the list still are).
+dnssec_trust = false
+# Honour recipients' MTA-STS policies (RFC 8461), cached in the database.
+mta_sts = true
 # Mail the policy sends with require-tls goes only over TLS with a
 # certificate that verifies for the host, against the system's CAs and
 # those in this PEM file (empty: the system's only).

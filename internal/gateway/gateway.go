@@ -28,6 +28,7 @@ import (
 	"sealpost/internal/console"
 	"sealpost/internal/datadir"
 	"sealpost/internal/deliver"
+	"sealpost/internal/dns"
 	"sealpost/internal/dnscheck"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
@@ -38,6 +39,7 @@ import (
 	"sealpost/internal/report"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
+	"sealpost/internal/tlspolicy"
 	"sealpost/internal/web"
 )
 
@@ -54,6 +56,7 @@ type Gateway struct {
 	Signer    *mailauth.Signer
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
+	tlsPolicy *tlspolicy.Evaluator // nil: a smarthost, the dev outbox, or a test's MX fake
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	Console   *console.Service
@@ -109,7 +112,14 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 // What fails on the way is undone (listeners closed, the data directory's
 // lock given up) and returned as an error that names the config key, file
 // or rule involved; *config.Error where a key is to blame.
-func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gateway, err error) {
+func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (*Gateway, error) {
+	return StartWith(cfg, log, res, nil)
+}
+
+// StartWith is Start with the DNS of the outbound TLS policy (DANE,
+// MTA-STS) given: tests pass a mock; nil uses outbound.resolver when res is
+// nil too, and turns the policy off when only res (a test's MX fake) is set.
+func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, policyDNS dns.Resolver) (_ *Gateway, err error) {
 	// g is not the named result: every "return nil, err" below would set
 	// that to nil before the deferred clean-up runs.
 	g := &Gateway{Log: log, Metrics: metrics.New()}
@@ -175,6 +185,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
 		return nil, err
 	}
+	resGiven := res != nil
 	if res == nil {
 		res = systemResolver(cfg.Outbound.Resolver)
 	}
@@ -183,11 +194,27 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if err != nil {
 		return nil, cfg.KeyError("outbound.ca_file", err.Error())
 	}
+	var tlsPolicy *tlspolicy.Evaluator
+	// The policy is for MX delivery: a smarthost or the dev outbox takes
+	// every outbound message instead.
+	if (!resGiven || policyDNS != nil) && cfg.Outbound.Smarthost == "" && !cfg.Dev {
+		pres, err := policyResolver(cfg, policyDNS)
+		if err != nil {
+			return nil, err
+		}
+		if tlsPolicy, err = NewTLSPolicy(cfg, pres, g.Store, roots, log); err != nil {
+			return nil, err
+		}
+	}
+	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
 			Log: log, Pool: g.pool, RootCAs: roots,
+		}
+		if fixed == "" && tlsPolicy != nil {
+			t.Policy = tlsPolicy
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -262,6 +289,13 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		defer g.bg.Done()
 		g.expireHolds(ctx)
 	}()
+	if tlsPolicy != nil && tlsPolicy.STS != nil {
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			tlsPolicy.STS.Run(ctx, 10*time.Minute)
+		}()
+	}
 	go func() {
 		defer g.bg.Done()
 		g.checkpoints(ctx)

@@ -138,6 +138,7 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*rejecti
 		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: is.size, Visible: visible(res.Header),
 		Classification: res.Classification, Findings: res.Findings, Recipients: env.Rcpts, Known: is.g.Queue.Known,
 		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
+		TLS: is.g.recipientTLS(ctx),
 	}
 	d := is.rules.policy.Decide(in)
 	return is.g.apply(ctx, env, d)

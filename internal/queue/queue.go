@@ -101,6 +101,10 @@ type Attempt struct {
 	// TLSInfo is the evidence of the TLS used, for the audit log (nil:
 	// none, or a transport that is not SMTP).
 	TLSInfo *TLSInfo
+	// Sessions has the policy evidence of every MX host tried or skipped
+	// in this attempt, in order (the last is TLSInfo): TLS-RPT (RFC 8460)
+	// counts successes and failures per host. Nil without a TLS policy.
+	Sessions []*TLSInfo
 }
 
 // TLSInfo is what the audit log keeps of a TLS session with the next hop.
@@ -110,6 +114,24 @@ type TLSInfo struct {
 	// host (checked even when the delivery did not require it).
 	Verified       bool
 	PeerCertSHA256 string // hex, of the leaf certificate
+
+	// The outbound TLS policy behind the attempt (internal/tlspolicy), ""
+	// for a fixed next hop (mail host, smarthost) where none is evaluated.
+	Mode         string // dane | mta-sts | required | opportunistic
+	Why          string // why that mode: DANE records, MTA-STS id, list entry
+	Host         string // the MX host name the policy was checked against
+	PolicyDomain string // RFC 8460 §4.4 policy-domain
+	PolicyID     string // MTA-STS policy id, "" when none
+	PolicyMode   string // MTA-STS enforce | testing
+	Chain        string // dane-ee | dane-ta | webpki | unverified
+	TLSA         string // the DANE record that matched, "3 1 1"
+	// Failure is the RFC 8460 §4.3 result type of what went wrong
+	// (starttls-not-supported, tlsa-invalid, certificate-host-mismatch, ...),
+	// "" when nothing did; TLS-RPT counts attempts by it.
+	Failure string
+	// PolicyStrings is RFC 8460 §4.4's policy-string: the MTA-STS policy's
+	// lines or the TLSA records in presentation form. Not audited.
+	PolicyStrings []string
 }
 
 // Transport delivers messages on one route.
@@ -593,12 +615,12 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		case r.Permanent:
 			res.Status = "failed"
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "failed").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, TLS: tlsSummary(att.TLSInfo)})
 		case now.Sub(j.msg.ReceivedAt) >= q.opt.MaxAge:
 			res.Status = "failed"
 			res.Error = "expired after " + q.opt.MaxAge.String() + ": " + r.Text
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "expired").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true, TLS: tlsSummary(att.TLSInfo)})
 		default:
 			res.Status = "queued"
 			res.NextAttempt = now.Add(q.backoff(j.tries[rcpt]))
