@@ -47,6 +47,7 @@ func waitTCP(addr string, exited <-chan struct{}, d time.Duration) error {
 
 // Proc is a started server process.
 type Proc struct {
+	stop   syscall.Signal // what asks it to stop; SIGTERM when 0
 	cmd    *exec.Cmd
 	out    *syncBuffer
 	exited chan struct{}
@@ -70,11 +71,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startProc(cmd *exec.Cmd) (*Proc, error) {
+func startProc(cmd *exec.Cmd, cred *syscall.Credential) (*Proc, error) {
 	p := &Proc{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	// Its own process group, so Stop ends what it started and nothing else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so Stop ends what it started and nothing
+	// else; killed with the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -89,7 +91,11 @@ func (p *Proc) Output() string { return p.out.String() }
 func (p *Proc) Stop() {
 	p.once.Do(func() {
 		pid := p.cmd.Process.Pid
-		syscall.Kill(-pid, syscall.SIGTERM)
+		sig := p.stop
+		if sig == 0 {
+			sig = syscall.SIGTERM
+		}
+		syscall.Kill(-pid, sig)
 		select {
 		case <-p.exited:
 		case <-time.After(5 * time.Second):
@@ -147,7 +153,7 @@ func StartS3() (*S3Server, error) {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		s := &S3Server{Endpoint: "http://" + addr, AccessKey: "sealpost-test", SecretKey: "sealpost-test-secret", dir: dir}
 		cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", addr, "posix", dir)
-		if s.Proc, err = startProc(cmd); err != nil {
+		if s.Proc, err = startProc(cmd, nil); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
