@@ -86,7 +86,9 @@ func migrate(ctx context.Context, db *sql.DB, list []Migration, now func() time.
 	if err := checkMigrations(list); err != nil {
 		return nil, err
 	}
-	if _, err := db.ExecContext(ctx, versionTable); err != nil {
+	// In a transaction of its own: the store's begin IMMEDIATE, so a second
+	// process waits (busy_timeout) instead of failing on a lock upgrade.
+	if err := createVersionTable(ctx, db); err != nil {
 		return nil, fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	var newest sql.NullInt64
@@ -107,6 +109,18 @@ func migrate(ctx context.Context, db *sql.DB, list []Migration, now func() time.
 		}
 	}
 	return applied, nil
+}
+
+func createVersionTable(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, versionTable); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // applyOne runs m in a transaction unless it is recorded (by another

@@ -13,6 +13,10 @@ import (
 // recorded it as applied and will not run it again.
 var sqliteMigrations = []Migration{
 	{Version: 1, Name: "baseline", Up: baseline},
+	// Fenced delivery leases (Leases): who holds a recipient's lease, and
+	// the token a result must carry to be written.
+	{Version: 2, Name: "lease_owner", Up: SQL(`ALTER TABLE recipients ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in
