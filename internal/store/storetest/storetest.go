@@ -221,6 +221,7 @@ func testConcurrent(t *testing.T, s store.Leases) {
 	}
 	var mu sync.Mutex
 	seen := map[string]string{}
+	done := map[string]int{}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for n := range 4 {
@@ -251,10 +252,16 @@ func testConcurrent(t *testing.T, s store.Leases) {
 					for _, c := range cs {
 						rs = append(rs, delivered(c))
 					}
-					if _, lost, err := s.Complete(context.Background(), owner, t0, rs); err != nil || len(lost) != 0 {
+					d, lost, err := s.Complete(context.Background(), owner, t0, rs)
+					if err != nil || len(lost) != 0 {
 						errs <- fmt.Errorf("complete by %s: lost %d, %v", owner, len(lost), err)
 						return
 					}
+					mu.Lock()
+					for _, id := range d {
+						done[id]++
+					}
+					mu.Unlock()
 				}
 			}()
 		}
@@ -266,5 +273,12 @@ func testConcurrent(t *testing.T, s store.Leases) {
 	}
 	if len(seen) != msgs*per {
 		t.Fatalf("%d of %d recipients claimed", len(seen), msgs*per)
+	}
+	// Every message is finished once, even when its last recipients were
+	// completed by different nodes at the same time.
+	for i := range msgs {
+		if id := fmt.Sprintf("m%03d", i); done[id] != 1 {
+			t.Errorf("message %s reported done %d times", id, done[id])
+		}
 	}
 }
