@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
 	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
+	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/attach/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost
