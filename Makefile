@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/attach/
+	$(GO) test -run XXX -fuzz FuzzParseScan -fuzztime $(FUZZTIME) ./internal/clamd/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

@@ -138,8 +138,8 @@ func TestDangerousByContent(t *testing.T) {
 	hta := []byte(`<html><head><HTA:APPLICATION ID="x" WINDOWSTATE="minimize"><script language="VBScript">Set s=CreateObject("WScript.Shell")</script></head></html>`)
 	for _, tc := range []struct {
 		name, ctype, file string
-		data             []byte
-		want             string
+		data              []byte
+		want              string
 	}{
 		{"PE renamed", "application/pdf", "invoice.pdf", minimalPE(t), Executable},
 		{"ELF renamed", "text/plain", "notes.txt", elf, Executable},
