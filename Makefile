@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/attach/
 	$(GO) test -run XXX -fuzz FuzzParseScan -fuzztime $(FUZZTIME) ./internal/clamd/
+	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/impersonation/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

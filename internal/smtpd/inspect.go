@@ -33,10 +33,28 @@ type Inspection interface {
 // Rejection refuses a message for policy reasons.
 type Rejection struct {
 	Text string // for the client, with the reference the operator can look up
+	// Temporary asks the client to try again later (451 4.7.1, RFC 3463
+	// "security or policy status") instead of refusing (550 5.7.1).
+	Temporary bool
 }
 
 // SetInspector sets the inspector of the outbound listener (nil: none).
 func (s *Server) SetInspector(i Inspector) { s.inspector.Store(&i) }
+
+// SetInboundInspector sets the inspector of the inbound listener (nil:
+// none).
+func (s *Server) SetInboundInspector(i Inspector) { s.inboundInspector.Store(&i) }
+
+// inspectorFor returns the inspector of a listener role.
+func (s *Server) inspectorFor(role string) Inspector {
+	if role == RoleInbound {
+		if p := s.inboundInspector.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
+	return s.getInspector()
+}
 
 func (s *Server) getInspector() Inspector {
 	if p := s.inspector.Load(); p != nil {

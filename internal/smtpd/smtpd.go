@@ -65,6 +65,9 @@ type Server struct {
 	tls       *tls.Config
 	authFail  *auth.Limiter
 	inspector atomic.Pointer[Inspector]
+	// inboundInspector checks inbound mail's content (attachments,
+	// antivirus, impersonation).
+	inboundInspector atomic.Pointer[Inspector]
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -418,8 +421,8 @@ func (s *session) data(r io.Reader) *Reply {
 	out := spool
 	var insp Inspection
 	var hf *headerFilter
-	if s.role == RoleOutbound {
-		if in := s.s.getInspector(); in != nil {
+	if s.role == RoleOutbound || s.role == RoleInbound {
+		if in := s.s.inspectorFor(s.role); in != nil {
 			insp = in.Start()
 			hf = &headerFilter{w: spool, rewrite: in.RewriteHeader, max: 64 << 10}
 			out = hf
@@ -489,6 +492,12 @@ func (s *session) data(r io.Reader) *Reply {
 			log.Error("inspection failed", "err", err)
 			s.reject("inspection")
 			return smtpErr(451, [3]int{4, 3, 0}, "Temporary failure; try again later")
+		}
+		if rej != nil && rej.Temporary {
+			w.Abort()
+			s.reject("inspection")
+			log.Info("deferred by inspection", "ip", s.ip.String(), "rcpts", len(env.Rcpts))
+			return smtpErr(451, [3]int{4, 7, 1}, rej.Text)
 		}
 		if rej != nil {
 			w.Abort()
