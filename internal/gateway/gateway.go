@@ -66,6 +66,8 @@ type Gateway struct {
 
 	// Ops does the operator and sender actions for every surface.
 	Ops *ops.Service
+	// inbound checks inbound mail's content (inbound_content.go).
+	inbound *inboundContent
 
 	lock    *datadir.Lock
 	spool   *queue.Spool
@@ -267,6 +269,8 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	} else {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
+	g.inbound = newInboundContent(g)
+	g.SMTP.SetInboundInspector(g.inbound)
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)

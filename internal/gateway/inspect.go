@@ -108,6 +108,7 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 		}
 		res = &dlp.Result{Findings: []dlp.Finding{{Detector: dlp.Unscannable, Count: 1, Confidence: "high", Where: "body (" + why + ")"}}}
 	}
+	is.g.inbound.learnFrom(cfg, res.Header) // staff display names, for impersonation checks
 	subject := res.Subject
 	if subject == "" {
 		subject = env.Subject

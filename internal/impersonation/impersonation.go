@@ -60,8 +60,8 @@ type Input struct {
 	// outside domains it writes to (look-alike targets).
 	OrgDomains     []string
 	Correspondents []string
-	// Names are the protected display names.
-	Names *Names
+	// Names are the protected display names (configured, learned).
+	Names []*Names
 	// Known says whether the organisation has written to a domain before;
 	// nil: every sender is a first-time sender.
 	Known func(domain string) bool
@@ -92,8 +92,11 @@ func Check(in Input) []Finding {
 		return nil
 	}
 	if from.Name != "" {
-		if n := in.Names.Match(from.Name); n != "" {
-			out = append(out, Finding{DisplayName, fmt.Sprintf("the display name %q is that of %q in the organisation, but the address is outside it (%s)", from.Name, n, from.Address)})
+		for _, names := range in.Names {
+			if n := names.Match(from.Name); n != "" {
+				out = append(out, Finding{DisplayName, fmt.Sprintf("the display name %q is that of %q in the organisation, but the address is outside it (%s)", from.Name, n, from.Address)})
+				break
+			}
 		}
 		for _, w := range strings.FieldsFunc(from.Name, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune("<>()[],;\"'", r) }) {
 			if i := strings.LastIndexByte(w, '@'); i > 0 && org(strings.ToLower(strings.TrimRight(w[i+1:], "."))) {

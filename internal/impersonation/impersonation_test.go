@@ -13,7 +13,7 @@ func TestCheck(t *testing.T) {
 	test := func(from, replyTo string, want ...string) {
 		t.Helper()
 		fs := Check(Input{From: from, ReplyTo: replyTo, OrgDomains: []string{"example.gov.uk"},
-			Correspondents: []string{"supplier.co.uk", "partner.example"}, Names: names, Known: func(d string) bool { return known[d] }})
+			Correspondents: []string{"supplier.co.uk", "partner.example"}, Names: []*Names{names}, Known: func(d string) bool { return known[d] }})
 		var got []string
 		for _, f := range fs {
 			got = append(got, f.Kind)
@@ -66,7 +66,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add(`=?utf-8?b?SmFuZSBTbWl0aA==?= <a@b>`, ``)
 	names := NewNames([]string{"Jane Smith"}, 0)
 	f.Fuzz(func(t *testing.T, from, replyTo string) {
-		for _, x := range Check(Input{From: from, ReplyTo: replyTo, OrgDomains: []string{"example.gov.uk"}, Names: names}) {
+		for _, x := range Check(Input{From: from, ReplyTo: replyTo, OrgDomains: []string{"example.gov.uk"}, Names: []*Names{names}}) {
 			if x.Kind == "" || x.Reason == "" {
 				t.Fatalf("%+v", x)
 			}
