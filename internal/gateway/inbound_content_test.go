@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"sealpost/internal/clamd/clamdtest"
 	"sealpost/internal/config"
@@ -191,5 +194,77 @@ func TestInboundImpersonationQuarantined(t *testing.T) {
 	d, err := e.gw.Store.GetDecision(context.Background(), queuedID(t, msg))
 	if err != nil || d.State != "quarantined" || !strings.Contains(d.Detail, "lookalike-domain") {
 		t.Fatalf("decision %+v %v", d, err)
+	}
+}
+
+// TestConsoleQuarantineView: an admin views a quarantined inbound message
+// as text (its verdict, header and text; the HTML's script not run nor
+// shown as markup), the viewing is an audit event with the reason, an
+// auditor may not view it, and the admin deletes it.
+func TestConsoleQuarantineView(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	c := dial(t, e.gw.InboundAddr)
+	c.expect("EHLO client.example", 250)
+	body := "From: Sender <someone@outside.example>\r\nTo: staff@example.gov.uk\r\nSubject: view1\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>Please open <b>the invoice</b></p><script>alert(1)</script><a href=\"https://evil.example/x\">here</a>\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(testPE()) + "\r\n--b1--\r\n"
+	code, msg := c.send("someone@outside.example", []string{"staff@example.gov.uk"}, body)
+	if code != 250 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	id := queuedID(t, msg)
+	pw := addConsoleUser(t, e.gw.Store, "root", "admin")
+	b := newBrowser(t, e)
+	b.get("/console/login")
+	if st, page := b.post("/console/login", url.Values{"user": {"root"}, "password": {pw}}); st != 200 || !secretRe.MatchString(page) {
+		t.Fatalf("password step: %d", st)
+	}
+	secret := secretRe.FindStringSubmatch(b.page)[1]
+	totpCode, _ := totp.GenerateCode(secret, time.Now())
+	if st, _ := b.post("/console/totp", url.Values{"code": {totpCode}}); st != 200 {
+		t.Fatalf("enrolment: %d", st)
+	}
+	if st, page := b.get("/console/held"); st != 200 || !strings.Contains(page, "view1") || !strings.Contains(page, "double-extension") {
+		t.Fatalf("held page: %d\n%s", st, page)
+	}
+	if st, _ := b.post("/console/held/"+id+"/view", url.Values{"reason": {""}}); st != 422 {
+		t.Fatalf("view without a reason: %d", st)
+	}
+	b.get("/console/held")
+	st, page := b.post("/console/held/"+id+"/view", url.Values{"reason": {"user asked whether it is real"}})
+	if st != 200 || !strings.Contains(page, "Please open the invoice") || !strings.Contains(page, "[link: https://evil.example/x]") ||
+		strings.Contains(page, "alert(1)") || strings.Contains(page, "<b>the invoice") || !strings.Contains(page, "invoice.pdf.exe") {
+		t.Fatalf("view: %d\n%s", st, page)
+	}
+	evs, err := e.gw.Store.AuditEvents(context.Background(), id, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewed := false
+	for _, ev := range evs {
+		viewed = viewed || ev.Action == "quarantine.viewed" && ev.Detail == "user asked whether it is real" && ev.Actor == "admin:root"
+	}
+	if !viewed {
+		t.Fatalf("no audit event for the viewing: %+v", evs)
+	}
+	apw := addConsoleUser(t, e.gw.Store, "audrey", "auditor")
+	aud := newBrowser(t, e)
+	aud.get("/console/login")
+	aud.post("/console/login", url.Values{"user": {"audrey"}, "password": {apw}})
+	aud.get("/console/held")
+	if st, _ := aud.post("/console/held/"+id+"/view", url.Values{"reason": {"curious"}}); st != 403 {
+		t.Fatalf("auditor view: %d", st)
+	}
+	b.get("/console/held")
+	if st, _ := b.post("/console/held/"+id+"/delete", url.Values{"reason": {"malware"}}); st != 200 {
+		t.Fatalf("delete: %d", st)
+	}
+	if d, _ := e.gw.Store.GetDecision(context.Background(), id); d.State != "deleted" {
+		t.Fatalf("state %s", d.State)
+	}
+	if n := len(e.sink.Messages()); n != 0 {
+		t.Fatalf("%d messages sent (a notice to the sender?)", n)
 	}
 }
