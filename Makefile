@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/attach/
 	$(GO) test -run XXX -fuzz FuzzParseScan -fuzztime $(FUZZTIME) ./internal/clamd/
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/impersonation/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/rua/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost
