@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strings"
 
 	"sealpost/internal/clamd"
@@ -27,7 +28,25 @@ type Inbound struct {
 	// (an X-Impersonation-Warning header the mail host can file or show
 	// by) or "quarantine".
 	Impersonation string `toml:"impersonation"`
+	// ReportAddresses receive DMARC aggregate (rua) and TLS reports
+	// (RFC 8460 rua): reports in mail to them are kept and summed up in
+	// the console; the mail is delivered as usual.
+	ReportAddresses []string `toml:"report_addresses"`
 }
+
+// IsReportAddress says whether addr is one of ReportAddresses.
+func (in *Inbound) IsReportAddress(addr string) bool {
+	for _, a := range in.ReportAddresses {
+		if strings.EqualFold(strings.TrimSpace(a), addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReportsDir is where the reports addressed to the organisation are kept
+// (one file per report; the console sums them up).
+func (c *Config) ReportsDir() string { return filepath.Join(c.DataDir, "reports") }
 
 func (c *Config) validateInbound() error {
 	in := &c.Inbound
@@ -56,6 +75,11 @@ func (c *Config) validateInbound() error {
 		}
 		if !found {
 			return c.errf(f.key, "%q is not one of %s", *f.v, strings.Join(f.ok, ", "))
+		}
+	}
+	for i, a := range in.ReportAddresses {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || !c.IsOrgDomain(strings.ToLower(strings.TrimSpace(a[at+1:]))) {
+			return c.errf("inbound.report_addresses", "entry %d (%q) is not an address in org.domains", i+1, a)
 		}
 	}
 	for i, n := range in.ProtectedNames {

@@ -276,6 +276,11 @@ protected_names = []
 # Reply-To elsewhere from a first-time sender): tag (an
 # X-Impersonation-Warning header) or quarantine.
 impersonation = "tag"
+# Addresses that receive DMARC aggregate and TLS reports (the rua of your
+# DMARC and TLS-RPT records): reports in mail to them are summed up per
+# sending source in the console (Reports from others). The mail is
+# delivered as usual.
+report_addresses = []
 
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,

@@ -100,6 +100,10 @@ func (ic *inboundContent) Start() smtpd.Inspection {
 	pr, pw := io.Pipe()
 	is := &inboundInspection{ic: ic, cfg: cfg, pw: pw, done: make(chan struct{})}
 	sc, err := ic.scanner(cfg)
+	if err == nil && len(cfg.Inbound.ReportAddresses) > 0 {
+		is.reports = &reportCollector{files: map[string][]byte{}}
+		sc.OnFile = is.reports.file
+	}
 	if err != nil {
 		is.err = err
 		pr.Close()
@@ -183,6 +187,7 @@ type inboundInspection struct {
 	verdict *inscan.Verdict
 	err     error
 	header  bytes.Buffer // the first 64 KiB, for the header checks
+	reports *reportCollector
 }
 
 func (is *inboundInspection) scan(sc *inscan.Scanner, pr *io.PipeReader) {
@@ -226,6 +231,9 @@ func (is *inboundInspection) Decide(ctx context.Context, env *queue.Envelope) (*
 		return nil, is.err // 451 4.3.0: the sender retries
 	}
 	v := is.verdict
+	if is.reports != nil && newReportCollector(is.cfg, env) != nil {
+		is.ic.g.saveReports(is.cfg, env.ID, is.reports)
+	}
 	var h mail.Header
 	if m, err := mail.ReadMessage(bytes.NewReader(is.header.Bytes())); err == nil {
 		h = m.Header

@@ -3,10 +3,12 @@ package gateway
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +268,46 @@ func TestConsoleQuarantineView(t *testing.T) {
 	}
 	if n := len(e.sink.Messages()); n != 0 {
 		t.Fatalf("%d messages sent (a notice to the sender?)", n)
+	}
+}
+
+// TestInboundReportsShownInConsole: DMARC aggregate (gzip) and TLS reports
+// mailed to the report addresses are delivered as usual and summed up per
+// sending source in the console.
+func TestInboundReportsShownInConsole(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *config.Config) {
+		c.Inbound.ReportAddresses = []string{"dmarc-rua@example.gov.uk", "tls-rua@example.gov.uk"}
+	})
+	agg, err := os.ReadFile("../../testdata/rua/google.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(agg)
+	zw.Close()
+	tls, err := os.ReadFile("../../testdata/rua/tlsrpt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, e.gw.InboundAddr)
+	c.expect("EHLO client.example", 250)
+	if code, msg := c.send("noreply-dmarc-support@google.com", []string{"dmarc-rua@example.gov.uk"}, inboundWithAttachment("rua1", "google.com!example.gov.uk!1764028800!1764115199.xml.gz", gz.Bytes())); code != 250 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	if code, msg := c.send("tlsrpt@company-x.example", []string{"tls-rua@example.gov.uk"}, inboundWithAttachment("rua2", "company-x.example!example.gov.uk!1764028800!1764115199.json", tls)); code != 250 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	e.sink.Wait(t, 2, 10*time.Second) // delivered as usual
+	apw := addConsoleUser(t, e.gw.Store, "audrey", "auditor")
+	aud := newBrowser(t, e)
+	aud.get("/console/login")
+	aud.post("/console/login", url.Values{"user": {"audrey"}, "password": {apw}})
+	st, page := aud.get("/console/rua")
+	for _, want := range []string{"2 reports from 2 mail systems", "198.51.100.7", "someone else using your domain", "renew the certificate of mx1.mail.example.gov.uk", "offer STARTTLS on mx2.mail.example.gov.uk"} {
+		if st != 200 || !strings.Contains(page, want) {
+			t.Fatalf("%d: %q missing:\n%s", st, want, page)
+		}
 	}
 }

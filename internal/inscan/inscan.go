@@ -83,6 +83,9 @@ type Scanner struct {
 	// Dangerous is Quarantine or Reject.
 	Dangerous string
 	Log       *slog.Logger
+	// OnFile, when set, is shown every decoded file too (the reports
+	// addressed to the organisation are collected this way).
+	OnFile func(dlp.File)
 }
 
 // maxAVFiles bounds the parts streamed to clamd for one message.
@@ -96,6 +99,9 @@ func (s *Scanner) Scan(ctx context.Context, r io.Reader) *Verdict {
 	avFiles := 0
 	seen := map[[32]byte]bool{}
 	onFile := func(f dlp.File) {
+		if s.OnFile != nil {
+			s.OnFile(f)
+		}
 		if s.AV == nil || avErr != nil || v.Virus != "" || len(f.Data) == 0 {
 			return
 		}
