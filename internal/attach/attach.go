@@ -135,8 +135,9 @@ func (s *Scan) Visitor() dlp.Visitor {
 				s.onFile(f)
 			}
 		},
-		Header:      s.header,
-		Unscannable: s.unscannable,
+		Header:        s.header,
+		Unscannable:   s.unscannable,
+		SkipDetectors: true,
 	}
 }
 

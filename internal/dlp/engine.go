@@ -204,6 +204,9 @@ func (s *scan) text(b []byte, where string) {
 		s.visited[where] = true
 	}
 	s.expanded += int64(len(b))
+	if s.visit != nil && s.visit.SkipDetectors {
+		return
+	}
 	scanText(b, s.e.tables, func(m Match) { s.add(m.Detector, where, m.Confidence) })
 	if len(s.e.custom) == 0 {
 		return

@@ -44,6 +44,9 @@ type Visitor struct {
 	File        func(File)
 	Header      func(Header)
 	Unscannable func(where, why string)
+	// SkipDetectors leaves out the DLP detectors (identifiers, custom
+	// keywords): an inbound check wants the walk, not the findings.
+	SkipDetectors bool
 }
 
 // WalkMessage scans a message like ScanMessage and shows v what it reads.

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"sealpost/internal/attach"
@@ -45,6 +46,23 @@ type inboundContent struct {
 	g *Gateway
 	// learned are staff display names seen on outbound mail.
 	learned *impersonation.Names
+
+	mu        sync.Mutex
+	targets   *impersonation.Targets // look-alike targets, rebuilt every minute
+	targetsAt time.Time
+	targetsOf *config.Config
+}
+
+// lookalikeTargets returns the organisation's domains and its known
+// correspondents, prepared once a minute rather than per message.
+func (ic *inboundContent) lookalikeTargets(cfg *config.Config) *impersonation.Targets {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.targets == nil || ic.targetsOf != cfg || time.Since(ic.targetsAt) > time.Minute {
+		ic.targets = impersonation.NewTargets(append(append([]string(nil), cfg.Org.Domains...), ic.g.Queue.KnownDomains(maxCorrespondents)...))
+		ic.targetsAt, ic.targetsOf = time.Now(), cfg
+	}
+	return ic.targets
 }
 
 func newInboundContent(g *Gateway) *inboundContent {
@@ -89,9 +107,9 @@ func (ic *inboundContent) impersonation(cfg *config.Config, h mail.Header) []imp
 	}
 	return impersonation.Check(impersonation.Input{
 		From: h.Get("From"), ReplyTo: h.Get("Reply-To"), OrgDomains: cfg.Org.Domains,
-		Correspondents: ic.g.Queue.KnownDomains(maxCorrespondents),
-		Names:          []*impersonation.Names{impersonation.NewNames(cfg.Inbound.ProtectedNames, 0), ic.learned},
-		Known:          ic.g.Queue.Known,
+		Targets: ic.lookalikeTargets(cfg),
+		Names:   []*impersonation.Names{impersonation.NewNames(cfg.Inbound.ProtectedNames, 0), ic.learned},
+		Known:   ic.g.Queue.Known,
 	})
 }
 

@@ -62,6 +62,9 @@ type Input struct {
 	Correspondents []string
 	// Names are the protected display names (configured, learned).
 	Names []*Names
+	// Targets, when set, are OrgDomains and Correspondents prepared by
+	// NewTargets (their skeletons computed once, not per message).
+	Targets *Targets
 	// Known says whether the organisation has written to a domain before;
 	// nil: every sender is a first-time sender.
 	Known func(domain string) bool
@@ -106,7 +109,10 @@ func Check(in Input) []Finding {
 		}
 	}
 	known := func(d string) bool { return in.Known != nil && in.Known(d) }
-	targets := append(append([]string(nil), in.OrgDomains...), in.Correspondents...)
+	targets := in.Targets
+	if targets == nil {
+		targets = NewTargets(append(append([]string(nil), in.OrgDomains...), in.Correspondents...))
+	}
 	if !known(fromDom) {
 		out = append(out, domainFindings(fromDom, targets, "From")...)
 	}
@@ -150,7 +156,7 @@ func domainOf(addr string) string {
 }
 
 // domainFindings compares a sender's domain with the look-alike targets.
-func domainFindings(d string, targets []string, field string) []Finding {
+func domainFindings(d string, targets *Targets, field string) []Finding {
 	var out []Finding
 	uni, err := idna.Lookup.ToUnicode(d)
 	if err != nil {
@@ -165,12 +171,11 @@ func domainFindings(d string, targets []string, field string) []Finding {
 		}
 	}
 	sd := skeleton(uni)
-	for _, t := range targets {
-		t = strings.ToLower(strings.TrimSpace(t))
-		if t == "" || t == d || strings.HasSuffix(d, "."+t) {
+	for i, t := range targets.domains {
+		if t == d || strings.HasSuffix(d, "."+t) {
 			continue
 		}
-		st := skeleton(t)
+		st := targets.skeletons[i]
 		switch {
 		case sd == st:
 			kind := LookAlike
@@ -236,4 +241,27 @@ func mixedScript(label string) bool {
 		}
 	}
 	return latin && other
+}
+
+// Targets are the domains look-alikes are compared with, with their
+// skeletons.
+type Targets struct {
+	domains, skeletons []string
+}
+
+// NewTargets prepares domains (the organisation's and its
+// correspondents') for Check.
+func NewTargets(domains []string) *Targets {
+	t := &Targets{}
+	seen := map[string]bool{}
+	for _, d := range domains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		t.domains = append(t.domains, d)
+		t.skeletons = append(t.skeletons, skeleton(d))
+	}
+	return t
 }
