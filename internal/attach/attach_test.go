@@ -153,6 +153,9 @@ func TestDangerousByContent(t *testing.T) {
 		{"OOXML with VBA", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "report.docx", docm, Macro},
 		{"zipped PE", "application/zip", "docs.zip", zipOf(t, map[string][]byte{"invoice.pdf": minimalPE(t)}), Executable},
 		{"nested zip PE", "application/zip", "docs.zip", zipOf(t, map[string][]byte{"inner.zip": zipOf(t, map[string][]byte{"a/readme": minimalPE(t)})}), Executable},
+		{"archive nested past the limit", "application/zip", "a.zip", deepZip(t, 9), Unreadable},
+		{"archive nested within the limit", "application/zip", "a.zip", deepZip(t, 3), ""},
+		{"zip bomb", "application/zip", "a.zip", zipOf(t, map[string][]byte{"big.txt": bytes.Repeat([]byte{'a'}, 20<<20)}), Unreadable},
 		{"HTML smuggling", "text/html", "invoice.html", smuggle, HTMLSmuggling},
 		{"HTML smuggling, Blob only", "text/html", "scan.htm", []byte(`<html><script>var b=new Blob([new Uint8Array([77,90,144])]);navigator.msSaveOrOpenBlob(b,"scan.exe")</script></html>`), HTMLSmuggling},
 		{"HTML smuggling, data URI", "application/octet-stream", "x.html", []byte(`<html><body><a href="data:application/octet-stream;base64,TVqQAA==" download="report.exe">Open</a></body></html>`), HTMLSmuggling},
@@ -266,3 +269,14 @@ func TestEncryptedArchives(t *testing.T) {
 }
 
 const minimalPDF = "%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+// deepZip nests a text file in n zips.
+func deepZip(t *testing.T, n int) []byte {
+	b := []byte("plain text")
+	name := "a.txt"
+	for i := 0; i < n; i++ {
+		b = zipOf(t, map[string][]byte{name: b})
+		name = "inner.zip"
+	}
+	return b
+}
