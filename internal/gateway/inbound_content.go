@@ -20,7 +20,6 @@ import (
 	"sealpost/internal/inscan"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
-	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
 )
 
@@ -41,7 +40,7 @@ const impersonationHeader = "X-Impersonation-Warning"
 // maxCorrespondents bounds the known domains look-alikes are compared with.
 const maxCorrespondents = 5000
 
-// inboundContent is the inbound listener's smtpd.Inspector.
+// inboundContent runs the inbound listener's content checks.
 type inboundContent struct {
 	g *Gateway
 	// learned are staff display names seen on outbound mail.
@@ -113,7 +112,17 @@ func (ic *inboundContent) impersonation(cfg *config.Config, h mail.Header) []imp
 	})
 }
 
-func (ic *inboundContent) Start() smtpd.Inspection {
+// dataInspection is an inspection that reads a message while it is
+// received and decides before the 250: outbound DLP and policy, or the
+// inbound content checks.
+type dataInspection interface {
+	Write(p []byte) (int, error)
+	Decide(ctx context.Context, env *queue.Envelope) (*rejection, error)
+	Abort()
+}
+
+// Start begins the checks of one message.
+func (ic *inboundContent) Start() *inboundInspection {
 	cfg := ic.g.Config()
 	pr, pw := io.Pipe()
 	is := &inboundInspection{ic: ic, cfg: cfg, pw: pw, done: make(chan struct{})}
@@ -238,7 +247,7 @@ func (is *inboundInspection) Abort() {
 	<-is.done
 }
 
-func (is *inboundInspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.Rejection, error) {
+func (is *inboundInspection) Decide(ctx context.Context, env *queue.Envelope) (*rejection, error) {
 	is.pw.Close()
 	select {
 	case <-is.done:
@@ -273,7 +282,7 @@ func (is *inboundInspection) Decide(ctx context.Context, env *queue.Envelope) (*
 
 // applyInbound turns an inbound verdict into the SMTP answer and the
 // envelope's plan.
-func (g *Gateway) applyInbound(ctx context.Context, cfg *config.Config, env *queue.Envelope, v *inscan.Verdict) (*smtpd.Rejection, error) {
+func (g *Gateway) applyInbound(ctx context.Context, cfg *config.Config, env *queue.Envelope, v *inscan.Verdict) (*rejection, error) {
 	var reasons []string
 	for _, c := range v.Checks {
 		if c.Result != "pass" && c.Result != "none" {
@@ -285,7 +294,7 @@ func (g *Gateway) applyInbound(ctx context.Context, cfg *config.Config, env *que
 	}
 	g.Log.Info("inbound verdict", "msgid", env.ID, "verdict", v.Action, "checks", checkNames(v))
 	if v.Action == inscan.Tempfail {
-		return &smtpd.Rejection{Temporary: true, Text: "Message could not be checked for malware now; please try again later"}, nil
+		return &rejection{Temporary: true, Text: "Message could not be checked for malware now; please try again later"}, nil
 	}
 	now := time.Now()
 	pd := policy.Decision{Findings: []dlp.Finding{}}
@@ -310,7 +319,7 @@ func (g *Gateway) applyInbound(ctx context.Context, cfg *config.Config, env *que
 		if v.Virus != "" {
 			what = "malware"
 		}
-		return &smtpd.Rejection{Text: "Message refused: it carries " + what + "; quote reference " + env.ID + " to the recipient's IT service desk"}, nil
+		return &rejection{Text: "Message refused: it carries " + what + "; quote reference " + env.ID + " to the recipient's IT service desk"}, nil
 	}
 	// Quarantine: held for an administrator, no notice to the sender.
 	rec.State, rec.ExpiresAt = "quarantined", now.Add(cfg.Policy.QuarantineRetention.Duration)
