@@ -6,6 +6,8 @@ import (
 	"net/mail"
 	"strings"
 	"unicode/utf8"
+
+	mimex "sealpost/internal/mime"
 )
 
 // Visible returns the addresses in To and Cc.
@@ -19,7 +21,7 @@ func Visible(h mail.Header) []string {
 		if v == "" {
 			continue
 		}
-		if list, err := (&mail.AddressParser{WordDecoder: &mime.WordDecoder{}}).ParseList(v); err == nil {
+		if list, err := (&mail.AddressParser{WordDecoder: mimex.WordDecoder()}).ParseList(v); err == nil {
 			for _, a := range list {
 				out = append(out, a.Address)
 			}
@@ -64,8 +66,6 @@ func stripKeywords(s string, kws []string) (string, bool) {
 	return s, changed
 }
 
-var subjectDecoder = mime.WordDecoder{}
-
 // RewriteSubject removes the sender keywords from the Subject field of a
 // header section; nil if there is nothing to change.
 func RewriteSubject(h []byte, kws []string) []byte {
@@ -83,10 +83,7 @@ func RewriteSubject(h []byte, kws []string) []byte {
 		}
 		raw := string(bytes.Join(lines[i:end], nil))
 		raw = strings.ReplaceAll(strings.TrimSuffix(raw[8:], "\r\n"), "\r\n", "")
-		dec, err := subjectDecoder.DecodeHeader(strings.TrimSpace(raw))
-		if err != nil {
-			dec = strings.TrimSpace(raw)
-		}
+		dec := mimex.DecodeHeader(strings.TrimSpace(raw))
 		clean, changed := stripKeywords(dec, kws)
 		if !changed {
 			return nil
