@@ -22,6 +22,9 @@ var protocol = []string{
 	"sealpost/internal/dns",
 	"sealpost/internal/deliver",
 	"sealpost/internal/pipeline",
+	"sealpost/internal/smime",
+	"sealpost/internal/cms",
+	"sealpost/internal/tlspolicy",
 }
 
 // forbidden may not be among a protocol package's dependencies, direct or

@@ -363,6 +363,16 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			log.Warn("check failed", "check", v.Check, "reason", v.Reason, "ip", s.c.RemoteIP.String())
 			return v.SMTPReply()
 		}
+		if len(v.Headers) > 0 {
+			// The spool already holds the header section when the data
+			// checks decide; fields they add need the queue to prepend
+			// them at delivery, which it does not yet. Refused for now
+			// rather than sent without the fields a check required.
+			w.Abort()
+			log.Error("a data check added header fields, which are not carried yet; message refused for now", "check", v.Check)
+			s.reject("check")
+			return smtpd.ReplyTempFail
+		}
 		// The policy's decision is recorded even when it refuses: apply
 		// turns its reject into the 550 with the operator's reference.
 		rej, err := g.apply(ctx, env, &v)

@@ -64,3 +64,36 @@ func TestInboundChecksOnTheListener(t *testing.T) {
 		t.Fatalf("recipients %v", m.Rcpts)
 	}
 }
+
+type tagData struct{}
+
+func (tagData) Name() string                           { return "test-tag" }
+func (tagData) Start(*pipeline.Input) pipeline.DataRun { return &tagRun{} }
+
+type tagRun struct{}
+
+func (*tagRun) Write(b []byte) (int, error) { return len(b), nil }
+func (*tagRun) Abort()                      {}
+func (*tagRun) Finish(context.Context, *pipeline.Input) pipeline.Verdict {
+	return pipeline.Verdict{Headers: []pipeline.Header{{Name: "X-Tag", Value: "1"}}}
+}
+
+// TestDataCheckHeadersNotDropped: header fields a data check adds cannot
+// be carried yet; the message is refused for now (451), never sent
+// without them.
+func TestDataCheckHeadersNotDropped(t *testing.T) {
+	e := start(t, nil)
+	old := e.gw.rules.Load()
+	rs := *old
+	rs.inbound = &pipeline.Pipeline{Log: e.gw.Log, Data: []pipeline.DataCheck{tagData{}}}
+	e.gw.rules.Store(&rs)
+	c := dial(t, e.gw.InboundAddr)
+	c.expect("EHLO client.example", 250)
+	if code, msg := c.send("someone@outside.example", []string{"staff@example.gov.uk"}, message("someone@outside.example", "staff@example.gov.uk", "tagged", "hello")); code != 451 {
+		t.Fatalf("end of data: %s, want 451", msg)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(e.sink.Messages()); n != 0 {
+		t.Fatalf("%d messages delivered without the check's header", n)
+	}
+}

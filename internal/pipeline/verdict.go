@@ -45,7 +45,10 @@ type Verdict struct {
 	// Plan is the check's plan per recipient (data stage); recipients not
 	// in it are delivered as usual.
 	Plan Plan
-	// Headers are added to the message when it is accepted.
+	// Headers are added to the message when it is accepted. From the
+	// envelope stages they are written above the message; from the data
+	// stage the gateway cannot carry them yet (the spool holds the header
+	// by then) and answers 451 rather than drop them.
 	Headers []Header
 	// Decision is the policy's decision when the outbound policy ran,
 	// kept for the record and "explain".
