@@ -104,7 +104,7 @@ func testMessage(ctx context.Context, o *pipeline.Outbound, data []byte, from st
 	if len(to) == 0 {
 		m, err := mail.ReadMessage(bytes.NewReader(data))
 		if err != nil {
-			return nil, fmt.Errorf("not a message (%v): give the recipients", err)
+			return nil, fmt.Errorf("not a message (%v), so it names no recipients", err)
 		}
 		for _, k := range []string{"To", "Cc", "Bcc"} {
 			if l, err := m.Header.AddressList(k); err == nil {
