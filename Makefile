@@ -23,6 +23,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/pipeline/
+	$(GO) test -run XXX -fuzz FuzzParseContentType -fuzztime $(FUZZTIME) ./internal/mime/
+	$(GO) test -run XXX -fuzz FuzzReadHeader -fuzztime $(FUZZTIME) ./internal/mime/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/

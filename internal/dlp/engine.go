@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"mime"
 	"net/mail"
 	"path"
 	"regexp"
@@ -18,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/text/encoding/htmlindex"
+	"sealpost/internal/mime"
 )
 
 // Finding is what a scan reports for one detector at one place
@@ -268,14 +267,9 @@ func (e *Engine) ScanDocument(name string, data []byte) *Result {
 	return s.result()
 }
 
-var wordDecoder = mime.WordDecoder{CharsetReader: charsetReader}
-
+// charsetReader decodes a MIME charset: the one in internal/mime.
 func charsetReader(charset string, r io.Reader) (io.Reader, error) {
-	enc, err := htmlindex.Get(charset)
-	if err != nil {
-		return nil, fmt.Errorf("unknown charset %q", charset)
-	}
-	return enc.NewDecoder().Reader(r), nil
+	return mime.CharsetReader(charset, r)
 }
 
 func (s *scan) decodeCharset(data []byte, cs string) []byte {

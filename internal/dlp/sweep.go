@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/textproto"
 	"strings"
+
+	"sealpost/internal/mime"
 )
 
 // Encodings that hide an attachment inside text: base64 blocks whose MIME
@@ -288,6 +290,6 @@ func nameBefore(lines [][]byte, i int) string {
 	if len(hdr) == 0 {
 		return ""
 	}
-	h, _, _ := readHeader(append(bytes.Join(hdr, []byte("\n")), '\n', '\n'))
-	return partName(textproto.MIMEHeader(h), parseCT(h.Get("Content-Type")))
+	h, _, _ := mime.ReadHeader(append(bytes.Join(hdr, []byte("\n")), '\n', '\n'))
+	return mime.PartName(textproto.MIMEHeader(h), mime.ParseContentType(h.Get("Content-Type")))
 }

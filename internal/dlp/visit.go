@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/textproto"
 	"strings"
+
+	"sealpost/internal/mime"
 )
 
 // Visiting the walk. Inbound checks (dangerous attachments, antivirus)
@@ -62,31 +64,31 @@ func (e *Engine) WalkMessage(r io.Reader, v Visitor) (*Result, error) {
 }
 
 // visitHeader tells the visitor about a part's header.
-func (s *scan) visitHeader(h textproto.MIMEHeader, ct ctype, where string) {
+func (s *scan) visitHeader(h textproto.MIMEHeader, ct mime.ContentType, where string) {
 	if s.visit == nil || s.visit.Header == nil {
 		return
 	}
-	odd := ct.odd
+	odd := ct.Odd
 	if odd && len(h["Content-Type"]) == 1 {
-		odd = parseCT(withoutRepeats(h["Content-Type"][0])).odd
+		odd = mime.ParseContentType(withoutRepeats(h["Content-Type"][0])).Odd
 	}
-	vh := Header{Where: where, Types: ct.types, Odd: odd}
+	vh := Header{Where: where, Types: ct.Types, Odd: odd}
 	for _, d := range h["Content-Disposition"] {
-		dc := parseCT(d)
-		if dc.odd {
-			dc = parseCT(withoutRepeats(d))
+		dc := mime.ParseContentType(d)
+		if dc.Odd {
+			dc = mime.ParseContentType(withoutRepeats(d))
 		}
-		vh.Odd = vh.Odd || dc.odd
-		vh.Names = appendUniq(vh.Names, decodedNames(dc.params["filename"])...)
+		vh.Odd = vh.Odd || dc.Odd
+		vh.Names = appendUniq(vh.Names, decodedNames(dc.Params["filename"])...)
 	}
-	vh.Names = appendUniq(vh.Names, decodedNames(ct.params["name"])...)
+	vh.Names = appendUniq(vh.Names, decodedNames(ct.Params["name"])...)
 	s.visit.Header(vh)
 }
 
 func decodedNames(vs []string) []string {
 	var out []string
 	for _, n := range vs {
-		if dec, err := wordDecoder.DecodeHeader(n); err == nil {
+		if dec, err := mime.WordDecoder().DecodeHeader(n); err == nil {
 			n = dec
 		}
 		if n = strings.TrimSpace(n); n != "" {
@@ -108,7 +110,7 @@ func (s *scan) visitFile(data []byte, mt, name, where string, depth int) {
 func withoutRepeats(v string) string {
 	seen := map[string]bool{}
 	var keep []string
-	for _, p := range splitTop(v, ';') {
+	for _, p := range mime.SplitParams(v) {
 		k := strings.ToLower(strings.TrimSpace(p))
 		if seen[k] {
 			continue

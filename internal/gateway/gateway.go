@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -151,7 +150,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	if g.linkKey, err = hkdf.Key(sha256.New, key, nil, "sealpost link signing", 32); err != nil {
 		return nil, err
 	}
-	rs, err := newRules(cfg)
+	rs, err := g.newRules(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -262,12 +261,21 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 		}
 		return g.Queue.Submit(ctx, p)
 	}
-	transports[queue.RoutePortal] = g.Portal
 	smimeT, err := newSMIMETransport(cfg, transports[queue.RouteOutbound], g.Portal, func() bool { return g.Config().Portal.Enabled },
 		g.audit.recorder.Record, log)
 	if err != nil {
 		return nil, err
 	}
+	reg, err := transportRegistry(cfg, actionTransports{outbound: transports[queue.RouteOutbound], portal: g.Portal, smime: smimeT})
+	if err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
+	for r, t := range reg.Routes() {
+		transports[r] = t
+	}
+	// Mail already queued for the portal or for S/MIME is sent on even
+	// after the action is switched off.
+	transports[queue.RoutePortal] = g.Portal
 	transports[queue.RouteSMIME] = smimeT
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
@@ -340,8 +348,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditVerify: g.verifier, Recorder: g.audit.recorder,
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
-			rs := g.rules.Load()
-			return testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
+			return testMessage(ctx, g.rules.Load().outbound, data, "", to)
 		},
 		DNSRecords: func() ([]dnscheck.Record, error) {
 			var out []dnscheck.Record
@@ -426,7 +433,7 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 func (g *Gateway) Reload(cfg *config.Config) error {
 	old := g.Config()
 	cfg.DataDir = old.DataDir
-	rs, err := newRules(cfg)
+	rs, err := g.newRules(cfg)
 	if err != nil {
 		return err
 	}
