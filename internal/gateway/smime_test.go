@@ -211,3 +211,39 @@ func TestEncryptSMIMEEndToEnd(t *testing.T) {
 		t.Fatalf("audit: %v", actions)
 	}
 }
+
+// TestQuarantinedSMIMEReleasedEncrypted: a quarantined message whose
+// then-action is encrypt-smime is encrypted after release, never sent in
+// clear.
+func TestQuarantinedSMIMEReleasedEncrypted(t *testing.T) {
+	t.Parallel()
+	anchors, _ := filepath.Abs("testdata/smime/ca.crt")
+	certs := t.TempDir()
+	b, _ := os.ReadFile("testdata/smime/dan.crt")
+	os.WriteFile(filepath.Join(certs, "dan.pem"), b, 0o600)
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive", "unscannable-content"}
+		c.Policy.Rules = []config.PolicyRule{
+			{Name: "partner-smime", When: `recipient.domain == "example.test"`, Action: "encrypt-smime"},
+			{Name: "review-me", When: `message.subject.contains("review me")`, Action: "quarantine"},
+		}
+		c.SMIME = config.SMIME{Enabled: true, TrustAnchors: anchors, CertificatesDir: certs, Revocation: "off"}
+	})
+	msg := "From: staff@example.gov.uk\r\nTo: dan@example.test\r\nSubject: review me\r\n\r\nHeld then encrypted.\r\n"
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"dan@example.test"}, msg)
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	id := msgID(t, reply)
+	if _, err := e.gw.Queue.Resolve(context.Background(), id, true, "released", "admin", ""); err != nil {
+		t.Fatal(err)
+	}
+	got := mailTo(t, e.sink, "dan@example.test", "review me", 0)
+	if strings.Contains(string(got.Data), "Held then encrypted.") || !strings.Contains(string(got.Data), "application/pkcs7-mime") {
+		t.Fatalf("released copy:\n%s", got.Data)
+	}
+	r, _ := e.gw.Store.Recipients(context.Background(), id)
+	if r[0].Route != queue.RouteSMIME {
+		t.Fatalf("route %+v", r[0])
+	}
+}
