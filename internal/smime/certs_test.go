@@ -224,3 +224,19 @@ func TestOCSP(t *testing.T) {
 		t.Errorf("the fetched response was not cached: %v", st)
 	}
 }
+
+// TestOCSPStale: a "good" past its nextUpdate says nothing; a revocation
+// stays one.
+func TestOCSPStale(t *testing.T) {
+	t.Parallel()
+	certs, _ := fileSource{"mimekit/rsa.crt", "mimekit/revoked.crt", "mimekit/secondary.crt"}.Certificates(context.Background(), "")
+	later := time.Date(2127, 1, 1, 0, 0, 0, 0, time.UTC)
+	good, _ := os.ReadFile("testdata/mimekit/rsa.ocsp")
+	revoked, _ := os.ReadFile("testdata/mimekit/revoked.ocsp")
+	if st, _ := ocspStatus(good, certs[0], certs[2], later); st != Unknown {
+		t.Errorf("stale good: %v", st)
+	}
+	if st, _ := ocspStatus(revoked, certs[1], certs[2], later); st != Revoked {
+		t.Errorf("stale revoked: %v", st)
+	}
+}
