@@ -240,3 +240,22 @@ func TestOCSPStale(t *testing.T) {
 		t.Errorf("stale revoked: %v", st)
 	}
 }
+
+// TestCRLStale: a CRL past its nextUpdate vouches for nobody, but its
+// revocations stand.
+func TestCRLStale(t *testing.T) {
+	t.Parallel()
+	certs, _ := fileSource{"mimekit/rsa.crt", "mimekit/revoked.crt", "mimekit/secondary.crt"}.Certificates(context.Background(), "")
+	b, _ := os.ReadFile("testdata/mimekit/secondary.crl")
+	crl, err := ParseCRL(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Date(2127, 1, 1, 0, 0, 0, 0, time.UTC)
+	if st, _ := judge([]*x509.RevocationList{crl}, certs[0], certs[2], later); st != Unknown {
+		t.Errorf("stale CRL: %v", st)
+	}
+	if st, _ := judge([]*x509.RevocationList{crl}, certs[1], certs[2], later); st != Revoked {
+		t.Errorf("stale CRL revocation: %v", st)
+	}
+}
