@@ -2,7 +2,7 @@
 # runs every test. `make run` starts the dev gateway.
 GO ?= go
 
-.PHONY: test deps check unit fuzz build run bench clean
+.PHONY: test deps check unit fuzz build run bench bench-smime clean
 
 test: deps check
 	SEALPOST_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
@@ -56,6 +56,10 @@ run:
 
 bench:
 	./bench/relay.sh
+
+# S/MIME encryption throughput beside openssl cms -encrypt (1 MB, 100 MB).
+bench-smime:
+	$(GO) test -run XXX -bench BenchmarkEncrypt -benchtime 3x ./internal/cms/
 
 clean:
 	rm -rf sealpost sealpost-data

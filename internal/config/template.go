@@ -310,10 +310,12 @@ certificates_dir = "smime/certs"
 cipher = "aes-256-gcm"
 # RSA recipients: oaep (RSAES-OAEP with SHA-256) or pkcs1v15 (legacy clients).
 rsa_key_transport = "oaep"
-# require: a certificate whose revocation status no CRL gives is not used;
-# best-effort: it is used and the audit says "revocation unknown"; off.
+# require: a certificate whose revocation status no current CRL or OCSP
+# response gives is not used; best-effort: it is used and the audit says
+# "revocation unknown"; off.
 revocation = "require"
-# offline = true: never fetch CRLs, only those in crl_dir count.
+# offline = true: never fetch CRLs or OCSP; only those in crl_dir count
+# (CRLs, and OCSP responses as *.ocsp files).
 offline = false
 crl_dir = "smime/crls"
 # Also match the subject's emailAddress when a certificate has no
