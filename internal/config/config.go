@@ -44,6 +44,7 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
+	SMIME    SMIME    `toml:"smime"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
@@ -712,7 +713,7 @@ func (c *Config) validate() error {
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
 	}
-	return nil
+	return c.validateSMIME()
 }
 
 // IsOrgDomain reports whether domain (lower case) is one of the org's.

@@ -267,6 +267,12 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		return g.Queue.Submit(ctx, p)
 	}
 	transports[queue.RoutePortal] = g.Portal
+	smimeT, err := newSMIMETransport(cfg, transports[queue.RouteOutbound], g.Portal, func() bool { return g.Config().Portal.Enabled },
+		g.audit.recorder.Record, log)
+	if err != nil {
+		return nil, err
+	}
+	transports[queue.RouteSMIME] = smimeT
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
@@ -304,10 +310,8 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		g.checkpoints(ctx)
 	}()
 
-	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
+	g.SMTP = smtpd.New(smtpOptions(cfg), newBackend(g), tlsConfig, g.Metrics, log)
+	if !cfg.DLP.Enabled {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
 	if cfg.SMTP.InboundListen != "" {
@@ -434,12 +438,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.cfg.Store(cfg)
 	g.rules.Store(rs)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
-		g.SMTP.SetInspector(nil)
-	}
-	g.SMTP.SetConfig(cfg)
+	g.SMTP.SetOptions(smtpOptions(cfg))
 	g.Log.Info("configuration reloaded", "file", cfg.File, "policy_rules", len(rs.policy.Rules()))
 	return nil
 }

@@ -69,6 +69,7 @@ const (
 	RouteMailHost = "mailhost" // the organisation's own mail host
 	RouteOutbound = "outbound" // the internet (MX) or the smarthost
 	RoutePortal   = "portal"   // sealed into the secure portal
+	RouteSMIME    = "smime"    // encrypted to S/MIME certificates, then outbound
 )
 
 // Delivery is one attempt to hand a message to one next hop for some of its
@@ -258,6 +259,9 @@ const (
 	ActionPortal     = "portal"      // sealed into the portal (route portal)
 )
 
+// ActionSMIME: encrypted to the recipient's S/MIME certificate (route smime).
+const ActionSMIME = "encrypt-smime"
+
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
 	Status string // "queued", "held" or "quarantined"
@@ -291,6 +295,9 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			sr.Action, sr.Then = p.Action, p.Then
 			if p.Action == ActionPortal {
 				sr.Route = RoutePortal
+			}
+			if p.Action == ActionSMIME && sr.Route == RouteOutbound {
+				sr.Route = RouteSMIME
 			}
 			if p.Status == "held" || p.Status == "quarantined" {
 				sr.Status, sr.NextAttempt = p.Status, time.Time{}
@@ -391,7 +398,7 @@ func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int
 	idx := map[string]int{}
 	for _, r := range rcpts {
 		domain := ""
-		if r.Route == RouteOutbound {
+		if r.Route == RouteOutbound || r.Route == RouteSMIME {
 			domain = strings.ToLower(domainOf(r.Rcpt))
 		}
 		key := r.Route + "\x00" + domain + "\x00" + r.Action

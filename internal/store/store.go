@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -29,6 +30,9 @@ type Store struct {
 	insMessage, insRecipient, updRecipient, finishMessage, countDomain, insAudit, auditHeadStmt *sql.Stmt
 
 	auditChain AuditChain
+
+	auditStmtMu sync.Mutex
+	auditStmts  map[int]*sql.Stmt // multi-row audit INSERTs by row count
 }
 
 const schema = `
