@@ -358,6 +358,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 			return out, nil
 		}}
 	g.Console.Evidence = g.messageEvidence
+	if g.tlsPolicy != nil {
+		g.Console.TLSCheck = g.tlsCheck
+	}
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount

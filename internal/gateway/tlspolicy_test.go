@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +29,9 @@ func TestRecipientTLSSendsPersonalDataByDANE(t *testing.T) {
 	mx := testutil.NewSinkTLS(t, &cert)
 	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
 	res := dns.MockResolver{
-		MX: map[string][]dns.MX{"nhs.example": {{Host: "mx.nhs.example", Pref: 10}}, "plain.example": {{Host: "mx.plain.example", Pref: 10}}},
-		IP: map[string][]net.IP{"mx.nhs.example": {net.IPv4(127, 0, 0, 1)}, "mx.plain.example": {net.IPv4(127, 0, 0, 1)}},
-		TLSA: map[string][]dns.TLSA{"_25._tcp.mx.nhs.example": {{Usage: 3, Selector: 1, MatchingType: 1, CertAssoc: spki[:]}}},
+		MX:        map[string][]dns.MX{"nhs.example": {{Host: "mx.nhs.example", Pref: 10}}, "plain.example": {{Host: "mx.plain.example", Pref: 10}}},
+		IP:        map[string][]net.IP{"mx.nhs.example": {net.IPv4(127, 0, 0, 1)}, "mx.plain.example": {net.IPv4(127, 0, 0, 1)}},
+		TLSA:      map[string][]dns.TLSA{"_25._tcp.mx.nhs.example": {{Usage: 3, Selector: 1, MatchingType: 1, CertAssoc: spki[:]}}},
 		Authentic: map[string]bool{"nhs.example": true, "mx.nhs.example": true, "_25._tcp.mx.nhs.example": true},
 	}
 	sink := testutil.NewSink(t)
@@ -97,5 +98,24 @@ func TestRecipientTLSSendsPersonalDataByDANE(t *testing.T) {
 	}
 	if rs, _ := gw.Store.Recipients(context.Background(), msgID(t, reply)); len(rs) != 1 || rs[0].Action != "portal" {
 		t.Fatalf("opportunistic domain: %+v", rs)
+	}
+
+	// The console's TLS page says the same to the support desk; only an
+	// admin may drop a cached policy.
+	pw := addConsoleUser(t, gw.Store, "audrey", "auditor")
+	aud := newBrowser(t, e)
+	aud.get("/console/login")
+	if st, _ := aud.post("/console/login", url.Values{"user": {"audrey"}, "password": {pw}}); st != 200 {
+		t.Fatalf("auditor sign-in: %d", st)
+	}
+	st, page := aud.get("/console/tls?domain=NHS.example.")
+	if st != 200 || !strings.Contains(page, "nhs.example: dane") || !strings.Contains(page, "mx.nhs.example") || strings.Contains(page, "Drop the cached") {
+		t.Fatalf("TLS page %d:\n%s", st, page)
+	}
+	if st, page = aud.get("/console/tls?domain=plain.example"); st != 200 || !strings.Contains(page, "plain.example: opportunistic") {
+		t.Fatalf("TLS page %d:\n%s", st, page)
+	}
+	if st, _ = aud.post("/console/tls/refresh", url.Values{"domain": {"nhs.example"}}); st != 403 {
+		t.Fatalf("auditor refresh: %d", st)
 	}
 }
