@@ -214,6 +214,15 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		if tlsPolicy, err = NewTLSPolicy(cfg, pres, g.Store, roots, log); err != nil {
 			return nil, err
 		}
+		// The list follows reloads (Validate has parsed it already).
+		started := tlsPolicy.RequireTLS
+		tlsPolicy.List = func() tlspolicy.DomainList {
+			l, err := tlspolicy.ParseDomainList(g.Config().Outbound.RequireTLSDomains)
+			if err != nil {
+				return started // never an empty list in place of a bad one
+			}
+			return l
+		}
 	}
 	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
