@@ -64,6 +64,34 @@ type STS struct {
 	Cache    Cache
 	Log      *slog.Logger
 	Now      func() time.Time // nil: time.Now
+
+	// memo keeps cached policy texts parsed: every delivery reads the
+	// cache, and parsing is most of a Plan's cost. Bounded by memoMax.
+	mu   sync.Mutex
+	memo map[string]*mtasts.Policy
+}
+
+const memoMax = 1000
+
+// parse parses a cached policy text once; the result is never modified.
+func (s *STS) parse(text string) (*mtasts.Policy, error) {
+	s.mu.Lock()
+	p, ok := s.memo[text]
+	s.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := mtasts.ParsePolicy(text)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.memo == nil || len(s.memo) >= memoMax {
+		s.memo = map[string]*mtasts.Policy{}
+	}
+	s.memo[text] = p
+	s.mu.Unlock()
+	return p, nil
 }
 
 // maxPolicySize bounds a policy body; RFC 8461 §3.2 policies are a few lines.
@@ -174,7 +202,7 @@ func (s *STS) fromCache(c *CachedPolicy) *mtasts.Policy {
 	if c == nil || !s.now().Before(c.Expires) {
 		return nil
 	}
-	p, err := mtasts.ParsePolicy(c.Text)
+	p, err := s.parse(c.Text)
 	if err != nil {
 		return nil
 	}
