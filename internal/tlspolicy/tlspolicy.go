@@ -207,6 +207,12 @@ func (e *Evaluator) host(ctx context.Context, r *Result, mx dns.MX, sts STSResul
 	// itself is authentic (for the implicit MX, the domain's own lookup).
 	if r.MXAuthentic {
 		if done := e.dane(ctx, &h); done {
+			if h.DANEUnusable && (localRequire || r.ListEntry != "") {
+				// Unusable records leave TLS unauthenticated; a rule that
+				// asks for verified TLS gets WebPKI instead (it only raises).
+				h.Mode = ModeRequired
+				h.Why += "; verified by WebPKI as the require-TLS list or a local rule asks"
+			}
 			return h
 		}
 	}

@@ -244,3 +244,22 @@ func BenchmarkPlan(b *testing.B) {
 		}
 	}
 }
+
+// TestUnusableDANERaisedByLocalRule: authentic TLSA records that are all
+// unusable (PKIX usages) leave TLS mandatory but unauthenticated; the
+// require-TLS list or a local rule raises that to WebPKI, never lowers it.
+func TestUnusableDANERaisedByLocalRule(t *testing.T) {
+	t.Parallel()
+	res := dns.MockResolver{MX: map[string][]dns.MX{"example.org": {{Host: "mx.example.org", Pref: 1}}},
+		TLSA:      map[string][]dns.TLSA{"_25._tcp.mx.example.org": {rec(1, 1, 1, make([]byte, 32))}},
+		Authentic: map[string]bool{"example.org": true, "_25._tcp.mx.example.org": true}}
+	e := &Evaluator{Resolver: res, Log: slog.New(slog.DiscardHandler)}
+	h := e.Plan(context.Background(), "example.org", false).Hosts[0]
+	if h.Mode != ModeDANE || !h.DANEUnusable || !h.TLSMandatory() || h.Enforced() {
+		t.Fatalf("unusable DANE: %+v", h)
+	}
+	h = e.Plan(context.Background(), "example.org", true).Hosts[0]
+	if h.Mode != ModeRequired || !h.Enforced() {
+		t.Fatalf("with a local rule: %+v", h)
+	}
+}
