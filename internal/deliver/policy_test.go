@@ -263,8 +263,9 @@ func TestMTASTSBadCertificate(t *testing.T) {
 				}
 				return
 			}
-			// Testing delivers, and the failure is kept for the report.
-			if !delivered(att) || att.TLSInfo.PolicyMode != "testing" || att.TLSInfo.Failure != "certificate-not-trusted" || att.TLSInfo.Verified {
+			// Testing delivers, over TLS as without a policy (not in
+			// clear), and the failure is kept for the report.
+			if !delivered(att) || !s.Messages()[0].TLS || att.TLSInfo.PolicyMode != "testing" || att.TLSInfo.Failure != "certificate-not-trusted" || att.TLSInfo.Verified {
 				t.Fatalf("%+v %+v", att.Rcpts, att.TLSInfo)
 			}
 		})
