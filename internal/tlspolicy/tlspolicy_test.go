@@ -68,9 +68,11 @@ type stsRig struct {
 	text    string
 	ctype   string
 	fetches int
-	res     dns.MockResolver
-	sts     *STS
-	now     time.Time
+	// redirect: the well-known URL redirects to one serving the policy.
+	redirect bool
+	res      dns.MockResolver
+	sts      *STS
+	now      time.Time
 }
 
 func newSTSRig(t *testing.T, trusted bool) *stsRig {
@@ -81,6 +83,10 @@ func newSTSRig(t *testing.T, trusted bool) *stsRig {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.fetches++
+		if r.redirect && req.URL.Path == "/.well-known/mta-sts.txt" {
+			http.Redirect(w, req, "/elsewhere", http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", r.ctype)
 		fmt.Fprint(w, r.text)
 	}))
@@ -166,10 +172,12 @@ func TestSTSInvalidIsNoneWithReport(t *testing.T) {
 		"syntax":       {"version: STSv1\nmode: bogus\n", "text/plain", true, "sts-policy-invalid"},
 		"content type": {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/html", true, "sts-policy-invalid"},
 		"untrusted":    {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/plain", false, "sts-webpki-invalid"},
+		// RFC 8461 §3.3: redirects are not followed.
+		"redirect": {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/plain", true, "sts-policy-fetch-error"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := newSTSRig(t, c.trusted)
-			r.text, r.ctype = c.text, c.ctype
+			r.text, r.ctype, r.redirect = c.text, c.ctype, name == "redirect"
 			got := r.sts.Lookup(context.Background(), "example.org")
 			if got.Policy != nil || got.Failure != c.failure {
 				t.Fatalf("%+v, want no policy and failure %s", got, c.failure)
