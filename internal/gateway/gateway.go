@@ -182,6 +182,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 	if g.Store, err = OpenStore(cfg); err != nil {
 		return nil, err
 	}
+	for _, m := range g.Store.Migrated() {
+		log.Info("schema migration applied", "version", m.Version, "name", m.Name)
+	}
 	if err := g.setupAudit(cfg, key); err != nil {
 		return nil, err
 	}

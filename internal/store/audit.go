@@ -13,56 +13,6 @@ import (
 // new event, with the head of the chain before it, to an AuditChain inside
 // the transaction that appends it.
 
-const auditSchema = `
-CREATE TABLE IF NOT EXISTS audit_anchor (
-	id    INTEGER PRIMARY KEY CHECK (id = 1),
-	seq   INTEGER NOT NULL,
-	hash  BLOB NOT NULL,
-	n     INTEGER NOT NULL DEFAULT 0,
-	count INTEGER NOT NULL DEFAULT 0,
-	at    INTEGER NOT NULL DEFAULT 0,
-	mac   BLOB,
-	prev  BLOB,
-	sig   BLOB
-);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-	seq   INTEGER PRIMARY KEY,
-	hash  BLOB NOT NULL,
-	at    INTEGER NOT NULL,
-	sig   BLOB NOT NULL,
-	n     INTEGER NOT NULL DEFAULT 0,
-	count INTEGER NOT NULL DEFAULT 0,
-	mac   BLOB,
-	prev  BLOB
-);
-CREATE TABLE IF NOT EXISTS audit_events (
-	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-	at      INTEGER NOT NULL,
-	actor   TEXT NOT NULL,
-	action  TEXT NOT NULL,
-	object  TEXT NOT NULL,
-	ip      TEXT NOT NULL DEFAULT '',
-	ua      TEXT NOT NULL DEFAULT '',
-	detail  TEXT NOT NULL DEFAULT '',
-	prev    BLOB,
-	hash    BLOB,
-	addrs   TEXT NOT NULL DEFAULT '',
-	mac     BLOB
-);
-CREATE INDEX IF NOT EXISTS audit_events_object ON audit_events(object);
-`
-
-// auditMigrations add the columns of the keyed chain to databases made
-// before it (an error only means the column is there).
-var auditMigrations = []string{
-	"audit_events ADD COLUMN addrs TEXT NOT NULL DEFAULT ''", "audit_events ADD COLUMN mac BLOB",
-	"audit_checkpoints ADD COLUMN n INTEGER NOT NULL DEFAULT 0", "audit_checkpoints ADD COLUMN count INTEGER NOT NULL DEFAULT 0",
-	"audit_checkpoints ADD COLUMN mac BLOB", "audit_checkpoints ADD COLUMN prev BLOB",
-	"audit_anchor ADD COLUMN n INTEGER NOT NULL DEFAULT 0", "audit_anchor ADD COLUMN count INTEGER NOT NULL DEFAULT 0",
-	"audit_anchor ADD COLUMN at INTEGER NOT NULL DEFAULT 0", "audit_anchor ADD COLUMN mac BLOB",
-	"audit_anchor ADD COLUMN prev BLOB", "audit_anchor ADD COLUMN sig BLOB",
-}
-
 // AuditEvent is one entry of the audit log. Addresses are kept (who sent,
 // who received); subjects and bodies never are.
 type AuditEvent struct {
