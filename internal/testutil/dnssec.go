@@ -32,8 +32,8 @@ func freeDNSPort(t testing.TB) int {
 	return 0
 }
 
-// startProc runs a server until the test ends, stopped by its own PID.
-func startProc(t testing.TB, logf string, name string, args ...string) {
+// startDNSProc runs a server until the test ends, stopped by its own PID.
+func startDNSProc(t testing.TB, logf string, name string, args ...string) {
 	t.Helper()
 	lf, err := os.Create(logf)
 	if err != nil {
@@ -103,7 +103,7 @@ zone:
     dnssec-policy: test
 `, dir, kport, origin)
 	os.WriteFile(filepath.Join(dir, "knot.conf"), []byte(knotConf), 0o600)
-	startProc(t, filepath.Join(dir, "knotd.log"), knotd, "-c", filepath.Join(dir, "knot.conf"))
+	startDNSProc(t, filepath.Join(dir, "knotd.log"), knotd, "-c", filepath.Join(dir, "knot.conf"))
 	kaddr := fmt.Sprintf("127.0.0.1:%d", kport)
 	var ksk string
 	for deadline := time.Now().Add(20 * time.Second); ksk == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -144,7 +144,7 @@ stub-zone:
     stub-addr: 127.0.0.1@%[3]d
 `, dir, uport, kport, tld(origin), origin)
 	os.WriteFile(filepath.Join(dir, "unbound.conf"), []byte(unboundConf), 0o600)
-	startProc(t, filepath.Join(dir, "unbound.log"), unbound, "-d", "-c", filepath.Join(dir, "unbound.conf"))
+	startDNSProc(t, filepath.Join(dir, "unbound.log"), unbound, "-d", "-c", filepath.Join(dir, "unbound.conf"))
 	uaddr := fmt.Sprintf("127.0.0.1:%d", uport)
 	ready := false
 	for deadline := time.Now().Add(20 * time.Second); !ready && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
