@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +72,7 @@ type stsRig struct {
 	fetches int
 	// redirect: the well-known URL redirects to one serving the policy.
 	redirect bool
+	status   int // 0: 200
 	res      dns.MockResolver
 	sts      *STS
 	now      time.Time
@@ -88,6 +91,9 @@ func newSTSRig(t *testing.T, trusted bool) *stsRig {
 			return
 		}
 		w.Header().Set("Content-Type", r.ctype)
+		if r.status != 0 {
+			w.WriteHeader(r.status)
+		}
 		fmt.Fprint(w, r.text)
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "mta-sts.example.org")}}
@@ -269,5 +275,57 @@ func TestUnusableDANERaisedByLocalRule(t *testing.T) {
 	h = e.Plan(context.Background(), "example.org", true).Hosts[0]
 	if h.Mode != ModeRequired || !h.Enforced() {
 		t.Fatalf("with a local rule: %+v", h)
+	}
+}
+
+// TestSTSReferenceCases runs the fixtures of another implementation
+// (testdata/mtasts/README.md): which records and policy responses give a
+// policy, and which give none.
+func TestSTSReferenceCases(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../testdata/mtasts/postfix-mta-sts-resolver.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where we differ on purpose. bad-policy6 has max_age 31557601, one
+	// second over RFC 8461 §3.2's maximum: they drop the policy, we cap its
+	// lifetime at the maximum and enforce it, since dropping it would send
+	// the domain's mail with less protection than it asked for.
+	deviations := map[string]string{"bad-policy6": "enforce"}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 6 {
+			t.Fatalf("bad line %q", line)
+		}
+		name, txt, ctype, body, want := f[0], f[1], f[3], strings.ReplaceAll(f[4], `\n`, "\n"), f[5]
+		if d, ok := deviations[name]; ok {
+			want = d
+		}
+		status, _ := strconv.Atoi(f[2])
+		r := newSTSRig(t, name != "untrusted")
+		r.text, r.ctype, r.status = body, ctype, status
+		if txt == "-" {
+			delete(r.res.TXT, "_mta-sts.example.org")
+		} else {
+			r.res.TXT["_mta-sts.example.org"] = []string{txt}
+		}
+		got := "none"
+		if res := r.sts.Lookup(context.Background(), "example.org"); res.Policy != nil {
+			got = string(res.Policy.Mode)
+			if got == "none" {
+				got = "a mode-none policy in force" // it must withdraw MTA-STS
+			}
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+		if c, _ := r.sts.Cache.Get(context.Background(), "example.org"); c != nil && c.Expires.Sub(c.FetchedAt) > maxAgeCap*time.Second {
+			t.Errorf("%s: cached for %s, over RFC 8461's maximum", name, c.Expires.Sub(c.FetchedAt))
+		}
+		n++
+	}
+	if n != 16 {
+		t.Fatalf("%d cases", n)
 	}
 }
