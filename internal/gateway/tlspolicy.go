@@ -53,7 +53,7 @@ func NewTLSPolicy(cfg *config.Config, res dns.Resolver, st *store.Store, roots *
 		}
 		// Policy fetches verify against the system's roots only: outbound.ca_file
 		// is for the operator's own next hops, not for other domains' web servers.
-		e.STS = &tlspolicy.STS{Resolver: res, HTTP: tlspolicy.NewHTTPClient(nil, nil, 30*time.Second), Cache: cache, Log: log}
+		e.STS = &tlspolicy.STS{Resolver: res, HTTP: tlspolicy.NewHTTPClient(nil, tlspolicy.ResolverDial(res, 30*time.Second), 30*time.Second), Cache: cache, Log: log}
 	}
 	return e, nil
 }

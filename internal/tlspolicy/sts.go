@@ -118,6 +118,35 @@ func NewHTTPClient(roots *x509.CertPool, dial func(ctx context.Context, network,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// ResolverDial is a dialer for NewHTTPClient that finds the policy host's
+// addresses with res (outbound.resolver, the one the rest of the policy
+// asks) rather than the system's, trying each in turn.
+func ResolverDial(res dns.Resolver, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		ips, _, err := res.LookupIP(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		d := net.Dialer{Timeout: timeout}
+		var last error
+		for _, ip := range ips {
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		if last == nil {
+			last = fmt.Errorf("%s has no addresses", host)
+		}
+		return nil, last
+	}
+}
+
 func (s *STS) now() time.Time {
 	if s.Now != nil {
 		return s.Now()

@@ -329,3 +329,23 @@ func TestSTSReferenceCases(t *testing.T) {
 		t.Fatalf("%d cases", n)
 	}
 }
+
+// TestResolverDial: the policy host is found through the policy's resolver.
+func TestResolverDial(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	dial := ResolverDial(dns.MockResolver{IP: map[string][]net.IP{"mta-sts.example.org": {net.ParseIP("127.0.0.1")}}}, time.Second)
+	c, err := dial(context.Background(), "tcp", "mta-sts.example.org:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := dial(context.Background(), "tcp", "mta-sts.nowhere.example:"+port); err == nil {
+		t.Fatal("dialed a name the resolver does not know")
+	}
+}
