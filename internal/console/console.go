@@ -78,6 +78,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/held/{id}/{action}", s.resolve)
 	mux.HandleFunc("GET /console/reports", s.reports)
 	mux.HandleFunc("GET /console/reports/usage.csv", s.reportCSV)
+	mux.HandleFunc("GET /console/rua", s.ruaPage)
 	mux.HandleFunc("GET /console/queue", s.queuePage)
 	mux.HandleFunc("POST /console/queue/{id}/{action}", s.queueAction)
 	mux.HandleFunc("GET /console/policy", s.policyPage)

@@ -148,6 +148,8 @@ type scan struct {
 	visited map[string]bool
 	// captureLeft is what remains of captureBudget for this scan.
 	captureLeft *int64
+	// visit, when not nil, is shown what the walk reads (WalkMessage).
+	visit *Visitor
 }
 
 func (e *Engine) newScan() *scan {
@@ -168,6 +170,9 @@ func (s *scan) add(det, where string, c Confidence) {
 }
 
 func (s *scan) unscannable(where, why string) {
+	if s.visit != nil && s.visit.Unscannable != nil {
+		s.visit.Unscannable(where, why)
+	}
 	s.add(Unscannable, where+" ("+why+")", High)
 }
 
@@ -199,6 +204,9 @@ func (s *scan) text(b []byte, where string) {
 		s.visited[where] = true
 	}
 	s.expanded += int64(len(b))
+	if s.visit != nil && s.visit.SkipDetectors {
+		return
+	}
 	scanText(b, s.e.tables, func(m Match) { s.add(m.Detector, where, m.Confidence) })
 	if len(s.e.custom) == 0 {
 		return
@@ -365,6 +373,7 @@ func (s *scan) part(data []byte, mt, name, where string, depth int) {
 		s.unscannable(where, "nested too deep")
 		return
 	}
+	s.visitFile(data, mt, name, where, depth)
 	ext := strings.ToLower(path.Ext(name))
 	kind := sniff(data)
 	if kind == "" {

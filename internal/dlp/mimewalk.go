@@ -148,6 +148,7 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 	}
 	name := partName(h, ct)
 	where = at(prefix, where, name)
+	s.visitHeader(h, ct, where)
 	if strings.HasPrefix(mt, "multipart/") {
 		s.multipart(h, body, ct.param("boundary"), where, prefix, depth)
 		return
@@ -353,6 +354,21 @@ func (s *scan) leaf(body io.Reader, cte, mt, charset, name, where, prefix string
 		}
 		return
 	}
+	if s.visit != nil {
+		// Inbound checks see every part whole, binary ones too.
+		data, err := io.ReadAll(io.LimitReader(br, s.e.limits.maxPart()+1))
+		if int64(len(data)) > s.e.limits.maxPart() {
+			s.unscannable(where, fmt.Sprintf("larger than the scanning limit of %d bytes", s.e.limits.maxPart()))
+			return
+		}
+		s.visitFile(data, mt, name, where, depth)
+		if err != nil {
+			// A broken multipart: the caller reads it again the lenient
+			// way, and that reading reports what stays ambiguous.
+			return
+		}
+		br.Reset(bytes.NewReader(data))
+	}
 	if !(strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv") && !looksText(head) {
 		return // images and other binary formats carry no text we can read
 	}
@@ -380,6 +396,12 @@ func (s *scan) robust(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 }
 
 func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix string, depth int) {
+	if s.visit != nil {
+		// A visitor is told the header is ambiguous, with every reading.
+		ct := parseCT(strings.Join(h["Content-Type"], ";"))
+		ct.odd = true
+		s.visitHeader(h, ct, at(prefix, where, partName(h, parseCT(h.Get("Content-Type")))))
+	}
 	var types []string
 	var boundaries []string
 	for _, v := range h["Content-Type"] {

@@ -256,7 +256,9 @@ func (s *scan) sweep(data []byte, where, prefix string, depth int, blocks bool) 
 			dec = d.write(dec, l)
 		}
 		dec = d.flush(dec)
-		if chars >= 16 && (sniff(dec) != "" || looksText(dec) || bomOf(dec) != "") {
+		// A visitor (inbound checks) sees binary blocks too: an executable
+		// hidden in a body is what it looks for.
+		if chars >= 16 && (sniff(dec) != "" || looksText(dec) || bomOf(dec) != "" || s.visit != nil && chars >= 64) {
 			name := nameBefore(lines, i)
 			s.part(dec, "", name, at(prefix, where, name), depth+1)
 		}

@@ -213,12 +213,17 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 	defer copyBufs.Put(bp)
 	buf := *bp
 	out := spool
-	var insp *inspection
+	var insp dataInspection
 	var hf *pipeline.HeaderFilter
 	if s.c.Role == smtpd.RoleOutbound && g.Config().DLP.Enabled {
 		in := inspector{g}
 		insp = in.Start()
 		hf = &pipeline.HeaderFilter{W: spool, Rewrite: in.RewriteHeader, Max: 64 << 10}
+		out = hf
+	} else if s.c.Role == smtpd.RoleInbound && g.inbound != nil {
+		// Attachments, antivirus, impersonation (inbound_content.go).
+		insp = g.inbound.Start()
+		hf = &pipeline.HeaderFilter{W: spool, Rewrite: g.inbound.RewriteHeader, Max: 64 << 10}
 		out = hf
 	}
 	abort := func() {
@@ -285,6 +290,12 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			log.Error("inspection failed", "err", err)
 			s.reject("inspection")
 			return smtpd.ReplyTempFail
+		}
+		if rej != nil && rej.Temporary {
+			w.Abort()
+			s.reject("inspection")
+			log.Info("deferred by inspection", "ip", s.c.RemoteIP.String(), "rcpts", len(env.Rcpts))
+			return smtpd.NewReply(451, "4.7.1", rej.Text)
 		}
 		if rej != nil {
 			w.Abort()

@@ -69,6 +69,8 @@ type Gateway struct {
 
 	// Ops does the operator and sender actions for every surface.
 	Ops *ops.Service
+	// inbound checks inbound mail's content (inbound_content.go).
+	inbound *inboundContent
 
 	lock    *datadir.Lock
 	spool   *queue.Spool
@@ -326,6 +328,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 	if !cfg.DLP.Enabled {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
+	g.inbound = newInboundContent(g) // the inbound content checks (accept.go runs them)
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)

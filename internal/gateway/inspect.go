@@ -47,6 +47,9 @@ type inspector struct{ g *Gateway }
 // rejection refuses a message for policy reasons.
 type rejection struct {
 	Text string // for the client, with the reference the operator can look up
+	// Temporary asks the client to try again later (451 4.7.1, RFC 3463
+	// "security or policy status") instead of refusing (550 5.7.1).
+	Temporary bool
 }
 
 // Start begins the inspection of one message. Its bytes, as the client
@@ -121,6 +124,7 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*rejecti
 		}
 		res = &dlp.Result{Findings: []dlp.Finding{{Detector: dlp.Unscannable, Count: 1, Confidence: "high", Where: "body (" + why + ")"}}}
 	}
+	is.g.inbound.learnFrom(cfg, res.Header) // staff display names, for impersonation checks
 	subject := res.Subject
 	if subject == "" {
 		subject = env.Subject

@@ -18,7 +18,14 @@ var sqliteMigrations = []Migration{
 	{Version: 2, Name: "lease_owner", Up: SQL(`ALTER TABLE recipients ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)},
 	// MTA-STS policies cached per recipient domain (store/mtasts.go).
-	{Version: 3, Name: "mtasts_policies", Up: SQL(mtastsSchema)},
+	{Version: 3, Name: "mtasts_policies", Up: SQL(`CREATE TABLE mtasts_policies (
+	domain     TEXT PRIMARY KEY,
+	id         TEXT NOT NULL,
+	policy     TEXT NOT NULL,
+	fetched_at INTEGER NOT NULL,
+	expires    INTEGER NOT NULL,
+	refresh_at INTEGER NOT NULL
+)`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in
