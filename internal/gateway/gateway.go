@@ -114,13 +114,22 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 // lock given up) and returned as an error that names the config key, file
 // or rule involved; *config.Error where a key is to blame.
 func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (*Gateway, error) {
-	return StartWith(cfg, log, res, nil)
+	return StartWith(cfg, log, res, StartOptions{})
 }
 
-// StartWith is Start with the DNS of the outbound TLS policy (DANE,
-// MTA-STS) given: tests pass a mock; nil uses outbound.resolver when res is
-// nil too, and turns the policy off when only res (a test's MX fake) is set.
-func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, policyDNS dns.Resolver) (_ *Gateway, err error) {
+// StartOptions are the seams tests use beyond Start's.
+type StartOptions struct {
+	// PolicyDNS answers the outbound TLS policy's lookups (DANE, MTA-STS,
+	// MX with AD bits): nil uses outbound.resolver when Start's res is nil
+	// too, and turns the policy off when only res (a test's MX fake) is set.
+	PolicyDNS dns.Resolver
+	// MXDial replaces the dialer of MX deliveries (tests: to loopback sinks).
+	MXDial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// StartWith is Start with StartOptions.
+func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt StartOptions) (_ *Gateway, err error) {
+	policyDNS := opt.PolicyDNS
 	// g is not the named result: every "return nil, err" below would set
 	// that to nil before the deferred clean-up runs.
 	g := &Gateway{Log: log, Metrics: metrics.New()}
@@ -209,6 +218,15 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 		if tlsPolicy, err = NewTLSPolicy(cfg, pres, g.Store, roots, log); err != nil {
 			return nil, err
 		}
+		// The list follows reloads (Validate has parsed it already).
+		started := tlsPolicy.RequireTLS
+		tlsPolicy.List = func() tlspolicy.DomainList {
+			l, err := tlspolicy.ParseDomainList(g.Config().Outbound.RequireTLSDomains)
+			if err != nil {
+				return started // never an empty list in place of a bad one
+			}
+			return l
+		}
 	}
 	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
@@ -218,7 +236,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 			Log: log, Pool: g.pool, RootCAs: roots,
 		}
 		if fixed == "" && tlsPolicy != nil {
-			t.Policy = tlsPolicy
+			t.Policy, t.DialContext = tlsPolicy, opt.MXDial
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -362,6 +380,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 			return out, nil
 		}}
 	g.Console.Evidence = g.messageEvidence
+	if g.tlsPolicy != nil {
+		g.Console.TLSCheck = g.tlsCheck
+	}
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount
