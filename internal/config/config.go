@@ -87,6 +87,10 @@ type Outbound struct {
 	Resolver       string   `toml:"resolver"`
 	MailHostTLS    string   `toml:"mail_host_tls"`
 	CAFile         string   `toml:"ca_file"`
+	// TLSRequiredNo is what a message's "TLS-Required: No" header (RFC
+	// 8689 §5) does: "ignore" (default) or "honour" (it may lower the
+	// receiver's MTA-STS/DANE requirement, never our require-tls).
+	TLSRequiredNo string `toml:"tls_required_no"`
 }
 
 type Queue struct {
@@ -309,6 +313,7 @@ func Default() *Config {
 			RetryMax:       Duration{4 * time.Hour},
 			MaxAge:         Duration{5 * 24 * time.Hour},
 			MailHostTLS:    "opportunistic",
+			TLSRequiredNo:  "ignore",
 		},
 		Queue: Queue{
 			KeepDelivered: Duration{7 * 24 * time.Hour},
@@ -543,6 +548,11 @@ func (c *Config) validate() error {
 	case "opportunistic", "none", "required":
 	default:
 		return c.errf("outbound.mail_host_tls", "%q: want opportunistic, required or none", c.Outbound.MailHostTLS)
+	}
+	switch c.Outbound.TLSRequiredNo {
+	case "ignore", "honour":
+	default:
+		return c.errf("outbound.tls_required_no", "%q: want ignore or honour", c.Outbound.TLSRequiredNo)
 	}
 	switch c.DKIM.Algorithm {
 	case "rsa-2048", "rsa-3072", "ed25519", "rsa-2048+ed25519", "off":

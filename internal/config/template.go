@@ -85,6 +85,12 @@ mail_host_tls = "opportunistic"
 # certificate that verifies for the host, against the system's CAs and
 # those in this PEM file (empty: the system's only).
 ca_file = ""
+# A message with the header "TLS-Required: No" (RFC 8689 §5) asks to be
+# delivered even where the receiver's MTA-STS or DANE policy would refuse
+# the session. "ignore" (default): such policies hold for every message.
+# "honour": the header lowers them; mail our policy sends with
+# require-tls, and REQUIRETLS mail, stay protected either way.
+tls_required_no = "ignore"
 
 [queue]
 # How long finished messages stay listed (queue show, trace).

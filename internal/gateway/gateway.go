@@ -187,7 +187,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
-			Log: log, Pool: g.pool, RootCAs: roots,
+			Log: log, Pool: g.pool, RootCAs: roots, HonourTLSRequiredNo: cfg.Outbound.TLSRequiredNo == "honour",
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer

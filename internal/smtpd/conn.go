@@ -207,6 +207,7 @@ func (c *conn) command(line string) bool {
 			return bad(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
 		}
 		var size int64
+		requireTLS := false
 		for _, p := range params {
 			k, v, _ := strings.Cut(p, "=")
 			switch strings.ToUpper(k) {
@@ -221,6 +222,11 @@ func (c *conn) command(line string) bool {
 					return bad(reply(555, "5.5.4", "Unsupported BODY parameter"))
 				}
 			case "SMTPUTF8":
+			case "REQUIRETLS":
+				if r := c.requireTLSParam(v); r != nil {
+					return bad(r)
+				}
+				requireTLS = true
 			case "AUTH":
 				// RFC 4954 §5: only where AUTH is offered; the value is
 				// ignored (a server may).
@@ -237,6 +243,7 @@ func (c *conn) command(line string) bool {
 		if r := c.sess.mail(addr, size); r != nil {
 			return bad(r)
 		}
+		c.sess.requireTLS = requireTLS
 		c.write(reply(250, "2.1.0", "OK"))
 	case "RCPT":
 		if !c.sess.hasFrom {
@@ -318,6 +325,10 @@ func (c *conn) ehloReply() {
 	}
 	if c.authOffered() && c.sess.authUser == "" {
 		lines = append(lines, "AUTH PLAIN LOGIN")
+	}
+	if c.tls {
+		// RFC 8689 §4.1: offered only in a TLS session, on both listeners.
+		lines = append(lines, "REQUIRETLS")
 	}
 	for i, l := range lines {
 		sep := "-"

@@ -55,6 +55,9 @@ type headerInfo struct {
 	FromAll  []string
 	FromBad  bool
 	Complete bool
+	// TLSRequiredNo: a "TLS-Required: No" field (RFC 8689 §5; the value
+	// is case-insensitive, and a field with any other value means nothing).
+	TLSRequiredNo bool
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
@@ -90,6 +93,11 @@ func (h *headerCapture) info() headerInfo {
 			s = dec
 		}
 		hi.Subject = truncate(s, 300)
+	}
+	for _, v := range hdr.Values("Tls-Required") {
+		if strings.EqualFold(strings.TrimSpace(v), "no") {
+			hi.TLSRequiredNo = true
+		}
 	}
 	hi.MessageID = truncate(strings.Trim(strings.TrimSpace(hdr.Get("Message-Id")), "<>"), 300)
 	return hi

@@ -199,13 +199,15 @@ type session struct {
 	ip   netip.Addr
 	cfg  *config.Config
 
-	authUser  string
-	sendAs    []string // the addresses authUser may use (MAIL FROM, header From)
-	from      string
-	hasFrom   bool
-	rcpts     []string
-	commands  int
-	loggedOut bool
+	authUser string
+	sendAs   []string // the addresses authUser may use (MAIL FROM, header From)
+	from     string
+	hasFrom  bool
+	rcpts    []string
+	// requireTLS: MAIL FROM carried REQUIRETLS (RFC 8689 §4.1).
+	requireTLS bool
+	commands   int
+	loggedOut  bool
 }
 
 func smtpErr(code int, enh [3]int, msg string) *Reply {
@@ -348,7 +350,7 @@ func (s *session) rcpt(to string) *Reply {
 }
 
 func (s *session) reset() {
-	s.from, s.hasFrom, s.rcpts = "", false, s.rcpts[:0]
+	s.from, s.hasFrom, s.rcpts, s.requireTLS = "", false, s.rcpts[:0], false
 }
 
 func (s *session) logout() {
@@ -478,7 +480,8 @@ func (s *session) data(r io.Reader) *Reply {
 	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
 		RemoteIP: s.ip.String(), Helo: sanitizeHelo(s.conn.helo), AuthUser: s.authUser,
-		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil))}
+		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil)),
+		TLSRequest: tlsRequest(s.requireTLS, hi.TLSRequiredNo)}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
