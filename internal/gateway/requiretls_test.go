@@ -28,7 +28,9 @@ func TestRequireTLSOfferedOnlyAfterSTARTTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("swaks %s: %v\n%s", addr, err, out)
 		}
-		clear, inTLS, ok := strings.Cut(string(out), "STARTTLS\n")
+		// swaks prints what it sends as " -> " lines: the clear part ends
+		// with its STARTTLS command.
+		clear, inTLS, ok := strings.Cut(string(out), " -> STARTTLS\n")
 		if !ok || strings.Contains(clear, "REQUIRETLS") {
 			t.Fatalf("%s: REQUIRETLS offered before STARTTLS:\n%s", addr, out)
 		}
