@@ -42,6 +42,7 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
+	TLSRPT   TLSRPT   `toml:"tlsrpt"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
@@ -286,6 +287,7 @@ func FormatDuration(d time.Duration) string {
 // Default returns the configuration used when a key is not set.
 func Default() *Config {
 	return &Config{
+		TLSRPT:  defaultTLSRPT(),
 		DataDir: "/var/lib/sealpost",
 		Org: Org{
 			Name:              "Example Council",
@@ -707,7 +709,7 @@ func (c *Config) validate() error {
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
 	}
-	return nil
+	return c.validateTLSRPT()
 }
 
 // IsOrgDomain reports whether domain (lower case) is one of the org's.

@@ -263,6 +263,25 @@ tls_rpt_rua = "mailto:tls-rua@mailcheck.service.ncsc.gov.uk"
 # MTA-STS policy mode served at /.well-known/mta-sts.txt: enforce or testing.
 mta_sts_mode = "enforce"
 
+[tlsrpt]
+# TLS-RPT (RFC 8460) reports we send: once a day, at a random hour after
+# midnight UTC, each domain we delivered to that publishes a _smtp._tls
+# record gets one gzip JSON report of the day before (TLS successes and
+# failures per policy), by mail or HTTPS POST as its record asks.
+send = false
+# The report's organization-name (empty: org.name) and contact-info
+# (empty: postmaster@ the first org domain).
+organization = ""
+contact = ""
+# From of report mail (empty: tlsrpt-noreply@ the first org domain); it
+# must be in an org domain, so that the report is DKIM-signed.
+from = ""
+# At most this many reports a day, each at most this many bytes compressed.
+max_reports = 1000
+max_report_bytes = 1048576
+# A report address that bounced gets no report for this long.
+suppress_for = "7d"
+
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,
 # codes and keys are never logged.

@@ -39,6 +39,7 @@ import (
 
 	"sealpost/internal/mailauth"
 	"sealpost/internal/queue"
+	"sealpost/internal/tlsrpt"
 )
 
 // Resolver is the DNS the transport needs; *net.Resolver satisfies it, tests
@@ -79,6 +80,9 @@ type Transport struct {
 	// §5) lower the TLS the receiver's published policy asks for
 	// (outbound.tls_required_no = "honour"); see TLSWaived.
 	HonourTLSRequiredNo bool
+	// TLSResult, when set, is told the TLS result of every new session
+	// with an MX host (TLS-RPT, RFC 8460); never for a fixed host.
+	TLSResult func(tlsrpt.Result)
 }
 
 // hostError is a failure to get a usable session with one host.
@@ -89,6 +93,8 @@ type hostError struct {
 	// noRequireTLS: verified TLS, but no REQUIRETLS in the EHLO after
 	// STARTTLS (RFC 8689 §4.2.1 step 5).
 	noRequireTLS bool
+	// tls is the TLS-RPT result of a TLS failure (nil: not one).
+	tls *tlsFailure
 }
 
 func (t *Transport) hosts(ctx context.Context, domain string) ([]string, *hostError) {
@@ -217,6 +223,9 @@ func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery,
 	key := host + "|" + mode
 	for {
 		pc, fresh, herr := t.conn(ctx, host, mode)
+		if fresh {
+			t.reportSession(d, host, mode, pc, herr)
+		}
 		if herr != nil {
 			return queue.Attempt{}, herr
 		}
@@ -278,6 +287,9 @@ type pooledConn struct {
 	tls     string
 	tlsInfo *queue.TLSInfo
 	idleAt  time.Time
+	// fellBack is the TLS failure that made an opportunistic session go
+	// on in clear (for TLS-RPT).
+	fellBack *tlsFailure
 }
 
 // conn returns a pooled or new session with host; fresh is true for a new one.
@@ -291,7 +303,11 @@ func (t *Transport) conn(ctx context.Context, host, mode string) (*pooledConn, b
 		// cannot complete it still gets the mail, in clear, as it would
 		// have without the offer. Required TLS never falls back.
 		t.Log.Info("STARTTLS failed; delivering without TLS", "host", host, "err", herr.text)
+		failure := herr.tls
 		pc, herr = t.dial(ctx, host, TLSNone)
+		if pc != nil {
+			pc.fellBack = failure
+		}
 	}
 	return pc, true, herr
 }
@@ -319,13 +335,15 @@ func (t *Transport) dial(ctx context.Context, host, tlsMode string) (*pooledConn
 			st, err := c.startTLS(cfg, t.Hello)
 			if err != nil {
 				conn.Close()
-				return nil, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err), tlsFailed: true}
+				return nil, &hostError{text: "451 4.7.5 STARTTLS with " + host + " failed: " + shortErr(err), tlsFailed: true,
+					tls: newTLSFailure(conn, err)}
 			}
 			pc.tls = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
 			pc.tlsInfo = t.tlsEvidence(st, hostname, tlsMode == TLSVerified)
 		} else if tlsMode == TLSRequired || tlsMode == TLSVerified {
 			c.quit()
-			return nil, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required"}
+			return nil, &hostError{text: "451 4.7.4 " + host + " does not offer STARTTLS and TLS is required",
+				tls: &tlsFailure{resultType: tlsrpt.ResultSTARTTLSNotSupported, local: conn.LocalAddr(), remote: conn.RemoteAddr()}}
 		}
 	}
 	return pc, nil

@@ -46,7 +46,10 @@ func (t *Transport) deliveryMode(d *queue.Delivery) string {
 // the latter; RFC 8689 §5). Policy lookups (MTA-STS, DANE) ask it before
 // refusing a host.
 func (t *Transport) TLSWaived(d *queue.Delivery) bool {
-	return t.HonourTLSRequiredNo && d.TLSRequiredNo && !d.RequireTLS && !d.SMTPRequireTLS
+	// Our own TLS-RPT reports always may: a domain whose TLS fails must
+	// still hear of it (RFC 8460 §5.3).
+	honour := t.HonourTLSRequiredNo || d.Msg != nil && d.Msg.Direction == queue.DirectionTLSReport
+	return honour && d.TLSRequiredNo && !d.RequireTLS && !d.SMTPRequireTLS
 }
 
 // requireTLSCheck is step 2: a verified session whose EHLO lacks

@@ -38,6 +38,7 @@ import (
 	"sealpost/internal/report"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
+	"sealpost/internal/tlsrpt"
 	"sealpost/internal/web"
 )
 
@@ -61,6 +62,7 @@ type Gateway struct {
 	linkKey   []byte
 	audit     *auditState
 	bg        sync.WaitGroup
+	tlsReport *tlsReporter
 
 	InboundAddr, OutboundAddr, WebAddr, RedirectAddr net.Addr
 
@@ -188,6 +190,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
 			Log: log, Pool: g.pool, RootCAs: roots, HonourTLSRequiredNo: cfg.Outbound.TLSRequiredNo == "honour",
+			TLSResult: func(r tlsrpt.Result) { g.tlsReport.record(r) },
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -244,6 +247,8 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		KeepDelivered: cfg.Queue.KeepDelivered.Duration,
 	}, g.Store, g.Committer, spool, route, transports, log, g.Metrics)
 	g.Ops = &ops.Service{Queue: g.Queue, Decisions: g.Store, Audit: g.audit.recorder.Record, Metrics: g.Metrics, Log: log}
+	txt, _ := res.(txtResolver)
+	g.tlsReport = newTLSReporter(g.Store, g.Queue, g.Config, txt, roots, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := g.Queue.Start(ctx); err != nil {
@@ -251,7 +256,11 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
 	g.Metrics.CountDecisions((&report.Running{Store: g.Store}).Totals)
-	g.bg.Add(2)
+	g.bg.Add(3)
+	go func() {
+		defer g.bg.Done()
+		g.tlsReport.run(ctx)
+	}()
 	go func() {
 		defer g.bg.Done()
 		g.expireHolds(ctx)

@@ -755,6 +755,17 @@ func (q *Queue) Compose(direction, from string, to []string, subject string, wri
 	return &Pending{msg: msg, rcpts: rcpts, durable: durable}, nil
 }
 
+// DirectionTLSReport is the direction of our TLS-RPT report messages.
+const DirectionTLSReport = store.DirectionTLSReport
+
+// AsReport makes a composed message a machine report (TLS-RPT): sent
+// from the null path, so that a failure makes no DSN (RFC 5321 §4.5.5),
+// and with the sender's TLS request (store.TLSRequestOptional for a report
+// that carries "TLS-Required: No").
+func (p *Pending) AsReport(tlsRequest string) {
+	p.msg.MailFrom, p.msg.TLSRequest = "", tlsRequest
+}
+
 // Submit commits a composed message and queues it.
 func (q *Queue) Submit(ctx context.Context, p *Pending) error {
 	ev := generatedEvent(p, "")

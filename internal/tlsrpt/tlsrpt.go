@@ -184,7 +184,9 @@ func Build(org, contact, reportID string, day time.Time, results []Counted) Repo
 		}
 		r.Policies[i].FailureDetails = fds
 	}
-	slices.SortStableFunc(r.Policies, func(a, b PolicyResult) int { return strings.Compare(a.Policy.Type+a.Policy.Domain, b.Policy.Type+b.Policy.Domain) })
+	slices.SortStableFunc(r.Policies, func(a, b PolicyResult) int {
+		return strings.Compare(a.Policy.Type+a.Policy.Domain, b.Policy.Type+b.Policy.Domain)
+	})
 	return r
 }
 
