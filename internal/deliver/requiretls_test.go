@@ -158,7 +158,7 @@ func TestTLSWaived(t *testing.T) {
 	test := func(honour, headerNo, requireTLS, smtpRequireTLS, want bool) {
 		t.Helper()
 		tr := &Transport{HonourTLSRequiredNo: honour}
-		d := &queue.Delivery{TLSRequiredNo: headerNo, RequireTLS: requireTLS, SMTPRequireTLS: smtpRequireTLS}
+		d := &queue.Delivery{Msg: &store.Message{Direction: "out"}, TLSRequiredNo: headerNo, RequireTLS: requireTLS, SMTPRequireTLS: smtpRequireTLS}
 		if got := tr.TLSWaived(d); got != want {
 			t.Errorf("honour=%v header=%v require-tls=%v REQUIRETLS=%v: %v, want %v", honour, headerNo, requireTLS, smtpRequireTLS, got, want)
 		}
@@ -168,6 +168,17 @@ func TestTLSWaived(t *testing.T) {
 	test(true, false, false, false, false)
 	test(true, true, true, false, false)
 	test(true, true, false, true, false)
+	// Our own TLS-RPT reports may always: the domain whose TLS fails is
+	// the one that needs the report.
+	tr := &Transport{}
+	report := &queue.Delivery{Msg: &store.Message{Direction: queue.DirectionTLSReport}, TLSRequiredNo: true}
+	if !tr.TLSWaived(report) {
+		t.Error("a TLS-RPT report with TLS-Required: No is not waived")
+	}
+	report.RequireTLS = true
+	if tr.TLSWaived(report) {
+		t.Error("a report under require-tls is waived")
+	}
 }
 
 // strippingProxy is a STARTTLS-stripping attacker on the path: it relays
