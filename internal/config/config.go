@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"sealpost/internal/tlspolicy"
 )
 
 // Config is the whole configuration. Field comments are the documentation
@@ -43,6 +45,7 @@ type Config struct {
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
 	TLSRPT   TLSRPT   `toml:"tlsrpt"`
+	SMIME    SMIME    `toml:"smime"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
@@ -92,6 +95,15 @@ type Outbound struct {
 	// 8689 §5) does: "ignore" (default) or "honour" (it may lower the
 	// receiver's MTA-STS/DANE requirement, never our require-tls).
 	TLSRequiredNo string `toml:"tls_required_no"`
+	// RequireTLSDomains: recipient domains that get mail only over
+	// WebPKI-verified TLS ("*.gov.uk", "nhs.net", "!exception.gov.uk").
+	RequireTLSDomains []string `toml:"require_tls_domains"`
+	// DNSSECTrust: believe the AD bit of outbound.resolver's answers (DANE
+	// needs it). Set only when that resolver validates and the path to it
+	// cannot be tampered with (a local unbound).
+	DNSSECTrust bool `toml:"dnssec_trust"`
+	// MTASTS: look up and honour recipients' MTA-STS policies (RFC 8461).
+	MTASTS bool `toml:"mta_sts"`
 }
 
 type Queue struct {
@@ -316,6 +328,7 @@ func Default() *Config {
 			MaxAge:         Duration{5 * 24 * time.Hour},
 			MailHostTLS:    "opportunistic",
 			TLSRequiredNo:  "ignore",
+			MTASTS:         true,
 		},
 		Queue: Queue{
 			KeepDelivered: Duration{7 * 24 * time.Hour},
@@ -546,6 +559,9 @@ func (c *Config) validate() error {
 			return c.errf("outbound.ca_file", "%v", err)
 		}
 	}
+	if _, err := tlspolicy.ParseDomainList(c.Outbound.RequireTLSDomains); err != nil {
+		return c.errf("outbound.require_tls_domains", "%v", err)
+	}
 	switch c.Outbound.MailHostTLS {
 	case "opportunistic", "none", "required":
 	default:
@@ -709,7 +725,10 @@ func (c *Config) validate() error {
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
 	}
-	return c.validateTLSRPT()
+	if err := c.validateTLSRPT(); err != nil {
+		return err
+	}
+	return c.validateSMIME()
 }
 
 // IsOrgDomain reports whether domain (lower case) is one of the org's.

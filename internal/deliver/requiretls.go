@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"sealpost/internal/queue"
+	"sealpost/internal/tlspolicy"
 )
 
 // REQUIRETLS (RFC 8689) lets a sender ask that a message travel only over
@@ -52,13 +53,20 @@ func (t *Transport) TLSWaived(d *queue.Delivery) bool {
 	return honour && d.TLSRequiredNo && !d.RequireTLS && !d.SMTPRequireTLS
 }
 
+// waivesPolicy: under TLSWaived, a receiver's published policy (DANE,
+// MTA-STS) is delivered to as opportunistic TLS; the operator's
+// require-TLS list (mode "required") is our policy and is never waived.
+func (t *Transport) waivesPolicy(d *queue.Delivery, hp *tlspolicy.HostPolicy) bool {
+	return t.TLSWaived(d) && (hp.Mode == tlspolicy.ModeDANE || hp.Mode == tlspolicy.ModeMTASTS)
+}
+
 // requireTLSCheck is step 2: a verified session whose EHLO lacks
 // REQUIRETLS cannot take a REQUIRETLS message.
 func requireTLSCheck(d *queue.Delivery, host string, pc *pooledConn) *hostError {
 	if !d.SMTPRequireTLS {
 		return nil
 	}
-	if pc.tlsInfo == nil || !pc.tlsInfo.Verified {
+	if pc.tlsInfo == nil || !pc.tlsInfo.Verified && !strings.HasPrefix(pc.tlsInfo.Chain, "dane") {
 		// Cannot happen in TLSVerified mode; fail closed if it does.
 		return &hostError{text: "451 4.7.5 " + host + ": TLS not verified; REQUIRETLS needs verified TLS"}
 	}

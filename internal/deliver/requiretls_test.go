@@ -15,7 +15,6 @@ import (
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
 	"sealpost/internal/testutil"
-	"sealpost/internal/tlsrpt"
 )
 
 const testMsg = "From: a@b.example\r\nSubject: t\r\n\r\nhello\r\n"
@@ -279,51 +278,5 @@ func TestSTARTTLSStripping(t *testing.T) {
 	direct := testTransport(t, sink.Addr, TLSOpportunistic, roots)
 	if att := direct.Deliver(context.Background(), delivery(true, true)); !att.Rcpts[0].OK {
 		t.Fatalf("direct: %+v", att.Rcpts[0])
-	}
-}
-
-// TestTLSRPTSessionResults: each new session with an MX host yields one
-// TLS-RPT result of the right type (RFC 8460 §4.3), with the addresses a
-// failure report needs.
-func TestTLSRPTSessionResults(t *testing.T) {
-	t.Parallel()
-	tlsSink, ca := testutil.NewRequireTLSSink(t)
-	plain := testutil.NewSink(t)
-	broken, _ := brokenTLSServer(t)
-	proxy := strippingProxy(t, tlsSink.Addr)
-	roots := caPool(t, ca)
-	for _, c := range []struct {
-		name, host, mode string
-		roots            *x509.CertPool
-		requireTLS       bool
-		want             string
-	}{
-		{"TLS", tlsSink.Addr, TLSOpportunistic, roots, false, tlsrpt.ResultSuccess},
-		{"no STARTTLS, opportunistic", plain.Addr, TLSOpportunistic, roots, false, tlsrpt.ResultSTARTTLSNotSupported},
-		{"stripped, required", proxy, TLSOpportunistic, roots, true, tlsrpt.ResultSTARTTLSNotSupported},
-		{"broken handshake, fell back", broken, TLSOpportunistic, roots, false, tlsrpt.ResultValidationFailure},
-		{"untrusted certificate", tlsSink.Addr, TLSOpportunistic, x509.NewCertPool(), true, tlsrpt.ResultCertificateNotTrusted},
-	} {
-		var got []tlsrpt.Result
-		tr := testTransport(t, "", c.mode, c.roots)
-		tr.TLSResult = func(r tlsrpt.Result) { got = append(got, r) }
-		d := delivery(c.requireTLS, false)
-		d.Domain = "Company-Y.example"
-		tr.deliverHosts(context.Background(), d, []string{c.host})
-		if len(got) != 1 || got[0].ResultType != c.want || got[0].PolicyDomain != "company-y.example" || got[0].MXHost != "127.0.0.1" {
-			t.Errorf("%s: %+v, want one %s", c.name, got, c.want)
-			continue
-		}
-		if c.want != tlsrpt.ResultSuccess && (got[0].SendingMTAIP != "127.0.0.1" || got[0].ReceivingIP != "127.0.0.1") {
-			t.Errorf("%s: addresses %q %q", c.name, got[0].SendingMTAIP, got[0].ReceivingIP)
-		}
-	}
-	// A fixed host (smarthost, mail host) is no policy domain: no result.
-	var got []tlsrpt.Result
-	tr := testTransport(t, tlsSink.Addr, TLSOpportunistic, roots)
-	tr.TLSResult = func(r tlsrpt.Result) { got = append(got, r) }
-	tr.Deliver(context.Background(), delivery(false, false))
-	if len(got) != 0 {
-		t.Fatalf("results for a fixed host: %+v", got)
 	}
 }

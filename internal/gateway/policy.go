@@ -14,14 +14,16 @@ import (
 )
 
 // available says which policy actions this gateway carries out:
-// recipient-key encryption is not built yet, and the portal can be
+// OpenPGP encryption is not built yet, S/MIME and the portal can be
 // switched off. The policy falls back to the portal, or to hold, never to
 // plain delivery.
 func available(cfg *config.Config) func(policy.Action) bool {
 	return func(a policy.Action) bool {
 		switch a {
-		case policy.EncryptPGP, policy.EncryptSMIME:
+		case policy.EncryptPGP:
 			return false
+		case policy.EncryptSMIME:
+			return cfg.SMIME.Enabled
 		case policy.Portal:
 			return cfg.Portal.Enabled
 		}

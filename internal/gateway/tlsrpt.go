@@ -288,3 +288,57 @@ func (g *Gateway) SendTLSReports(ctx context.Context, day time.Time) (int, error
 	}
 	return g.tlsReport.send(ctx, day)
 }
+
+// tlsrptTransport counts, for TLS-RPT, the TLS outcome of every MX session
+// an outbound attempt made or refused (Attempt.Sessions, which the TLS
+// policy fills): a pooled session counts once per delivery that used it.
+type tlsrptTransport struct {
+	queue.Transport
+	g *Gateway
+}
+
+func (t tlsrptTransport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
+	att := t.Transport.Deliver(ctx, d)
+	if t.g.tlsReport != nil {
+		for _, s := range att.Sessions {
+			if r, ok := sessionResult(s); ok {
+				t.g.tlsReport.record(r)
+			}
+		}
+	}
+	return att
+}
+
+// sessionResult is one session's TLS-RPT result: a failure when the policy
+// evidence names one (RFC 8460 §4.3 types), a success when TLS was made
+// without one; nothing for a host that was never reached over TLS for
+// other reasons (DNS, connection refused), which is no TLS result.
+func sessionResult(s *queue.TLSInfo) (tlsrpt.Result, bool) {
+	if s == nil || s.PolicyDomain == "" {
+		return tlsrpt.Result{}, false
+	}
+	r := tlsrpt.Result{PolicyType: tlsrpt.PolicyNotFound, PolicyDomain: strings.ToLower(s.PolicyDomain), MXHost: s.Host}
+	switch s.Mode {
+	case "dane":
+		r.PolicyType, r.PolicyStrings = tlsrpt.PolicyTLSA, s.PolicyStrings
+		if s.Host != "" {
+			r.PolicyDomain = strings.ToLower(s.Host) // §4.4: the TLSA base domain
+		}
+	case "mta-sts":
+		r.PolicyType, r.PolicyStrings = tlsrpt.PolicySTS, s.PolicyStrings
+		for _, l := range s.PolicyStrings {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "mx" {
+				r.PolicyMXHosts = append(r.PolicyMXHosts, strings.TrimSpace(v))
+			}
+		}
+	}
+	switch {
+	case s.Failure != "":
+		r.ResultType = s.Failure
+	case s.Version != "":
+		r.ResultType = tlsrpt.ResultSuccess
+	default:
+		return tlsrpt.Result{}, false
+	}
+	return r, true
+}

@@ -18,6 +18,7 @@ import (
 	moxtlsrpt "github.com/mjl-/mox/tlsrpt"
 
 	"sealpost/internal/config"
+	"sealpost/internal/queue"
 	"sealpost/internal/testutil"
 	"sealpost/internal/tlsrpt"
 )
@@ -139,5 +140,28 @@ func TestTLSRPTReportsSent(t *testing.T) {
 	e.gw.cfg.Store(&cfg)
 	if n, _ := e.gw.SendTLSReports(context.Background(), clock); n != 1 {
 		t.Fatalf("cap 1: sent %d", n)
+	}
+}
+
+// TestSessionResult: the TLS policy's evidence of a session becomes the
+// TLS-RPT result: policy type from the mode, failure type as recorded, a
+// success only where TLS was made, nothing for a host never reached.
+func TestSessionResult(t *testing.T) {
+	test := func(s *queue.TLSInfo, wantOK bool, wantType, wantResult, wantDomain string) {
+		t.Helper()
+		r, ok := sessionResult(s)
+		if ok != wantOK || ok && (r.PolicyType != wantType || r.ResultType != wantResult || r.PolicyDomain != wantDomain) {
+			t.Errorf("%+v: %+v %v, want %s %s %s", s, r, ok, wantType, wantResult, wantDomain)
+		}
+	}
+	test(&queue.TLSInfo{Mode: "mta-sts", PolicyDomain: "Company-Y.example", Host: "mx1.company-y.example", Version: "TLS 1.3",
+		PolicyStrings: []string{"version: STSv1", "mode: enforce", "mx: *.company-y.example"}}, true, tlsrpt.PolicySTS, tlsrpt.ResultSuccess, "company-y.example")
+	test(&queue.TLSInfo{Mode: "dane", PolicyDomain: "company-y.example", Host: "mx1.company-y.example", Failure: "tlsa-invalid"}, true, tlsrpt.PolicyTLSA, "tlsa-invalid", "mx1.company-y.example")
+	test(&queue.TLSInfo{Mode: "opportunistic", PolicyDomain: "x.example", Host: "mx.x.example", Failure: "starttls-not-supported"}, true, tlsrpt.PolicyNotFound, "starttls-not-supported", "x.example")
+	test(&queue.TLSInfo{Mode: "mta-sts", PolicyDomain: "x.example", Host: "mx.x.example"}, false, "", "", "")
+	test(&queue.TLSInfo{Version: "TLS 1.3"}, false, "", "", "")
+	r, _ := sessionResult(&queue.TLSInfo{Mode: "mta-sts", PolicyDomain: "c.example", Version: "TLS 1.3", PolicyStrings: []string{"version: STSv1", "mx: a.c.example", "mx: *.c.example"}})
+	if strings.Join(r.PolicyMXHosts, ",") != "a.c.example,*.c.example" {
+		t.Errorf("mx-host %v", r.PolicyMXHosts)
 	}
 }

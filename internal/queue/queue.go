@@ -69,6 +69,7 @@ const (
 	RouteMailHost = "mailhost" // the organisation's own mail host
 	RouteOutbound = "outbound" // the internet (MX) or the smarthost
 	RoutePortal   = "portal"   // sealed into the secure portal
+	RouteSMIME    = "smime"    // encrypted to S/MIME certificates, then outbound
 )
 
 // Delivery is one attempt to hand a message to one next hop for some of its
@@ -108,6 +109,10 @@ type Attempt struct {
 	// TLSInfo is the evidence of the TLS used, for the audit log (nil:
 	// none, or a transport that is not SMTP).
 	TLSInfo *TLSInfo
+	// Sessions has the policy evidence of every MX host tried or skipped
+	// in this attempt, in order (the last is TLSInfo): TLS-RPT (RFC 8460)
+	// counts successes and failures per host. Nil without a TLS policy.
+	Sessions []*TLSInfo
 }
 
 // TLSInfo is what the audit log keeps of a TLS session with the next hop.
@@ -117,6 +122,24 @@ type TLSInfo struct {
 	// host (checked even when the delivery did not require it).
 	Verified       bool
 	PeerCertSHA256 string // hex, of the leaf certificate
+
+	// The outbound TLS policy behind the attempt (internal/tlspolicy), ""
+	// for a fixed next hop (mail host, smarthost) where none is evaluated.
+	Mode         string // dane | mta-sts | required | opportunistic
+	Why          string // why that mode: DANE records, MTA-STS id, list entry
+	Host         string // the MX host name the policy was checked against
+	PolicyDomain string // RFC 8460 §4.4 policy-domain
+	PolicyID     string // MTA-STS policy id, "" when none
+	PolicyMode   string // MTA-STS enforce | testing
+	Chain        string // dane-ee | dane-ta | webpki | unverified
+	TLSA         string // the DANE record that matched, "3 1 1"
+	// Failure is the RFC 8460 §4.3 result type of what went wrong
+	// (starttls-not-supported, tlsa-invalid, certificate-host-mismatch, ...),
+	// "" when nothing did; TLS-RPT counts attempts by it.
+	Failure string
+	// PolicyStrings is RFC 8460 §4.4's policy-string: the MTA-STS policy's
+	// lines or the TLSA records in presentation form. Not audited.
+	PolicyStrings []string
 }
 
 // Transport delivers messages on one route.
@@ -247,6 +270,9 @@ const (
 	ActionPortal     = "portal"      // sealed into the portal (route portal)
 )
 
+// ActionSMIME: encrypted to the recipient's S/MIME certificate (route smime).
+const ActionSMIME = "encrypt-smime"
+
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
 	Status string // "queued", "held" or "quarantined"
@@ -280,6 +306,9 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			sr.Action, sr.Then = p.Action, p.Then
 			if p.Action == ActionPortal {
 				sr.Route = RoutePortal
+			}
+			if p.Action == ActionSMIME && sr.Route == RouteOutbound {
+				sr.Route = RouteSMIME
 			}
 			if p.Status == "held" || p.Status == "quarantined" {
 				sr.Status, sr.NextAttempt = p.Status, time.Time{}
@@ -380,7 +409,7 @@ func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int
 	idx := map[string]int{}
 	for _, r := range rcpts {
 		domain := ""
-		if r.Route == RouteOutbound {
+		if r.Route == RouteOutbound || r.Route == RouteSMIME {
 			domain = strings.ToLower(domainOf(r.Rcpt))
 		}
 		key := r.Route + "\x00" + domain + "\x00" + r.Action
@@ -599,12 +628,12 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		case r.Permanent:
 			res.Status = "failed"
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "failed").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, TLS: tlsSummary(att.TLSInfo)})
 		case now.Sub(j.msg.ReceivedAt) >= q.opt.MaxAge:
 			res.Status = "failed"
 			res.Error = "expired after " + q.opt.MaxAge.String() + ": " + r.Text
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "expired").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true, TLS: tlsSummary(att.TLSInfo)})
 		default:
 			res.Status = "queued"
 			res.NextAttempt = now.Add(q.backoff(j.tries[rcpt]))

@@ -1,11 +1,9 @@
 package smtpd
 
-import "sealpost/internal/store"
-
 // requireTLSParam checks MAIL FROM's REQUIRETLS parameter (RFC 8689 §4.1):
 // it has no value and is refused outside a TLS session, where it is not
-// offered (RFC 5321 §4.1.1.11 would make it 555; RFC 8689 §4.1 asks for a
-// TLS session, so the reply names what is missing).
+// offered (RFC 5321 §4.1.1.11 would make it 555; RFC 8689 asks for a TLS
+// session, so the reply names what is missing).
 func (c *conn) requireTLSParam(value string) *Reply {
 	if !c.tls {
 		return reply(530, "5.7.10", "REQUIRETLS needs a TLS session; say STARTTLS first")
@@ -14,17 +12,4 @@ func (c *conn) requireTLSParam(value string) *Reply {
 		return reply(501, "5.5.4", "REQUIRETLS takes no value")
 	}
 	return nil
-}
-
-// tlsRequest is what the queue keeps of the sender's TLS request. RFC 8689
-// §5: with REQUIRETLS on MAIL FROM, a "TLS-Required: No" header field is
-// ignored.
-func tlsRequest(requireTLS, tlsRequiredNo bool) string {
-	switch {
-	case requireTLS:
-		return store.TLSRequestRequire
-	case tlsRequiredNo:
-		return store.TLSRequestOptional
-	}
-	return ""
 }
