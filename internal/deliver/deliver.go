@@ -166,7 +166,7 @@ func (t *Transport) deliverHosts(ctx context.Context, d *queue.Delivery, hosts [
 		if ctx.Err() != nil {
 			return failAll("451 4.4.2 delivery interrupted", false)
 		}
-		res, herr := t.tryHost(ctx, host, nil, d, sig)
+		res, herr := t.tryHost(ctx, host, nil, false, d, sig)
 		if herr == nil {
 			return res
 		}
@@ -225,7 +225,8 @@ func isReply(err error) bool {
 // tryHost runs one transaction with host. A hostError means the host could
 // not be used at all (try the next one); otherwise the attempt is final for
 // this delivery.
-func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.HostPolicy, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
+// waive: the sender's TLS-Required: No lowers hp's policy (waivesPolicy).
+func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.HostPolicy, waive bool, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
 	mode := t.deliveryMode(d)
 	key := host + "|" + mode
 	if hp != nil {
@@ -233,7 +234,7 @@ func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.Host
 		// (issue 14): never reuse a session across policies or domains.
 		mode = policyMode(hp)
 		key = host + "|" + hp.Host + "|" + hp.Key()
-		if t.waivesPolicy(d, hp) {
+		if waive {
 			mode, key = TLSOpportunistic, key+"|tls-required-no"
 		}
 	}

@@ -103,7 +103,7 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 				return failAll("451 4.4.2 delivery interrupted", false, lastInfo)
 			}
 			addr := net.JoinHostPort(ip.String(), t.Port)
-			res, herr := t.tryHost(ctx, addr, hp, d, sig)
+			res, herr := t.tryHost(ctx, addr, hp, t.waivesPolicy(d, plan, hp), d, sig)
 			tried++
 			if herr != nil && herr.noRequireTLS {
 				lacking++

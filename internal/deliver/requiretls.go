@@ -54,10 +54,11 @@ func (t *Transport) TLSWaived(d *queue.Delivery) bool {
 }
 
 // waivesPolicy: under TLSWaived, a receiver's published policy (DANE,
-// MTA-STS) is delivered to as opportunistic TLS; the operator's
-// require-TLS list (mode "required") is our policy and is never waived.
-func (t *Transport) waivesPolicy(d *queue.Delivery, hp *tlspolicy.HostPolicy) bool {
-	return t.TLSWaived(d) && (hp.Mode == tlspolicy.ModeDANE || hp.Mode == tlspolicy.ModeMTASTS)
+// MTA-STS) is delivered to as opportunistic TLS; a domain on the
+// operator's require-TLS list is our policy and is never waived, whatever
+// the receiver publishes besides.
+func (t *Transport) waivesPolicy(d *queue.Delivery, plan *tlspolicy.Result, hp *tlspolicy.HostPolicy) bool {
+	return t.TLSWaived(d) && plan.ListEntry == "" && (hp.Mode == tlspolicy.ModeDANE || hp.Mode == tlspolicy.ModeMTASTS)
 }
 
 // requireTLSCheck is step 2: a verified session whose EHLO lacks

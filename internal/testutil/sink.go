@@ -66,9 +66,7 @@ func NewTLSSink(t testing.TB) (s *Sink, caFile string) {
 func NewRequireTLSSink(t testing.TB) (s *Sink, caFile string) {
 	t.Helper()
 	tc, caFile := sinkTLSConfig(t)
-	s = newSink(t, tc)
-	s.srv.EnableREQUIRETLS = true
-	return s, caFile
+	return newSinkOpts(t, tc, true), caFile
 }
 
 // sinkTLSConfig is a server TLS configuration with a certificate for
@@ -101,7 +99,11 @@ func sinkTLSConfig(t testing.TB) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile
 }
 
-func newSink(t testing.TB, tc *tls.Config) *Sink {
+func newSink(t testing.TB, tc *tls.Config) *Sink { return newSinkOpts(t, tc, false) }
+
+// newSinkOpts starts a sink; requireTLS makes it offer REQUIRETLS after
+// STARTTLS (set before it serves, so no session sees it change).
+func newSinkOpts(t testing.TB, tc *tls.Config, requireTLS bool) *Sink {
 	t.Helper()
 	s := &Sink{}
 	s.cond = sync.NewCond(&s.mu)
@@ -111,6 +113,7 @@ func newSink(t testing.TB, tc *tls.Config) *Sink {
 	s.srv.WriteTimeout = 10 * time.Second
 	s.srv.AllowInsecureAuth = true
 	s.srv.TLSConfig = tc
+	s.srv.EnableREQUIRETLS = requireTLS
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -235,3 +238,10 @@ func Header(msg []byte, name string) string {
 
 // ErrTemp is a temporary failure for Sink.Rcpt.
 var ErrTemp = errors.New("temporary")
+
+// NewSinkTLSRequireTLS is NewSinkTLS with REQUIRETLS (RFC 8689) offered
+// after STARTTLS.
+func NewSinkTLSRequireTLS(t testing.TB, cert *tls.Certificate) *Sink {
+	t.Helper()
+	return newSinkOpts(t, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, true)
+}
