@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
 	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
+	$(GO) test -run XXX -fuzz FuzzRef -fuzztime $(FUZZTIME) ./internal/blob/
 	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/cms/
 	$(GO) test -run XXX -fuzz FuzzDecryptMessage -fuzztime $(FUZZTIME) ./internal/smime/
 	$(GO) test -run XXX -fuzz FuzzParseCertificates -fuzztime $(FUZZTIME) ./internal/smime/
