@@ -45,6 +45,7 @@ type Config struct {
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
 	Inbound  Inbound  `toml:"inbound"`
+	TLSRPT   TLSRPT   `toml:"tlsrpt"`
 	SMIME    SMIME    `toml:"smime"`
 
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
@@ -91,6 +92,10 @@ type Outbound struct {
 	Resolver       string   `toml:"resolver"`
 	MailHostTLS    string   `toml:"mail_host_tls"`
 	CAFile         string   `toml:"ca_file"`
+	// TLSRequiredNo is what a message's "TLS-Required: No" header (RFC
+	// 8689 §5) does: "ignore" (default) or "honour" (it may lower the
+	// receiver's MTA-STS/DANE requirement, never our require-tls).
+	TLSRequiredNo string `toml:"tls_required_no"`
 	// RequireTLSDomains: recipient domains that get mail only over
 	// WebPKI-verified TLS ("*.gov.uk", "nhs.net", "!exception.gov.uk").
 	RequireTLSDomains []string `toml:"require_tls_domains"`
@@ -295,6 +300,7 @@ func FormatDuration(d time.Duration) string {
 // Default returns the configuration used when a key is not set.
 func Default() *Config {
 	return &Config{
+		TLSRPT:  defaultTLSRPT(),
 		DataDir: "/var/lib/sealpost",
 		Org: Org{
 			Name:              "Example Council",
@@ -322,6 +328,7 @@ func Default() *Config {
 			RetryMax:       Duration{4 * time.Hour},
 			MaxAge:         Duration{5 * 24 * time.Hour},
 			MailHostTLS:    "opportunistic",
+			TLSRequiredNo:  "ignore",
 			MTASTS:         true,
 		},
 		Queue: Queue{
@@ -561,6 +568,11 @@ func (c *Config) validate() error {
 	default:
 		return c.errf("outbound.mail_host_tls", "%q: want opportunistic, required or none", c.Outbound.MailHostTLS)
 	}
+	switch c.Outbound.TLSRequiredNo {
+	case "ignore", "honour":
+	default:
+		return c.errf("outbound.tls_required_no", "%q: want ignore or honour", c.Outbound.TLSRequiredNo)
+	}
 	switch c.DKIM.Algorithm {
 	case "rsa-2048", "rsa-3072", "ed25519", "rsa-2048+ed25519", "off":
 	default:
@@ -716,6 +728,9 @@ func (c *Config) validate() error {
 	case "json", "text":
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
+	}
+	if err := c.validateTLSRPT(); err != nil {
+		return err
 	}
 	return c.validateSMIME()
 }

@@ -97,6 +97,12 @@ mta_sts = true
 # certificate that verifies for the host, against the system's CAs and
 # those in this PEM file (empty: the system's only).
 ca_file = ""
+# A message with the header "TLS-Required: No" (RFC 8689 §5) asks to be
+# delivered even where the receiver's MTA-STS or DANE policy would refuse
+# the session. "ignore" (default): such policies hold for every message.
+# "honour": the header lowers them; mail our policy sends with
+# require-tls, and REQUIRETLS mail, stay protected either way.
+tls_required_no = "ignore"
 
 [queue]
 # How long finished messages stay listed (queue show, trace).
@@ -293,6 +299,24 @@ impersonation = "tag"
 # sending source in the console (Reports from others). The mail is
 # delivered as usual.
 report_addresses = []
+[tlsrpt]
+# TLS-RPT (RFC 8460) reports we send: once a day, at a random hour after
+# midnight UTC, each domain we delivered to that publishes a _smtp._tls
+# record gets one gzip JSON report of the day before (TLS successes and
+# failures per policy), by mail or HTTPS POST as its record asks.
+send = false
+# The report's organization-name (empty: org.name) and contact-info
+# (empty: postmaster@ the first org domain).
+organization = ""
+contact = ""
+# From of report mail (empty: tlsrpt-noreply@ the first org domain); it
+# must be in an org domain, so that the report is DKIM-signed.
+from = ""
+# At most this many reports a day, each at most this many bytes compressed.
+max_reports = 1000
+max_report_bytes = 1048576
+# A report address that bounced gets no report for this long.
+suppress_for = "7d"
 
 [smime]
 # Encryption to recipients' S/MIME certificates (policy action

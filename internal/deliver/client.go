@@ -179,8 +179,11 @@ type rcptReply struct {
 // send runs one mail transaction. It returns the reply per recipient and
 // the reply to the end of data (for the accepted recipients). A non-reply
 // error means the session is unusable.
-func (c *client) send(from string, rcpts []string, prefix string, body io.Reader, size int64) ([]rcptReply, error) {
+func (c *client) send(from string, requireTLS bool, rcpts []string, prefix string, body io.Reader, size int64) ([]rcptReply, error) {
 	mail := "MAIL FROM:<" + from + ">"
+	if requireTLS {
+		mail += " REQUIRETLS" // RFC 8689 §4.2.1: passed on to every hop
+	}
 	if c.has("8BITMIME") {
 		mail += " BODY=8BITMIME"
 	}

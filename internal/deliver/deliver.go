@@ -82,6 +82,10 @@ type Transport struct {
 	Policy *tlspolicy.Evaluator
 	// DialContext replaces the network dialer (tests map names to loopback).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// HonourTLSRequiredNo lets a message's "TLS-Required: No" (RFC 8689
+	// §5) lower the TLS the receiver's published policy asks for
+	// (outbound.tls_required_no = "honour"); see TLSWaived.
+	HonourTLSRequiredNo bool
 }
 
 // hostError is a failure to get a usable session with one host.
@@ -92,6 +96,9 @@ type hostError struct {
 	// info is the policy evidence of the failed session (what the
 	// handshake showed), nil when there was none.
 	info *queue.TLSInfo
+	// noRequireTLS: verified TLS, but no REQUIRETLS in the EHLO after
+	// STARTTLS (RFC 8689 §4.2.1 step 5).
+	noRequireTLS bool
 }
 
 func (t *Transport) hosts(ctx context.Context, domain string) ([]string, *hostError) {
@@ -140,23 +147,42 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attemp
 	if herr != nil {
 		return failAll(herr.text, herr.permanent)
 	}
+	return t.deliverHosts(ctx, d, hosts)
+}
+
+// deliverHosts tries hosts in order until one takes the transaction.
+func (t *Transport) deliverHosts(ctx context.Context, d *queue.Delivery, hosts []string) queue.Attempt {
+	att := queue.Attempt{Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
+	failAll := func(text string, permanent bool) queue.Attempt {
+		for i := range att.Rcpts {
+			att.Rcpts[i] = queue.RcptResult{Text: text, Permanent: permanent}
+		}
+		return att
+	}
 	sig := t.Signature(ctx, d)
 	last := &hostError{text: "451 4.4.0 no host could be reached"}
+	lacking := 0 // hosts without REQUIRETLS
 	for _, host := range hosts {
 		if ctx.Err() != nil {
 			return failAll("451 4.4.2 delivery interrupted", false)
 		}
-		res, herr := t.tryHost(ctx, host, nil, d, sig)
+		res, herr := t.tryHost(ctx, host, nil, false, d, sig)
 		if herr == nil {
 			return res
 		}
 		last = herr
+		if herr.noRequireTLS {
+			lacking++
+		}
 		t.Log.Info("next hop unusable", "msgid", d.Msg.ID, "host", host, "err", herr.text)
 		if herr.permanent {
 			break
 		}
 	}
 	att.Relay = hosts[len(hosts)-1]
+	if lacking == len(hosts) {
+		return failAll(requireTLSBounce(hosts), true)
+	}
 	return failAll(last.text, last.permanent)
 }
 
@@ -199,21 +225,26 @@ func isReply(err error) bool {
 // tryHost runs one transaction with host. A hostError means the host could
 // not be used at all (try the next one); otherwise the attempt is final for
 // this delivery.
-func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.HostPolicy, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
-	mode := t.TLSMode
-	if d.RequireTLS {
-		mode = TLSVerified
-	}
+// waive: the sender's TLS-Required: No lowers hp's policy (waivesPolicy).
+func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.HostPolicy, waive bool, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
+	mode := t.deliveryMode(d)
 	key := host + "|" + mode
 	if hp != nil {
 		// The pool is keyed by the policy that verified the session
 		// (issue 14): never reuse a session across policies or domains.
 		mode = policyMode(hp)
 		key = host + "|" + hp.Host + "|" + hp.Key()
+		if waive {
+			mode, key = TLSOpportunistic, key+"|tls-required-no"
+		}
 	}
 	for {
 		pc, fresh, herr := t.conn(ctx, host, key, mode, hp)
 		if herr != nil {
+			return queue.Attempt{}, herr
+		}
+		if herr := requireTLSCheck(d, host, pc); herr != nil {
+			t.Pool.put(key, pc) // the session is fine for other mail
 			return queue.Attempt{}, herr
 		}
 		att, reusable, stale := t.transaction(pc, d, sig, fresh)
@@ -236,7 +267,7 @@ func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.Host
 
 func (t *Transport) transaction(pc *pooledConn, d *queue.Delivery, sig string, fresh bool) (att queue.Attempt, reusable, stale bool) {
 	att.Rcpts = make([]queue.RcptResult, len(d.Rcpts))
-	replies, err := pc.c.send(d.Msg.MailFrom, d.Rcpts, sig, io.NewSectionReader(d.Body, 0, d.Size), d.Size+int64(len(sig)))
+	replies, err := pc.c.send(d.Msg.MailFrom, d.SMTPRequireTLS, d.Rcpts, sig, io.NewSectionReader(d.Body, 0, d.Size), d.Size+int64(len(sig)))
 	if err != nil {
 		if !isReply(err) && !fresh && replies == nil {
 			// The first write on an idle pooled session failed: the server

@@ -63,7 +63,8 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 		att.TLSInfo = info
 		return att
 	}
-	plan := t.Policy.Plan(ctx, d.Domain, d.RequireTLS)
+	// REQUIRETLS (RFC 8689 §4.2.1) needs verified TLS like require-tls.
+	plan := t.Policy.Plan(ctx, d.Domain, d.RequireTLS || d.SMTPRequireTLS)
 	if plan.Fail != "" {
 		var hp *tlspolicy.HostPolicy
 		if len(plan.Hosts) > 0 {
@@ -78,6 +79,7 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 	last := &hostError{text: "451 4.4.0 no host could be reached"}
 	var lastInfo *queue.TLSInfo
 	var sessions []*queue.TLSInfo
+	tried, lacking := 0, 0 // sessions made; of those, without REQUIRETLS
 	for i := range plan.Hosts {
 		hp := &plan.Hosts[i]
 		if !hp.Allowed || hp.Defer != "" {
@@ -101,7 +103,11 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 				return failAll("451 4.4.2 delivery interrupted", false, lastInfo)
 			}
 			addr := net.JoinHostPort(ip.String(), t.Port)
-			res, herr := t.tryHost(ctx, addr, hp, d, sig)
+			res, herr := t.tryHost(ctx, addr, hp, t.waivesPolicy(d, plan, hp), d, sig)
+			tried++
+			if herr != nil && herr.noRequireTLS {
+				lacking++
+			}
 			if herr == nil {
 				fillEvidence(res.TLSInfo, plan, hp)
 				if res.TLSInfo == nil {
@@ -124,6 +130,13 @@ func (t *Transport) deliverPlanned(ctx context.Context, d *queue.Delivery) queue
 		}
 	}
 	att.Sessions = sessions
+	if tried > 0 && lacking == tried && len(plan.Hosts) > 0 && allContacted(plan.Hosts) {
+		var names []string
+		for _, h := range plan.Hosts {
+			names = append(names, h.Host)
+		}
+		return failAll(requireTLSBounce(names), true, lastInfo)
+	}
 	return failAll(last.text, last.permanent, lastInfo)
 }
 
@@ -194,4 +207,15 @@ func (t *Transport) dialPolicy(conn net.Conn, addr, tlsMode string, hp *tlspolic
 func checkInfo(c tlspolicy.Check) *queue.TLSInfo {
 	return &queue.TLSInfo{Version: c.Version, Cipher: c.Cipher, Verified: c.Verified, PeerCertSHA256: c.PeerCertSHA256,
 		Chain: c.Chain, TLSA: c.TLSA, Failure: c.Failure}
+}
+
+// allContacted: every MX host of the plan was allowed and not deferred, so
+// a REQUIRETLS bounce speaks for all of them.
+func allContacted(hosts []tlspolicy.HostPolicy) bool {
+	for _, h := range hosts {
+		if !h.Allowed || h.Defer != "" {
+			return false
+		}
+	}
+	return true
 }

@@ -638,8 +638,18 @@ func foldedMIME(h textproto.MIMEHeader) bool {
 		for _, v := range vs {
 			if len(v) > 12 && strings.Contains(strings.ToLower(v), "content-") {
 				l := strings.ToLower(v)
-				if strings.Contains(l, "content-type:") || strings.Contains(l, "content-transfer-encoding:") || strings.Contains(l, "content-disposition:") {
-					return true
+				for _, f := range [...]struct{ name, key string }{{"content-type:", "Content-Type"},
+					{"content-transfer-encoding:", "Content-Transfer-Encoding"}, {"content-disposition:", "Content-Disposition"}} {
+					for rest := l; ; {
+						i := strings.Index(rest, f.name)
+						if i < 0 {
+							break
+						}
+						rest = rest[i+len(f.name):]
+						if mime.LooksLikeMIMEField(f.key, rest) {
+							return true
+						}
+					}
 				}
 			}
 		}

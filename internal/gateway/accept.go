@@ -86,6 +86,8 @@ type session struct {
 	sendAs []string // the addresses the login may use (MAIL FROM, header From)
 	from   string
 	rcpts  []string
+	// requireTLS: MAIL FROM carried REQUIRETLS (RFC 8689 §4.1).
+	requireTLS bool
 }
 
 // authSession is an outbound session: it offers AUTH.
@@ -166,7 +168,7 @@ func (s *authSession) Auth(user, pass string) *smtpd.Reply {
 	return nil
 }
 
-func (s *session) Mail(from string, _ smtpd.MailOptions) *smtpd.Reply {
+func (s *session) Mail(from string, opts smtpd.MailOptions) *smtpd.Reply {
 	if s.refused != nil {
 		return s.refused
 	}
@@ -184,9 +186,9 @@ func (s *session) Mail(from string, _ smtpd.MailOptions) *smtpd.Reply {
 		s.reject("foreign_sender")
 		return smtpd.ReplyForeignSender
 	}
-	s.from, s.rcpts = from, s.rcpts[:0]
+	s.from, s.rcpts, s.requireTLS = from, s.rcpts[:0], opts.RequireTLS
 	if r := s.runStage(pipeline.StageSender, ""); r != nil {
-		s.from = ""
+		s.from, s.requireTLS = "", false
 		return r
 	}
 	return nil
@@ -206,7 +208,7 @@ func (s *session) Rcpt(to string) *smtpd.Reply {
 
 // Reset ends the transaction; the connection stage's headers stay.
 func (s *session) Reset() {
-	s.from, s.rcpts = "", s.rcpts[:0]
+	s.from, s.rcpts, s.requireTLS = "", s.rcpts[:0], false
 	s.headers = s.headers[:s.connHeaders]
 }
 
@@ -364,7 +366,8 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
 		RemoteIP: s.c.RemoteIP.String(), Helo: smtpd.SanitizeHelo(s.c.Helo), AuthUser: s.c.AuthUser,
-		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil))}
+		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil)),
+		TLSRequest: tlsRequest(s.requireTLS, hi.TLSRequiredNo)}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -446,4 +449,17 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 	m.AcceptedBytes.WithLabelValues(s.c.Role).Add(float64(w.Size()))
 	log.Info("accepted", "ip", s.c.RemoteIP.String(), "rcpts", len(env.Rcpts), "size", w.Size(), "tls", s.c.TLS != nil, "auth", s.c.AuthUser != "")
 	return smtpd.Accepted(id)
+}
+
+// tlsRequest is what the queue keeps of the sender's TLS request. RFC 8689
+// §5: with REQUIRETLS on MAIL FROM, a "TLS-Required: No" header field is
+// ignored.
+func tlsRequest(requireTLS, tlsRequiredNo bool) string {
+	switch {
+	case requireTLS:
+		return store.TLSRequestRequire
+	case tlsRequiredNo:
+		return store.TLSRequestOptional
+	}
+	return ""
 }

@@ -63,6 +63,7 @@ type Gateway struct {
 	linkKey   []byte
 	audit     *auditState
 	bg        sync.WaitGroup
+	tlsReport *tlsReporter
 
 	InboundAddr, OutboundAddr, WebAddr, RedirectAddr net.Addr
 
@@ -233,7 +234,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
-			Log: log, Pool: g.pool, RootCAs: roots,
+			Log: log, Pool: g.pool, RootCAs: roots, HonourTLSRequiredNo: cfg.Outbound.TLSRequiredNo == "honour",
 		}
 		if fixed == "" && tlsPolicy != nil {
 			t.Policy, t.DialContext = tlsPolicy, opt.MXDial
@@ -262,7 +263,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		transports[queue.RouteMailHost] = smtpT(cfg.Org.MailHost, cfg.Outbound.MailHostTLS, false)
 	}
 	if transports[queue.RouteOutbound] == nil {
-		transports[queue.RouteOutbound] = smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true)
+		transports[queue.RouteOutbound] = tlsrptTransport{Transport: smtpT(cfg.Outbound.Smarthost, deliver.TLSOpportunistic, true), g: g}
 	}
 	g.Portal = &portal.Service{Store: g.Store, Recorder: g.audit.recorder, Dir: cfg.Path("portal"), Config: g.Config, Log: log,
 		Limiter: portal.NewIPLimiter(30, 10*time.Minute), Passkeys: portal.NewPasskeys(cfg.Web.PublicURL, cfg.Org.Name)}
@@ -308,6 +309,8 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		KeepDelivered: cfg.Queue.KeepDelivered.Duration,
 	}, g.Store, g.Committer, spool, route, transports, log, g.Metrics)
 	g.Ops = &ops.Service{Queue: g.Queue, Decisions: g.Store, Audit: g.audit.recorder.Record, Metrics: g.Metrics, Log: log}
+	txt, _ := res.(txtResolver)
+	g.tlsReport = newTLSReporter(g.Store, g.Queue, g.Config, txt, roots, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	if err := g.Queue.Start(ctx); err != nil {
@@ -315,7 +318,11 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 	}
 	g.Metrics.Registry.MustRegister(queueDepth(g.Store))
 	g.Metrics.CountDecisions((&report.Running{Store: g.Store}).Totals)
-	g.bg.Add(2)
+	g.bg.Add(3)
+	go func() {
+		defer g.bg.Done()
+		g.tlsReport.run(ctx)
+	}()
 	go func() {
 		defer g.bg.Done()
 		g.expireHolds(ctx)

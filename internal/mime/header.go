@@ -405,7 +405,7 @@ func ReadHeader(b []byte) (textproto.MIMEHeader, int, bool) {
 				}
 				// A folded line that is itself a header ("X-Foo: a\r\n
 				// Content-Type: ..."): some readers take it as one.
-				if k, v, ok := headerLine(bytes.TrimSpace(l)); ok && isMIMEKey(k) {
+				if k, v, ok := headerLine(bytes.TrimSpace(l)); ok && isMIMEKey(k) && LooksLikeMIMEField(k, v) {
 					odd = true
 					h[k] = append(h[k], v)
 				}
@@ -427,6 +427,33 @@ func ReadHeader(b []byte) (textproto.MIMEHeader, int, bool) {
 		}
 	}
 	return h, i, odd
+}
+
+// LooksLikeMIMEField reports whether v reads as the value of MIME field k
+// (canonical key): a media type with a slash, a transfer encoding, a
+// disposition. A folded line "Content-Type: text/html" hidden in another
+// field is a trick some readers fall for; a DKIM signature's list of
+// signed fields folded before "Content-Type:Subject:Date" is not, and
+// must not make every signed message look ambiguous.
+func LooksLikeMIMEField(k, v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	tok := v
+	if i := strings.IndexAny(tok, "; \t"); i >= 0 {
+		tok = tok[:i]
+	}
+	switch k {
+	case "Content-Type":
+		i := strings.IndexByte(tok, '/')
+		return i > 0 && i < len(tok)-1 && !strings.ContainsRune(tok, ':')
+	case "Content-Transfer-Encoding":
+		switch tok {
+		case "7bit", "8bit", "binary", "base64", "quoted-printable":
+			return true
+		}
+	case "Content-Disposition":
+		return tok == "attachment" || tok == "inline" || strings.Contains(v, "filename")
+	}
+	return false
 }
 
 func isMIMEKey(k string) bool {

@@ -56,6 +56,9 @@ type HeaderInfo struct {
 	FromAll  []string
 	FromBad  bool
 	Complete bool
+	// TLSRequiredNo: a "TLS-Required: No" field (RFC 8689 §5; the value
+	// is case-insensitive, and a field with any other value means nothing).
+	TLSRequiredNo bool
 }
 
 func (h *HeaderCapture) Info() HeaderInfo {
@@ -87,6 +90,11 @@ func (h *HeaderCapture) Info() HeaderInfo {
 	if s := hdr.Get("Subject"); s != "" {
 		s = mimex.DecodeHeader(s)
 		hi.Subject = truncate(s, 300)
+	}
+	for _, v := range hdr.Values("Tls-Required") {
+		if strings.EqualFold(strings.TrimSpace(v), "no") {
+			hi.TLSRequiredNo = true
+		}
 	}
 	hi.MessageID = truncate(strings.Trim(strings.TrimSpace(hdr.Get("Message-Id")), "<>"), 300)
 	return hi

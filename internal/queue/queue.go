@@ -84,6 +84,14 @@ type Delivery struct {
 	// RequireTLS: deliver only over TLS with a certificate that verifies
 	// for the host (policy action require-tls); never in clear.
 	RequireTLS bool
+	// SMTPRequireTLS: the sender asked for REQUIRETLS (RFC 8689 §4.2.1):
+	// verified TLS, a next hop that offers REQUIRETLS after STARTTLS, and
+	// the MAIL parameter passed on.
+	SMTPRequireTLS bool
+	// TLSRequiredNo: the message carries "TLS-Required: No" (RFC 8689 §5)
+	// and no REQUIRETLS. Whether it lowers anything is the transport's
+	// choice (outbound.tls_required_no), and never below RequireTLS.
+	TLSRequiredNo bool
 }
 
 // RcptResult is the next hop's answer for one recipient.
@@ -230,6 +238,9 @@ type Envelope struct {
 	HeaderFrom string
 	Subject    string
 	MessageID  string
+	// TLSRequest is the sender's TLS request, store.TLSRequestRequire or
+	// store.TLSRequestOptional, "" for none.
+	TLSRequest string
 
 	// Plan is the policy's plan per recipient; recipients not in it are
 	// delivered as usual.
@@ -285,7 +296,7 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 	msg := &store.Message{
 		ID: env.ID, Direction: env.Direction, MailFrom: env.MailFrom, ReceivedAt: now, Size: w.Size(),
 		RemoteIP: env.RemoteIP, Helo: env.Helo, AuthUser: env.AuthUser, HeaderFrom: env.HeaderFrom,
-		Subject: env.Subject, MessageID: env.MessageID, State: "queued", Spool: loc,
+		Subject: env.Subject, MessageID: env.MessageID, State: "queued", Spool: loc, TLSRequest: env.TLSRequest,
 	}
 	rcpts := make([]store.Recipient, 0, len(env.Rcpts))
 	var waiting []store.Recipient
@@ -588,7 +599,9 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 			}
 		} else {
 			d := &Delivery{Msg: j.msg, Route: j.route, Domain: j.domain, Rcpts: j.rcpts, Body: body, Size: body.Size(),
-				RequireTLS: strings.HasPrefix(j.action, ActionRequireTLS)}
+				RequireTLS:     strings.HasPrefix(j.action, ActionRequireTLS),
+				SMTPRequireTLS: j.msg.TLSRequest == store.TLSRequestRequire,
+				TLSRequiredNo:  j.msg.TLSRequest == store.TLSRequestOptional}
 			if strings.Contains(j.action, ActionSplit) && len(j.rcpts) == 1 {
 				d.Body, d.Size = addressedTo(body, body.Size(), j.rcpts[0])
 			}
@@ -771,6 +784,17 @@ func (q *Queue) Compose(direction, from string, to []string, subject string, wri
 	return &Pending{msg: msg, rcpts: rcpts, durable: durable}, nil
 }
 
+// DirectionTLSReport is the direction of our TLS-RPT report messages.
+const DirectionTLSReport = store.DirectionTLSReport
+
+// AsReport makes a composed message a machine report (TLS-RPT): sent
+// from the null path, so that a failure makes no DSN (RFC 5321 §4.5.5),
+// and with the sender's TLS request (store.TLSRequestOptional for a report
+// that carries "TLS-Required: No").
+func (p *Pending) AsReport(tlsRequest string) {
+	p.msg.MailFrom, p.msg.TLSRequest = "", tlsRequest
+}
+
 // Submit commits a composed message and queues it.
 func (q *Queue) Submit(ctx context.Context, p *Pending) error {
 	ev := generatedEvent(p, "")
@@ -866,6 +890,11 @@ func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.T
 		return nil, err
 	}
 	msg := &store.Message{ID: id, Direction: "dsn", MailFrom: "", ReceivedAt: now, Size: w.Size(), Subject: subject, State: "queued", Spool: loc}
+	if orig.TLSRequest == store.TLSRequestRequire {
+		// RFC 8689 §4.4: the report of a REQUIRETLS message goes back with
+		// REQUIRETLS too (it quotes the original's header fields).
+		msg.TLSRequest = store.TLSRequestRequire
+	}
 	rcpts := []store.Recipient{{Rcpt: orig.MailFrom, Route: q.route(orig.MailFrom), NextAttempt: now, LeaseUntil: now.Add(time.Hour)}}
 	return &Pending{msg: msg, rcpts: rcpts, durable: durable}, nil
 }

@@ -230,6 +230,11 @@ func (c *conn) command(line string) bool {
 				}
 			case "SMTPUTF8":
 				mo.SMTPUTF8 = true
+			case "REQUIRETLS":
+				if r := c.requireTLSParam(v); r != nil {
+					return bad(r)
+				}
+				mo.RequireTLS = true
 			case "AUTH":
 				// RFC 4954 §5: only where AUTH is offered; the value is
 				// ignored (a server may).
@@ -342,6 +347,10 @@ func (c *conn) ehloReply() {
 	}
 	if c.authOffered() && c.info.AuthUser == "" {
 		lines = append(lines, "AUTH PLAIN LOGIN")
+	}
+	if c.tls {
+		// RFC 8689 §4.1: offered only in a TLS session, on both listeners.
+		lines = append(lines, "REQUIRETLS")
 	}
 	for i, l := range lines {
 		sep := "-"

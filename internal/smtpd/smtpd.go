@@ -78,6 +78,9 @@ type MailOptions struct {
 	Size     int64 // SIZE (RFC 1870); 0 when not given
 	Body     string
 	SMTPUTF8 bool
+	// RequireTLS: REQUIRETLS (RFC 8689 §4.1), accepted only in a TLS
+	// session: every onward hop must use verified TLS and offer it.
+	RequireTLS bool
 }
 
 // Backend gives a Session for every connection.

@@ -26,6 +26,22 @@ ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)},
 	expires    INTEGER NOT NULL,
 	refresh_at INTEGER NOT NULL
 )`)},
+	// The sender's TLS request per message (REQUIRETLS, TLS-Required: No;
+	// RFC 8689) and TLS-RPT counts and sent reports (store/tlsrpt.go).
+	{Version: 4, Name: "tls_request_tlsrpt", Up: SQL(`ALTER TABLE messages ADD COLUMN tls_request TEXT NOT NULL DEFAULT '';
+CREATE TABLE tlsrpt_results (
+	day           TEXT NOT NULL,
+	policy_domain TEXT NOT NULL,
+	result        TEXT NOT NULL,
+	count         INTEGER NOT NULL,
+	PRIMARY KEY (day, policy_domain, result)
+);
+CREATE TABLE tlsrpt_sent (
+	day           TEXT NOT NULL,
+	policy_domain TEXT NOT NULL,
+	sent_at       INTEGER NOT NULL,
+	PRIMARY KEY (day, policy_domain)
+)`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in

@@ -65,7 +65,7 @@ func OpenSQLite(path string) (*Store, error) {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len, spool_key) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?,?)`},
+		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len, spool_key, tls_request) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?,?,?)`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
@@ -103,7 +103,20 @@ type Message struct {
 	State      string // "queued" or "done"
 	DoneAt     time.Time
 	Spool      SpoolLoc
+	// TLSRequest is what the sender asked of TLS on the onward hops:
+	// TLSRequestRequire or TLSRequestOptional, "" for nothing.
+	TLSRequest string
 }
+
+// Sender TLS requests (RFC 8689), kept per message.
+const (
+	// TLSRequestRequire: MAIL FROM carried REQUIRETLS (RFC 8689 §4): every
+	// hop must offer REQUIRETLS over verified TLS.
+	TLSRequestRequire = "requiretls"
+	// TLSRequestOptional: the header had "TLS-Required: No" (RFC 8689 §5)
+	// and MAIL FROM no REQUIRETLS (which would override it).
+	TLSRequestOptional = "tls-required-no"
+)
 
 // SpoolLoc is where a message's sealed bytes are: in spool segment Seg at
 // [Off, Off+Len), or, when Seg is 0, in a file of its own. Key is the
@@ -150,7 +163,7 @@ func fromMS(v int64) time.Time {
 // InsertMessage adds a message and its recipients within tx.
 func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
 	_, err := tx.StmtContext(ctx, s.insMessage).ExecContext(ctx,
-		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len, m.Spool.Key)
+		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len, m.Spool.Key, m.TLSRequest)
 	if err != nil {
 		return err
 	}
@@ -263,12 +276,12 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	return fromMS(v.Int64), nil
 }
 
-const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len, spool_key`
+const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len, spool_key, tls_request`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
 	var recv, done int64
-	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len, &m.Spool.Key); err != nil {
+	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len, &m.Spool.Key, &m.TLSRequest); err != nil {
 		return nil, err
 	}
 	m.ReceivedAt, m.DoneAt = fromMS(recv), fromMS(done)

@@ -33,6 +33,9 @@ type Received struct {
 	Rcpts []string
 	Data  []byte
 	TLS   bool
+	// RequireTLS: MAIL FROM carried REQUIRETLS (only a sink made by
+	// NewRequireTLSSink offers it).
+	RequireTLS bool
 }
 
 // Sink is an SMTP server on loopback that records accepted messages.
@@ -54,6 +57,22 @@ func NewSink(t testing.TB) *Sink { return newSink(t, nil) }
 // 127.0.0.1 from a CA of its own; caFile is that CA's certificate (PEM).
 func NewTLSSink(t testing.TB) (s *Sink, caFile string) {
 	t.Helper()
+	tc, caFile := sinkTLSConfig(t)
+	return newSink(t, tc), caFile
+}
+
+// NewRequireTLSSink is NewTLSSink that also offers REQUIRETLS (RFC 8689)
+// after STARTTLS: go-smtp's implementation, a peer written by others.
+func NewRequireTLSSink(t testing.TB) (s *Sink, caFile string) {
+	t.Helper()
+	tc, caFile := sinkTLSConfig(t)
+	return newSinkOpts(t, tc, true), caFile
+}
+
+// sinkTLSConfig is a server TLS configuration with a certificate for
+// 127.0.0.1 and localhost from a new CA, and that CA's PEM file.
+func sinkTLSConfig(t testing.TB) (*tls.Config, string) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
@@ -72,15 +91,19 @@ func NewTLSSink(t testing.TB) (s *Sink, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	return newSink(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), caFile
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile
 }
 
-func newSink(t testing.TB, tc *tls.Config) *Sink {
+func newSink(t testing.TB, tc *tls.Config) *Sink { return newSinkOpts(t, tc, false) }
+
+// newSinkOpts starts a sink; requireTLS makes it offer REQUIRETLS after
+// STARTTLS (set before it serves, so no session sees it change).
+func newSinkOpts(t testing.TB, tc *tls.Config, requireTLS bool) *Sink {
 	t.Helper()
 	s := &Sink{}
 	s.cond = sync.NewCond(&s.mu)
@@ -90,6 +113,7 @@ func newSink(t testing.TB, tc *tls.Config) *Sink {
 	s.srv.WriteTimeout = 10 * time.Second
 	s.srv.AllowInsecureAuth = true
 	s.srv.TLSConfig = tc
+	s.srv.EnableREQUIRETLS = requireTLS
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,10 +158,13 @@ type sinkSession struct {
 	c     *smtp.Conn
 	from  string
 	rcpts []string
+	// requireTLS: this transaction's MAIL FROM had REQUIRETLS.
+	requireTLS bool
 }
 
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from, ss.rcpts = from, nil
+	ss.requireTLS = opts != nil && opts.RequireTLS
 	return nil
 }
 
@@ -158,7 +185,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	_, tls := ss.c.TLSConnectionState()
-	ss.s.msgs = append(ss.s.msgs, Received{From: ss.from, Rcpts: ss.rcpts, Data: b, TLS: tls})
+	ss.s.msgs = append(ss.s.msgs, Received{From: ss.from, Rcpts: ss.rcpts, Data: b, TLS: tls, RequireTLS: ss.requireTLS})
 	ss.s.mu.Unlock()
 	return nil
 }
@@ -211,3 +238,10 @@ func Header(msg []byte, name string) string {
 
 // ErrTemp is a temporary failure for Sink.Rcpt.
 var ErrTemp = errors.New("temporary")
+
+// NewSinkTLSRequireTLS is NewSinkTLS with REQUIRETLS (RFC 8689) offered
+// after STARTTLS.
+func NewSinkTLSRequireTLS(t testing.TB, cert *tls.Certificate) *Sink {
+	t.Helper()
+	return newSinkOpts(t, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}, true)
+}

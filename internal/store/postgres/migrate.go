@@ -171,4 +171,22 @@ CREATE TABLE portal_sessions (
 );
 CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
 `},
+	// As SQLite's migration 4: the sender's TLS request per message (RFC
+	// 8689) and TLS-RPT counts and sent reports.
+	{3, "tls_request_tlsrpt", `
+ALTER TABLE messages ADD COLUMN tls_request TEXT NOT NULL DEFAULT '';
+CREATE TABLE tlsrpt_results (
+	day           TEXT NOT NULL,
+	policy_domain TEXT NOT NULL,
+	result        TEXT NOT NULL,
+	count         BIGINT NOT NULL,
+	PRIMARY KEY (day, policy_domain, result)
+);
+CREATE TABLE tlsrpt_sent (
+	day           TEXT NOT NULL,
+	policy_domain TEXT NOT NULL,
+	sent_at       BIGINT NOT NULL,
+	PRIMARY KEY (day, policy_domain)
+);
+`},
 }
