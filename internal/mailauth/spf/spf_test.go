@@ -57,3 +57,17 @@ func TestNullSenderChecksHelo(t *testing.T) {
 		t.Fatalf("%+v, want fail", res)
 	}
 }
+
+// FuzzSPFVerify: any record, MAIL FROM and HELO give a result, never a
+// crash (the redirect loop above was one).
+func FuzzSPFVerify(f *testing.F) {
+	f.Add("v=spf1 redirect=a.example", "x@a.example", "h.example")
+	f.Add("v=spf1 a:%{h} mx/24 ptr exists:%{ir}.x.example -all", "@a.example", "[192.0.2.1]")
+	f.Fuzz(func(t *testing.T, record, mailFrom, helo string) {
+		r := dns.MockResolver{TXT: map[string][]string{"a.example": {record}, "b.example": {record}}}
+		res := (&Verifier{Resolver: r}).Verify(context.Background(), net.ParseIP("192.0.2.1"), helo, mailFrom)
+		if res.Status == "" {
+			t.Fatal("empty status")
+		}
+	})
+}
