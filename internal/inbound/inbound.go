@@ -65,9 +65,9 @@ func (r *Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhan
 
 // Check is one result and why, for the verdict's explanation.
 type Check struct {
-	Method string `json:"method"` // spf, dkim, dmarc, arc, org-domain, arc-seal
+	Method string `json:"name"` // spf, dkim, dmarc, arc, org-domain, arc-seal, authentication-results
 	Result string `json:"result"`
-	Why    string `json:"why"`
+	Why    string `json:"reason"`
 }
 
 // Verdict is the outcome for one message.
