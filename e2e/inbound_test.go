@@ -154,6 +154,7 @@ func TestInboundAuthentication(t *testing.T) {
 			"bank.example":                  {"v=spf1 ip4:127.0.0.9 -all"},
 			"_dmarc.bank.example":           {"v=DMARC1; p=reject"},
 			"example.gov.uk":                {"v=spf1 ip4:127.0.0.1 -all"},
+			"_dmarc.shop.example":           {"v=DMARC1; p=quarantine"},
 		},
 		a: map[string][]string{"mta.sender.example": {"127.0.0.2"}},
 	}
@@ -239,7 +240,40 @@ func TestInboundAuthentication(t *testing.T) {
 	if !strings.Contains(m5, "dmarc=none") {
 		t.Errorf("want dmarc=none:\n%s", m5)
 	}
+	// 6. p=quarantine: accepted (250) into the inbound quarantine, not
+	// delivered; an admin's release delivers it with the results.
+	if out, code := send("127.0.0.7", "x@shop.example", inboundMessage("offers@shop.example", "shop quarantine")); code != 0 {
+		t.Fatalf("p=quarantine message refused (%d):\n%s", code, out)
+	}
+	var id string
+	for deadline := time.Now().Add(15 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, _ := g.cli("quarantine", "list")
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "shop quarantine") && strings.Contains(l, "quarantined") {
+				id = strings.Fields(l)[0]
+			}
+		}
+	}
+	if id == "" {
+		out, _ := g.cli("quarantine", "list")
+		t.Fatalf("p=quarantine message not in the quarantine:\n%s", out)
+	}
+	out, _ = g.cli("quarantine", "show", id)
+	if !strings.Contains(out, "DMARC fail for shop.example") {
+		t.Errorf("quarantine show lacks the DMARC reason:\n%s", out)
+	}
 	time.Sleep(500 * time.Millisecond)
+	for _, msg := range s.messages() {
+		if strings.Contains(msg, "shop quarantine") {
+			t.Errorf("a quarantined message reached the mail host before release")
+		}
+	}
+	if out, code := g.cli("quarantine", "release", id, "--reason", "e2e"); code != 0 {
+		t.Fatalf("release: %d\n%s", code, out)
+	}
+	if m6 := s.waitFor(t, "shop quarantine", 30*time.Second); !strings.Contains(m6, "dmarc=fail (p=quarantine) header.from=shop.example") {
+		t.Errorf("released message lacks its results:\n%s", m6)
+	}
 	for _, msg := range s.messages() {
 		if strings.Contains(msg, "bank spoof") || strings.Contains(msg, "own spoof") {
 			t.Errorf("a refused message reached the mail host:\n%s", msg)
