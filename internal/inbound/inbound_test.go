@@ -105,6 +105,7 @@ func TestVerdicts(t *testing.T) {
 		{"dkim alone passes DMARC when forwarded", Conn{IP: bad, HELO: "fwd.example", MailFrom: "list@fwd.example"}, w.sign(t, message("sender.example"), "sender.example"), Accept, 0, "pass"},
 		{"spf alone passes DMARC", Conn{IP: good, HELO: "mta.sender.example", MailFrom: "a@sender.example"}, message("sender.example"), Accept, 0, "pass"},
 		{"p=reject spoof refused", Conn{IP: bad, HELO: "evil.example", MailFrom: "x@evil.example"}, message("bank.example"), Reject, 550, "fail"},
+		{"p=reject: SPF fail for the From domain itself is no pass", Conn{IP: bad, HELO: "evil.example", MailFrom: "x@bank.example"}, message("bank.example"), Reject, 550, "fail"},
 		{"p=reject: SPF pass for another domain does not align", Conn{IP: good, HELO: "mta.sender.example", MailFrom: "a@sender.example"}, message("bank.example"), Reject, 550, "fail"},
 		{"p=reject: a signature of another domain does not align", Conn{IP: bad, HELO: "evil.example", MailFrom: "x@evil.example"}, w.sign(t, message("bank.example"), "sender.example"), Reject, 550, "fail"},
 		{"p=quarantine", Conn{IP: bad, HELO: "evil.example", MailFrom: "x@evil.example"}, message("shop.example"), Quarantine, 0, "fail"},
