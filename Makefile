@@ -48,6 +48,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecryptMessage -fuzztime $(FUZZTIME) ./internal/smime/
 	$(GO) test -run XXX -fuzz FuzzParseCertificates -fuzztime $(FUZZTIME) ./internal/smime/
 	$(GO) test -run XXX -fuzz FuzzDomainList -fuzztime $(FUZZTIME) ./internal/tlspolicy/
+	$(GO) test -run XXX -fuzz FuzzSPFVerify -fuzztime $(FUZZTIME) ./internal/mailauth/spf/
+	$(GO) test -run XXX -fuzz FuzzDKIMVerify -fuzztime $(FUZZTIME) ./internal/mailauth/dkim/
+	$(GO) test -run XXX -fuzz FuzzEvaluate -fuzztime $(FUZZTIME) ./internal/inbound/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

@@ -40,6 +40,8 @@ listen = %q
 public_url = "http://%s"
 [dkim]
 algorithm = "ed25519"
+[inbound]
+authenticate = false
 `, g.dir, freePort(t), g.inbound, g.outbound, g.web, g.web)
 	os.WriteFile(g.cfgPath, []byte(cfg), 0o600)
 	g.start()

@@ -107,6 +107,11 @@ type gwOptions struct {
 	mailHost  string
 	smarthost string
 	extra     string // appended TOML
+	// inbound is the [inbound] section's body; empty: authentication off
+	// (these tests have no DNS; inbound_test.go brings its own).
+	inbound  string
+	dkim     string // dkim.algorithm; empty: ed25519 (fast key generation)
+	resolver string // outbound.resolver; empty: none set
 }
 
 // newGW writes a config in a temp dir; start runs it.
@@ -115,6 +120,12 @@ func newGW(t testing.TB, o gwOptions) *gw {
 	g := &gw{t: t, dir: t.TempDir(), inbound: freePort(t), outbound: freePort(t), web: freePort(t)}
 	if o.mailHost == "" {
 		o.mailHost = freePort(t) // nothing there
+	}
+	if o.inbound == "" {
+		o.inbound = "authenticate = false"
+	}
+	if o.dkim == "" {
+		o.dkim = "ed25519"
 	}
 	cfg := fmt.Sprintf(`data_dir = %q
 [org]
@@ -130,14 +141,17 @@ max_message_bytes = 1048576
 [outbound]
 smarthost = %q
 retry_initial = "1s"
+resolver = %q
 [queue]
 poll_interval = "200ms"
 [dkim]
-algorithm = "ed25519"
+algorithm = %q
 [web]
 listen = %q
 public_url = "http://%s"
-%s`, g.dir, o.mailHost, g.inbound, g.outbound, o.smarthost, g.web, g.web, o.extra)
+[inbound]
+%s
+%s`, g.dir, o.mailHost, g.inbound, g.outbound, o.smarthost, o.resolver, o.dkim, g.web, g.web, o.inbound, o.extra)
 	g.cfgPath = filepath.Join(g.dir, "sealpost.toml")
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,25 @@ type Inbound struct {
 	// (RFC 8460 rua): reports in mail to them are kept and summed up in
 	// the console; the mail is delivered as usual.
 	ReportAddresses []string `toml:"report_addresses"`
+
+	// Authenticate turns on SPF, DKIM, ARC and DMARC checks of inbound mail
+	// (docs/inbound-auth.md). Lookups go to outbound.resolver.
+	Authenticate bool `toml:"authenticate"`
+	// DMARCMode: "rfc9989" (DNS tree walk, np=, psd=, t=) or "rfc7489"
+	// (public suffix list).
+	DMARCMode string `toml:"dmarc_mode"`
+	// DMARCRejectAction is what p=reject (and a spoof of the org's own
+	// domains) does: "reject" (550 5.7.1) or "quarantine".
+	DMARCRejectAction string `toml:"dmarc_reject_action"`
+	// ARCSeal seals every message passed to the mail host with an ARC set
+	// (RFC 8617) of the first org domain, signed with the RSA DKIM key.
+	ARCSeal bool `toml:"arc_seal"`
+}
+
+// defaultInbound are the authentication defaults (the content checks'
+// defaults are filled in by validateInbound).
+func defaultInbound() Inbound {
+	return Inbound{Authenticate: true, DMARCMode: "rfc9989", DMARCRejectAction: "reject", ARCSeal: true}
 }
 
 // IsReportAddress says whether addr is one of ReportAddresses.
@@ -64,6 +83,8 @@ func (c *Config) validateInbound() error {
 		{"inbound.clamd_unavailable", &in.ClamdUnavailable, "tempfail", []string{"tempfail", "quarantine", "deliver"}},
 		{"inbound.dangerous_attachments", &in.DangerousAttachments, "quarantine", []string{"quarantine", "reject"}},
 		{"inbound.impersonation", &in.Impersonation, "tag", []string{"tag", "quarantine"}},
+		{"inbound.dmarc_mode", &in.DMARCMode, "rfc9989", []string{"rfc9989", "rfc7489"}},
+		{"inbound.dmarc_reject_action", &in.DMARCRejectAction, "reject", []string{"reject", "quarantine"}},
 	} {
 		*f.v = strings.ToLower(strings.TrimSpace(*f.v))
 		if *f.v == "" {
@@ -81,6 +102,11 @@ func (c *Config) validateInbound() error {
 		if at := strings.LastIndexByte(a, '@'); at <= 0 || !c.IsOrgDomain(strings.ToLower(strings.TrimSpace(a[at+1:]))) {
 			return c.errf("inbound.report_addresses", "entry %d (%q) is not an address in org.domains", i+1, a)
 		}
+	}
+	if in.Authenticate && in.ARCSeal && !strings.Contains(c.DKIM.Algorithm, "rsa") {
+		// RFC 8617 §4.1.3 allows rsa-sha256 only; Exchange Online and
+		// Google refuse an Ed25519 seal.
+		return c.errf("inbound.arc_seal", "needs an RSA DKIM key (dkim.algorithm is %q): use rsa-2048, rsa-3072 or rsa-2048+ed25519, or set arc_seal = false", c.DKIM.Algorithm)
 	}
 	for i, n := range in.ProtectedNames {
 		if strings.TrimSpace(n) == "" {

@@ -299,6 +299,25 @@ impersonation = "tag"
 # sending source in the console (Reports from others). The mail is
 # delivered as usual.
 report_addresses = []
+# Authenticate mail arriving from the Internet: SPF, DKIM, ARC and DMARC
+# (docs/inbound-auth.md). Delivered mail carries Authentication-Results
+# with authserv-id = smtp.hostname (any such field that arrives is
+# removed first). Lookups go to outbound.resolver.
+authenticate = true
+# DMARC discovery: "rfc9989" (DNS tree walk, np=, psd=, t=; pct= ignored)
+# or "rfc7489" (public suffix list, as before May 2026).
+dmarc_mode = "rfc9989"
+# What p=reject does, and what a message claiming one of org.domains from
+# outside without passing authentication gets whatever those domains
+# publish: "reject" (550 5.7.1) or "quarantine" (held for an admin).
+# p=quarantine always quarantines; p=none delivers with the results.
+dmarc_reject_action = "reject"
+# Seal every message passed to the mail host with an ARC set of the first
+# org domain (RFC 8617), so that Exchange Online ("trusted ARC sealers")
+# and Google Workspace ("inbound gateway") honour these results. Needs an
+# RSA DKIM key (dkim.algorithm rsa-2048, rsa-3072 or rsa-2048+ed25519).
+arc_seal = true
+
 [tlsrpt]
 # TLS-RPT (RFC 8460) reports we send: once a day, at a random hour after
 # midnight UTC, each domain we delivered to that publishes a _smtp._tls

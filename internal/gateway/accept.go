@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -298,6 +299,15 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		hf = &pipeline.HeaderFilter{W: spool, Rewrite: g.inbound.RewriteHeader, Max: 64 << 10}
 		out = hf
 	}
+	// Inbound mail is held in memory until its authentication verdict: the
+	// verdict's header fields go above it in the spool (inbound.go), and
+	// the message then passes on to dest as it would have streamed.
+	var held *bytes.Buffer
+	dest := out
+	if s.c.Role == smtpd.RoleInbound && g.auth != nil {
+		held = &bytes.Buffer{}
+		out = held
+	}
 	abort := func() {
 		w.Abort()
 		if msg != nil {
@@ -348,6 +358,31 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			return nil // smtpd answers the refused or broken data
 		}
 	}
+	var apply func(*queue.Envelope)
+	if held != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		res, err := g.auth.check(ctx, s.c, s.from, held.Bytes())
+		cancel()
+		if err != nil {
+			abort()
+			log.Error("inbound check failed", "err", err)
+			s.reject("inbound")
+			return smtpd.ReplyTempFail
+		}
+		if res.refuse != nil {
+			abort()
+			s.reject("inbound")
+			log.Info("refused by inbound authentication", "ip", s.c.RemoteIP.String(), "reply", res.refuse.Error())
+			return res.refuse
+		}
+		if _, err := spool.Write(res.prepend); err != nil {
+			return storageErr(err)
+		}
+		if _, err := dest.Write(res.message); err != nil {
+			return storageErr(err)
+		}
+		apply = res.apply
+	}
 	if hf != nil {
 		if err := hf.Close(); err != nil {
 			return storageErr(err)
@@ -368,6 +403,9 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		RemoteIP: s.c.RemoteIP.String(), Helo: smtpd.SanitizeHelo(s.c.Helo), AuthUser: s.c.AuthUser,
 		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil)),
 		TLSRequest: tlsRequest(s.requireTLS, hi.TLSRequiredNo)}
+	if apply != nil {
+		apply(env)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

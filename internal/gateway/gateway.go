@@ -56,6 +56,7 @@ type Gateway struct {
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
 	tlsPolicy *tlspolicy.Evaluator // nil: a smarthost, the dev outbox, or a test's MX fake
+	auth      *inboundAuth         // nil: inbound.authenticate off (see inbound.go)
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	Console   *console.Service
@@ -344,6 +345,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
 	g.inbound = newInboundContent(g) // the inbound content checks (accept.go runs them)
+	if err := g.setupInbound(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)

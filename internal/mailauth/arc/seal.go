@@ -196,7 +196,10 @@ func fold(name string, tags []string) string {
 		if k < len(tags)-1 {
 			t += ";"
 		}
-		if col+1+len(t) > 76 && k > 0 {
+		// Never fold before i=: dkimpy finds a set's fields by the text
+		// " i=N;" in the raw value, so i= must follow a space, not the tab
+		// of a continuation line (a longer line is still far below 998).
+		if col+1+len(t) > 76 && k > 0 && !strings.HasPrefix(t, "i=") {
 			b.WriteString("\r\n\t")
 			col = 8
 		} else {

@@ -269,3 +269,30 @@ func TestSealRefusesFailedChain(t *testing.T) {
 		t.Fatalf("sealing over cv=fail: %v", err)
 	}
 }
+
+// TestSealInstanceAfterSpace: dkimpy (and so every receiver built on it)
+// finds a set's AMS by the raw text " i=N;". A longer selector once moved
+// i= to the start of a folded line, after a tab, and dkimpy's arc_verify
+// crashed on our seal; the e2e test found it.
+func TestSealInstanceAfterSpace(t *testing.T) {
+	k := testKeys(t)["rsa"]
+	for n := 1; n <= 60; n++ {
+		sel := "arc"
+		// The fields before i= (d=, h=) decide where lines fold.
+		s := &Sealer{Domain: strings.Repeat("d", n) + ".example", Headers: []string{"from", "to", "subject", "date", "message-id", "dkim-signature"}, Selector: sel, Key: k, AuthServID: "mx.council.example"}
+		sealed, err := s.Seal([]byte(plainMsg), Result{Status: None}, "spf=pass")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"ARC-Seal:", "ARC-Message-Signature:"} {
+			i := strings.Index(sealed, name)
+			end := strings.Index(sealed[i:], "\r\nARC-")
+			if end < 0 {
+				end = len(sealed) - i
+			}
+			if !strings.Contains(sealed[i:i+end], " i=1;") {
+				t.Errorf("selector %s: %s has no \" i=1;\":\n%s", sel, name, sealed[i:i+end])
+			}
+		}
+	}
+}
