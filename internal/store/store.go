@@ -143,7 +143,7 @@ func OpenSQLite(path string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, schema+portalSchema+auditSchema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+portalSchema+auditSchema+keyringSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
 	}
