@@ -43,6 +43,8 @@ type Config struct {
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
 
+	Encryption Encryption `toml:"encryption"`
+
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
 	Dev bool `toml:"-"`
@@ -333,6 +335,7 @@ func Default() *Config {
 			CodeValidity: Duration{15 * time.Minute}, CodeAttempts: 5, CodesPerHour: 5,
 			LinkInNotice: true, BrandColour: "#1d4f91", MaxReplyBytes: 25 << 20,
 		},
+		Encryption: defaultEncryption(),
 		Policy: Policy{
 			BuiltinRules:        true,
 			SenderKeywords:      []string{"[secure]", "[encrypt]"},
@@ -697,7 +700,7 @@ func (c *Config) validate() error {
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
 	}
-	return nil
+	return c.validateEncryption()
 }
 
 // IsOrgDomain reports whether domain (lower case) is one of the org's.

@@ -33,6 +33,7 @@ import (
 	"sealpost/internal/metrics"
 	"sealpost/internal/ops"
 	"sealpost/internal/policy"
+	"sealpost/internal/keyring"
 	"sealpost/internal/portal"
 	"sealpost/internal/queue"
 	"sealpost/internal/report"
@@ -56,6 +57,7 @@ type Gateway struct {
 	pool      *deliver.Pool
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
+	Keyring   *keyring.Keyring // recipients' keys (encrypt actions, `sealpost keys`)
 	Console   *console.Service
 	API       *api.Service
 	linkKey   []byte
@@ -231,6 +233,8 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		return g.Queue.Submit(ctx, p)
 	}
 	transports[queue.RoutePortal] = g.Portal
+	g.Keyring = NewKeyring(cfg, g.Store)
+	g.addEncryptTransports(cfg, transports)
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
@@ -297,7 +301,11 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
 			rs := g.rules.Load()
-			return testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
+			d, err := testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
+			if err == nil {
+				err = resolveKeys(ctx, g.Keyring, rs.cfg, false, d)
+			}
+			return d, err
 		},
 		DNSRecords: func() ([]dnscheck.Record, error) {
 			var out []dnscheck.Record

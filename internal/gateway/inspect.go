@@ -127,6 +127,9 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
 	}
 	d := is.rules.policy.Decide(in)
+	if err := resolveKeys(ctx, is.g.Keyring, cfg, false, d); err != nil {
+		return nil, err
+	}
 	return is.g.apply(ctx, env, d)
 }
 
@@ -180,6 +183,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
 		case policy.Portal:
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionPortal}
+		case policy.Encrypt, policy.EncryptPGP, policy.EncryptSMIME:
+			// Each recipient gets a copy of their own (encrypt.Transport).
+			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: a.String()}
 		default:
 			if split != "" {
 				env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: split}

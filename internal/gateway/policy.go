@@ -14,14 +14,14 @@ import (
 )
 
 // available says which policy actions this gateway carries out:
-// recipient-key encryption is not built yet, and the portal can be
-// switched off. The policy falls back to the portal, or to hold, never to
-// plain delivery.
+// recipient-key encryption and the portal can be switched off. The policy
+// falls back to the portal, or to hold, never to plain delivery; a
+// recipient without a usable key goes to the portal too (resolveKeys).
 func available(cfg *config.Config) func(policy.Action) bool {
 	return func(a policy.Action) bool {
 		switch a {
-		case policy.EncryptPGP, policy.EncryptSMIME:
-			return false
+		case policy.Encrypt, policy.EncryptPGP, policy.EncryptSMIME:
+			return cfg.Encryption.Enabled
 		case policy.Portal:
 			return cfg.Portal.Enabled
 		}

@@ -174,8 +174,15 @@ func pgpAlgorithm(pk *packet.PublicKey) string {
 	switch pk.PubKeyAlgo {
 	case packet.PubKeyAlgoRSA, packet.PubKeyAlgoRSAEncryptOnly:
 		return fmt.Sprintf("RSA-%d", bits)
-	case packet.PubKeyAlgoECDH:
-		return fmt.Sprintf("ECDH-%d", bits)
+	case packet.PubKeyAlgoECDH, packet.PubKeyAlgoECDSA:
+		name := "ECDH"
+		if pk.PubKeyAlgo == packet.PubKeyAlgoECDSA {
+			name = "ECDSA"
+		}
+		if c, err := pk.Curve(); err == nil {
+			return name + "-" + string(c)
+		}
+		return name
 	case packet.PubKeyAlgoX25519:
 		return "X25519"
 	case packet.PubKeyAlgoX448:
@@ -184,8 +191,6 @@ func pgpAlgorithm(pk *packet.PublicKey) string {
 		return fmt.Sprintf("ElGamal-%d", bits)
 	case packet.PubKeyAlgoEdDSA, packet.PubKeyAlgoEd25519:
 		return "Ed25519"
-	case packet.PubKeyAlgoECDSA:
-		return fmt.Sprintf("ECDSA-%d", bits)
 	}
 	return fmt.Sprintf("algorithm-%d", pk.PubKeyAlgo)
 }

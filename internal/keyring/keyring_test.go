@@ -82,7 +82,7 @@ func TestParseCorpus(t *testing.T) {
 	}
 	// RFC 9216 §2 and §3: Alice (Ed25519/Cv25519) and Bob (RSA-3072).
 	for _, c := range []struct{ file, fpr, addr, alg string }{
-		{"certificates/alice.pgp", "EB85BB5FA33A75E15E944E63F231550C4F47E38E", "alice@openpgp.example", "ECDH-256"},
+		{"certificates/alice.pgp", "EB85BB5FA33A75E15E944E63F231550C4F47E38E", "alice@openpgp.example", "ECDH-Curve25519"},
 		{"certificates/bob.pgp", "D1A66E1A23B182C9980F788CFBFCC82A015E7330", "bob@openpgp.example", "RSA-3072"},
 	} {
 		ks, err := Parse(read(c.file))
@@ -90,7 +90,7 @@ func TestParseCorpus(t *testing.T) {
 			t.Fatalf("%s: %v %d", c.file, err, len(ks))
 		}
 		k := ks[0]
-		if k.Fingerprint != c.fpr || len(k.Addresses) != 1 || k.Addresses[0] != c.addr || k.Kind != KindPGP || k.Version != 4 {
+		if k.Fingerprint != c.fpr || k.Algorithm != c.alg || len(k.Addresses) != 1 || k.Addresses[0] != c.addr || k.Kind != KindPGP || k.Version != 4 {
 			t.Errorf("%s: %+v", c.file, k)
 		}
 		if why := k.Unusable(c.addr, time.Now()); why != "" {

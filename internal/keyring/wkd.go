@@ -141,6 +141,10 @@ func (w *WKD) get(ctx context.Context, u, address string) ([]Key, error) {
 	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := cc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in the attempt already
+		}
 		return nil, fmt.Errorf("error: %v", err)
 	}
 	defer resp.Body.Close()

@@ -236,6 +236,12 @@ const (
 	ActionPortal     = "portal"      // sealed into the portal (route portal)
 )
 
+// IsEncryptAction: the recipient-key actions encrypt, encrypt-pgp and
+// encrypt-smime, whose routes are their names.
+func IsEncryptAction(a string) bool {
+	return a == "encrypt" || a == "encrypt-pgp" || a == "encrypt-smime"
+}
+
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
 	Status string // "queued", "held" or "quarantined"
@@ -269,6 +275,11 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			sr.Action, sr.Then = p.Action, p.Then
 			if p.Action == ActionPortal {
 				sr.Route = RoutePortal
+			}
+			if IsEncryptAction(p.Action) {
+				// The route of each encrypt action is its name; its
+				// transport encrypts and hands over to the outbound one.
+				sr.Route = p.Action
 			}
 			if p.Status == "held" || p.Status == "quarantined" {
 				sr.Status, sr.NextAttempt = p.Status, time.Time{}
