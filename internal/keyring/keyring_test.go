@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 
 	"sealpost/internal/store"
+	"sealpost/internal/testutil"
 )
 
 func openKeyring(t *testing.T) *Keyring {
@@ -139,7 +141,7 @@ func TestRevokedAndExpiredNeverUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ans.Keys) != 0 || !strings.Contains(ans.Why, "revoked") || !strings.Contains(ans.Why, "expired") {
+	if len(ans.Keys) != 0 || !strings.Contains(ans.Why, "not usable: revoked") || !strings.Contains(ans.Why, "not usable: expired 20") {
 		t.Fatalf("answer %+v", ans)
 	}
 	good, err := kr.Add(ctx, newCert(t, addr, false, time.Now().Add(-time.Hour), 0), false)
@@ -289,6 +291,11 @@ func TestWKDLadder(t *testing.T) {
 		if wantMethod != "" && (len(st.WKD) == 0 || st.WKD[len(st.WKD)-1].Method != wantMethod || st.WKD[len(st.WKD)-1].Result != "found") {
 			t.Fatalf("%s: attempts %+v, want found by %s", addr, st.WKD, wantMethod)
 		}
+		// The advanced method is always asked first, and the direct one
+		// only when it has no key.
+		if len(st.WKD) > 0 && st.WKD[0].Method != "advanced" || wantMethod == "advanced" && len(st.WKD) != 1 {
+			t.Fatalf("%s: attempts %+v: want the advanced method first, and alone when it answers", addr, st.WKD)
+		}
 		if wantDetail != "" && !strings.Contains(ans.Why, wantDetail) {
 			t.Fatalf("%s: why %q, want %q", addr, ans.Why, wantDetail)
 		}
@@ -303,7 +310,7 @@ func TestWKDLadder(t *testing.T) {
 	test("armoured@example.test", func(adv, dir string) {
 		srv.set(adv, armour(t, newCert(t, "armoured@example.test", false, past, 0)))
 		srv.set(dir, armour(t, newCert(t, "armoured@example.test", false, past, 0)))
-	}, "", "", "armoured")
+	}, "", "", "refused: armoured answer")
 	test("wrong@example.test", func(adv, dir string) {
 		srv.set(adv, newCert(t, "other@example.test", false, past, 0))
 		srv.set(dir, newCert(t, "wrong@example.test.evil", false, past, 0))
@@ -403,4 +410,42 @@ func FuzzParse(f *testing.F) {
 			k.Unusable("a@b.example", time.Now())
 		}
 	})
+}
+
+// TestRevokedUserIDNotUsed: GnuPG revokes one of a key's two user IDs; the
+// key still encrypts for the other address, never for the revoked one.
+func TestRevokedUserIDNotUsed(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("gpg"); err != nil {
+		testutil.Missing(t, "gpg is not installed (scripts/install-test-deps.sh)")
+	}
+	home := t.TempDir()
+	gpg := func(args ...string) []byte {
+		cmd := exec.Command("gpg", append([]string{"--batch", "--passphrase", "", "--pinentry-mode", "loopback"}, args...)...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gpg %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	gpg("--quick-gen-key", "Kept <kept@partner.example>", "future-default", "default", "never")
+	gpg("--quick-add-uid", "kept@partner.example", "Gone <gone@partner.example>")
+	gpg("--quick-revoke-uid", "kept@partner.example", "Gone <gone@partner.example>")
+	cmd := exec.Command("gpg", "--batch", "--export", "kept@partner.example")
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+	cert, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := Parse(cert)
+	if err != nil || len(ks) != 1 {
+		t.Fatal(err)
+	}
+	if why := ks[0].Unusable("kept@partner.example", time.Now()); why != "" {
+		t.Fatalf("kept: %s", why)
+	}
+	if why := ks[0].Unusable("gone@partner.example", time.Now()); !strings.Contains(why, "no valid user ID") {
+		t.Fatalf("revoked user ID: %q", why)
+	}
 }
