@@ -201,4 +201,3 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
-
