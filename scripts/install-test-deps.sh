@@ -26,6 +26,12 @@ command -v bzip2       >/dev/null || need+=(bzip2)  # DLP: bzip2 attachments
 command -v chromium    >/dev/null || need+=(chromium)
 command -v npm         >/dev/null || need+=(npm)
 id postfix >/dev/null 2>&1 || need+=(postfix)
+# OpenPGP peers: sealpost's PGP/MIME is decrypted and verified by each.
+command -v gpg            >/dev/null || need+=(gnupg)
+command -v sqop           >/dev/null || need+=(sqop)
+command -v rnp            >/dev/null || need+=(rnp)
+command -v gosop          >/dev/null || need+=(gosop)
+command -v pgpainless-cli >/dev/null || need+=(pgpainless-cli)
 
 # axe-core (npm) checks the portal's pages for accessibility in Chromium.
 AXE_DIR=/opt/sealpost-test

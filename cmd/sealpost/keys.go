@@ -42,6 +42,22 @@ func keysCmd(g *globalFlags) *cobra.Command {
 			}
 			datas = append(datas, b)
 		}
+		if staff {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			for i, b := range datas {
+				keys, _ := keyring.Parse(b)
+				for _, key := range keys {
+					for _, a := range key.Addresses {
+						if !cfg.IsOrgDomain(a[strings.LastIndexByte(a, '@')+1:]) {
+							return usagef("%s: --staff: %s is not in org.domains", args[i], a)
+						}
+					}
+				}
+			}
+		}
 		return withKeyring(func(ctx context.Context, kr *keyring.Keyring, st *store.Store) error {
 			for i, b := range datas {
 				keys, err := kr.Add(ctx, b, staff)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/http"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"testing"
 
 	"sealpost/internal/config"
+	"sealpost/internal/keyring"
+	"sealpost/internal/pgp"
 	"sealpost/internal/policy"
 	"sealpost/internal/testutil"
 )
@@ -200,4 +203,47 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestWKDServedOverWeb: a staff key the operator adds is served at the
+// direct method's path on the web listener, binary; other paths are 404.
+func TestWKDServedOverWeb(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *config.Config) { c.Encryption.WKD = false })
+	ctx := context.Background()
+	k, err := pgp.GenerateKey("Staff", "staff@example.gov.uk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := k.GetPublicKey()
+	if _, err := e.gw.Keyring.Add(ctx, pub, true); err != nil {
+		t.Fatal(err)
+	}
+	get := func(host, path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", "http://"+e.gw.WebAddr.String()+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, body := get("example.gov.uk", "/.well-known/openpgpkey/hu/"+keyring.WKDHash("staff")+"?l=staff")
+	if code != 200 || len(body) == 0 {
+		t.Fatalf("direct: %d, %d bytes", code, len(body))
+	}
+	if ks, err := keyring.ParseBinaryPGP(body); err != nil || !strings.EqualFold(ks[0].Fingerprint, k.GetFingerprint()) {
+		t.Fatalf("served %v %v", ks, err)
+	}
+	if code, _ := get("example.gov.uk", "/.well-known/openpgpkey/example.gov.uk/hu/"+keyring.WKDHash("staff")); code != 200 {
+		t.Fatalf("advanced: %d", code)
+	}
+	if code, _ := get("example.gov.uk", "/.well-known/openpgpkey/hu/"+keyring.WKDHash("nobody")); code != 404 {
+		t.Fatalf("unknown: %d", code)
+	}
+	if code, _ := get("other.example", "/.well-known/openpgpkey/hu/"+keyring.WKDHash("staff")); code != 404 {
+		t.Fatalf("another domain's host: %d", code)
+	}
 }

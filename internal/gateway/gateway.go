@@ -328,6 +328,10 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		}
 		g.Console.Routes(mux)
 		g.API.Routes(mux)
+		if cfg.Encryption.ServeWKD {
+			wkd := &keyring.WKDHandler{Keyring: g.Keyring, IsOrgDomain: func(d string) bool { return g.Config().IsOrgDomain(d) }, Log: log}
+			wkd.Mount(mux)
+		}
 	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {

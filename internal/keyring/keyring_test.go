@@ -206,6 +206,7 @@ type wkdServer struct {
 	answers  map[string][]byte // host+path -> body; missing: 404
 	requests atomic.Int32
 	client   *http.Client
+	handler  http.Handler // when set, answers instead of answers
 }
 
 func newWKDServer(t *testing.T) *wkdServer {
@@ -223,6 +224,12 @@ func newWKDServer(t *testing.T) *wkdServer {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.requests.Add(1)
 		w.mu.Lock()
+		if w.handler != nil {
+			h := w.handler
+			w.mu.Unlock()
+			h.ServeHTTP(rw, r)
+			return
+		}
 		b, ok := w.answers[r.Host+r.URL.Path+"?"+r.URL.RawQuery]
 		w.mu.Unlock()
 		if !ok {
@@ -447,5 +454,63 @@ func TestRevokedUserIDNotUsed(t *testing.T) {
 	}
 	if why := ks[0].Unusable("gone@partner.example", time.Now()); !strings.Contains(why, "no valid user ID") {
 		t.Fatalf("revoked user ID: %q", why)
+	}
+}
+
+// TestWKDServedAndFetched: staff keys served by WKDHandler are found by
+// this package's own client over HTTPS by both methods; keys that are not
+// staff's, or of other domains, are not served.
+func TestWKDServedAndFetched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kr := openKeyring(t)
+	past := time.Now().Add(-time.Hour)
+	if _, err := kr.Add(ctx, newCert(t, "Staff.Member@example.test", false, past, 0), true); err != nil {
+		t.Fatal(err)
+	}
+	kr.Add(ctx, newCert(t, "partner@example.test", false, past, 0), false)
+	kr.Add(ctx, newCert(t, "revoked@example.test", true, past, 0), true)
+	mux := http.NewServeMux()
+	(&WKDHandler{Keyring: kr, IsOrgDomain: func(d string) bool { return d == "example.test" }}).Mount(mux)
+	srv := newWKDServer(t)
+	srv.mu.Lock()
+	srv.handler = mux
+	srv.mu.Unlock()
+	client := openKeyring(t)
+	client.WKD = &WKD{Client: srv.client}
+	for _, c := range []struct {
+		addr, method string
+	}{{"staff.member@example.test", "advanced"}, {"partner@example.test", ""}, {"revoked@example.test", ""}} {
+		ans, err := client.Lookup(ctx, c.addr, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.method == "" {
+			if len(ans.Keys) != 0 {
+				t.Errorf("%s: served %+v", c.addr, ans.Keys)
+			}
+			continue
+		}
+		if ans.Source != SourceWKD || ans.Ladder[1].WKD[0].Method != c.method {
+			t.Errorf("%s: %+v", c.addr, ans.Ladder)
+		}
+	}
+	// The direct method, by the Host header.
+	_, dir, _ := WKDURLs("staff.member@example.test")
+	resp, err := srv.client.Get(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("direct: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, err = srv.client.Get("https://other.test/.well-known/openpgpkey/hu/" + WKDHash("staff.member"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("another domain: %d", resp.StatusCode)
 	}
 }
