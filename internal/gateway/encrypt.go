@@ -109,6 +109,11 @@ func (o *orgSigners) get(domain string) (*crypto.Key, error) {
 	return k, nil
 }
 
+// ResolveKeys is resolveKeys for `sealpost policy test`.
+func ResolveKeys(ctx context.Context, kr *keyring.Keyring, cfg *config.Config, d *policy.Decision) error {
+	return resolveKeys(ctx, kr, cfg, false, d)
+}
+
 // resolveKeys checks, for each recipient the policy wants encrypted, that
 // a usable key exists; one without goes to the portal (or, with the portal
 // off, is held for the sender), and the decision says why. The transport
