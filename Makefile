@@ -22,9 +22,9 @@ unit:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./internal/smtpd/
-	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/smtpd/
+	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/pipeline/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
-	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/gateway/
+	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/
 	$(GO) test -run XXX -fuzz FuzzSealOpen -fuzztime $(FUZZTIME) ./internal/seal/
 	$(GO) test -run XXX -fuzz FuzzRelaxedBody -fuzztime $(FUZZTIME) ./internal/mailauth/
@@ -38,6 +38,10 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
 	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
+	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/cms/
+	$(GO) test -run XXX -fuzz FuzzDecryptMessage -fuzztime $(FUZZTIME) ./internal/smime/
+	$(GO) test -run XXX -fuzz FuzzParseCertificates -fuzztime $(FUZZTIME) ./internal/smime/
+	$(GO) test -run XXX -fuzz FuzzDomainList -fuzztime $(FUZZTIME) ./internal/tlspolicy/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -454,5 +456,38 @@ func TestCheckpointCountChecked(t *testing.T) {
 	v.WitnessFile = ""
 	if r, err := v.Verify(ctx, f.st); err != nil || r.OK() || !strings.Contains(r.Why, "counts 9 events") {
 		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// Link's fast path must compute exactly what the verifier's reference
+// (links, over Fields, salt, Commitment, Digest, ChainHash) computes, for
+// events of every shape: a difference would make every new event fail
+// verification, or worse, verify under a different rule than documented.
+func TestLinkMatchesReference(t *testing.T) {
+	k, err := DeriveKeys([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Chain{Keys: k}
+	rng := rand.New(rand.NewPCG(1, 2))
+	str := func() string {
+		b := make([]byte, rng.IntN(300))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return string(b)
+	}
+	var head store.AuditHead
+	for i := range 500 {
+		e := &store.AuditEvent{Seq: int64(i + 1), At: time.UnixMilli(rng.Int64N(1 << 45)), Actor: str(), Action: str(), Object: str(), IP: str(), UA: str(), Detail: str()}
+		for range rng.IntN(4) {
+			e.Addrs = append(e.Addrs, str())
+		}
+		wantH, wantM := c.links(head.Hash, head.MAC, e)
+		c.Link(head, e)
+		if !bytes.Equal(e.Hash, wantH) || !bytes.Equal(e.MAC, wantM) {
+			t.Fatalf("event %d: Link gives %x/%x, reference %x/%x", i, e.Hash, e.MAC, wantH, wantM)
+		}
+		head = store.AuditHead{Seq: e.Seq, Hash: e.Hash, MAC: e.MAC}
 	}
 }

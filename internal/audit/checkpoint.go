@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"sealpost/internal/fsx"
 	"sealpost/internal/store"
 )
 
@@ -107,7 +108,8 @@ func FromJSON(j CheckpointJSON) (*store.AuditCheckpoint, error) {
 // file (fsynced before the checkpoint is stored) and in the system log.
 type Witness struct {
 	Path   string
-	syslog io.Writer
+	fs     fsx.FS    // nil: the real file system (tests cut the power on a fake one)
+	syslog io.Writer // nil: no system log socket
 }
 
 // OpenWitness opens the witness file at path and, if there is one, the local
@@ -124,6 +126,13 @@ func OpenWitness(path string, log *slog.Logger) *Witness {
 	return w
 }
 
+func (w *Witness) files() fsx.FS {
+	if w.fs == nil {
+		return fsx.OS{}
+	}
+	return w.fs
+}
+
 // Close closes the system log connection.
 func (w *Witness) Close() {
 	if c, ok := w.syslog.(io.Closer); ok {
@@ -131,14 +140,20 @@ func (w *Witness) Close() {
 	}
 }
 
-// Append writes c to the witness file, fsynced, and to the system log.
+// Append writes c to the witness file, fsynced (and the directory too when
+// the file is new), and to the system log.
 func (w *Witness) Append(c *store.AuditCheckpoint) error {
 	line, err := json.Marshal(ToJSON(c))
 	if err != nil {
 		return err
 	}
-	_, statErr := os.Stat(w.Path)
-	f, err := os.OpenFile(w.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	fsys := w.files()
+	created := false
+	f, err := fsys.OpenFile(w.Path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		created = true
+		f, err = fsys.OpenFile(w.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("audit witness file: %w", err)
 	}
@@ -149,12 +164,9 @@ func (w *Witness) Append(c *store.AuditCheckpoint) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && errors.Is(statErr, os.ErrNotExist) {
+	if err == nil && created {
 		// A new file: its name must be durable too.
-		if d, derr := os.Open(filepath.Dir(w.Path)); derr == nil {
-			err = d.Sync()
-			d.Close()
-		}
+		err = fsys.SyncDir(filepath.Dir(w.Path))
 	}
 	if err != nil {
 		return fmt.Errorf("audit witness file %s: %w", w.Path, err)
@@ -171,7 +183,32 @@ func (w *Witness) Append(c *store.AuditCheckpoint) error {
 // missing file gives os.ErrNotExist; a line that does not parse is an
 // error naming it.
 func ReadWitness(path string) ([]*store.AuditCheckpoint, error) {
-	b, err := os.ReadFile(path)
+	return readWitness(fsx.OS{}, path)
+}
+
+func readFile(fsys fsx.FS, path string, tail int64) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	off := int64(0)
+	if tail > 0 {
+		off = max(size-tail, 0)
+	}
+	b := make([]byte, size-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
+}
+
+func readWitness(fsys fsx.FS, path string) ([]*store.AuditCheckpoint, error) {
+	b, err := readFile(fsys, path, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -195,18 +232,8 @@ func ReadWitness(path string) ([]*store.AuditCheckpoint, error) {
 
 // last is the witness file's newest checkpoint (nil if none or unreadable).
 func (w *Witness) last() *store.AuditCheckpoint {
-	f, err := os.Open(w.Path)
+	b, err := readFile(w.files(), w.Path, 8192)
 	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	off := max(st.Size()-8192, 0)
-	b := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(b, off); err != nil {
 		return nil
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")

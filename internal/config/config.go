@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"sealpost/internal/tlspolicy"
 )
 
 // Config is the whole configuration. Field comments are the documentation
@@ -42,6 +44,7 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
+	SMIME    SMIME    `toml:"smime"`
 
 	Encryption Encryption `toml:"encryption"`
 
@@ -89,6 +92,15 @@ type Outbound struct {
 	Resolver       string   `toml:"resolver"`
 	MailHostTLS    string   `toml:"mail_host_tls"`
 	CAFile         string   `toml:"ca_file"`
+	// RequireTLSDomains: recipient domains that get mail only over
+	// WebPKI-verified TLS ("*.gov.uk", "nhs.net", "!exception.gov.uk").
+	RequireTLSDomains []string `toml:"require_tls_domains"`
+	// DNSSECTrust: believe the AD bit of outbound.resolver's answers (DANE
+	// needs it). Set only when that resolver validates and the path to it
+	// cannot be tampered with (a local unbound).
+	DNSSECTrust bool `toml:"dnssec_trust"`
+	// MTASTS: look up and honour recipients' MTA-STS policies (RFC 8461).
+	MTASTS bool `toml:"mta_sts"`
 }
 
 type Queue struct {
@@ -311,6 +323,7 @@ func Default() *Config {
 			RetryMax:       Duration{4 * time.Hour},
 			MaxAge:         Duration{5 * 24 * time.Hour},
 			MailHostTLS:    "opportunistic",
+			MTASTS:         true,
 		},
 		Queue: Queue{
 			KeepDelivered: Duration{7 * 24 * time.Hour},
@@ -542,6 +555,9 @@ func (c *Config) validate() error {
 			return c.errf("outbound.ca_file", "%v", err)
 		}
 	}
+	if _, err := tlspolicy.ParseDomainList(c.Outbound.RequireTLSDomains); err != nil {
+		return c.errf("outbound.require_tls_domains", "%v", err)
+	}
 	switch c.Outbound.MailHostTLS {
 	case "opportunistic", "none", "required":
 	default:
@@ -699,6 +715,9 @@ func (c *Config) validate() error {
 	case "json", "text":
 	default:
 		return c.errf("log.format", "%q: want json or text", c.Log.Format)
+	}
+	if err := c.validateSMIME(); err != nil {
+		return err
 	}
 	return c.validateEncryption()
 }

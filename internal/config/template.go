@@ -81,6 +81,18 @@ max_age = "5d"
 resolver = ""
 # TLS to org.mail_host: opportunistic, required or none.
 mail_host_tls = "opportunistic"
+# Recipient domains that get mail only over TLS with a certificate that
+# verifies for the MX host, or not at all (deferred): "nhs.net", "*.gov.uk"
+# (every domain below gov.uk), "!lab.gov.uk" (an exception, always wins).
+# DANE and MTA-STS are used first where a domain publishes them.
+require_tls_domains = []
+# Believe the resolver's DNSSEC "authentic data" bit, which DANE needs.
+# Set it only when outbound.resolver validates DNSSEC and cannot be
+# tampered with on the way: a local unbound on 127.0.0.1 (docs/tls.md).
+# false: DANE is never used (MTA-STS and the list still are).
+dnssec_trust = false
+# Honour recipients' MTA-STS policies (RFC 8461), cached in the database.
+mta_sts = true
 # Mail the policy sends with require-tls goes only over TLS with a
 # certificate that verifies for the host, against the system's CAs and
 # those in this PEM file (empty: the system's only).
@@ -280,6 +292,35 @@ dmarc_rua = "mailto:dmarc-rua@dmarc.service.gov.uk"
 tls_rpt_rua = "mailto:tls-rua@mailcheck.service.ncsc.gov.uk"
 # MTA-STS policy mode served at /.well-known/mta-sts.txt: enforce or testing.
 mta_sts_mode = "enforce"
+
+[smime]
+# Encryption to recipients' S/MIME certificates (policy action
+# encrypt-smime). A recipient without a usable certificate (none, expired,
+# revoked, no chain to the anchors) gets the portal, and the audit log says why.
+enabled = false
+# PEM file of the CA certificates recipients' certificates must chain to
+# (required when enabled; the system's web roots are never used), and
+# optional intermediates.
+trust_anchors = ""
+intermediates = ""
+# Recipients' certificates (PEM or DER files), besides the key store.
+certificates_dir = "smime/certs"
+# aes-256-gcm (AuthEnvelopedData, S/MIME 4.0) or aes-256-cbc (older clients).
+cipher = "aes-256-gcm"
+# RSA recipients: oaep (RSAES-OAEP with SHA-256) or pkcs1v15 (legacy clients).
+rsa_key_transport = "oaep"
+# require: a certificate whose revocation status no CRL gives is not used;
+# best-effort: it is used and the audit says "revocation unknown"; off.
+revocation = "require"
+# offline = true: never fetch CRLs, only those in crl_dir count.
+offline = false
+crl_dir = "smime/crls"
+# Also match the subject's emailAddress when a certificate has no
+# subjectAltName address (older CAs).
+match_subject_email = false
+# Sign every encrypted message first with this certificate and key (PEM).
+sign_cert = ""
+sign_key = ""
 
 [log]
 # debug, info, warn or error; json or text. Message bodies, passwords,

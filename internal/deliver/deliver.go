@@ -39,6 +39,7 @@ import (
 
 	"sealpost/internal/mailauth"
 	"sealpost/internal/queue"
+	"sealpost/internal/tlspolicy"
 )
 
 // Resolver is the DNS the transport needs; *net.Resolver satisfies it, tests
@@ -75,6 +76,12 @@ type Transport struct {
 	// RootCAs verify certificates for TLSVerified deliveries; nil: the
 	// system's roots.
 	RootCAs *x509.CertPool
+	// Policy, when set, decides TLS per MX host (DANE, MTA-STS, the
+	// require-TLS list; see internal/tlspolicy) for deliveries without a
+	// FixedHost, and its resolver finds the MX hosts and their addresses.
+	Policy *tlspolicy.Evaluator
+	// DialContext replaces the network dialer (tests map names to loopback).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // hostError is a failure to get a usable session with one host.
@@ -82,6 +89,9 @@ type hostError struct {
 	text      string
 	permanent bool
 	tlsFailed bool // the host offered STARTTLS and the handshake failed
+	// info is the policy evidence of the failed session (what the
+	// handshake showed), nil when there was none.
+	info *queue.TLSInfo
 }
 
 func (t *Transport) hosts(ctx context.Context, domain string) ([]string, *hostError) {
@@ -123,6 +133,9 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attemp
 		}
 		return att
 	}
+	if t.Policy != nil && t.FixedHost == "" {
+		return t.deliverPlanned(ctx, d)
+	}
 	hosts, herr := t.hosts(ctx, d.Domain)
 	if herr != nil {
 		return failAll(herr.text, herr.permanent)
@@ -133,7 +146,7 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attemp
 		if ctx.Err() != nil {
 			return failAll("451 4.4.2 delivery interrupted", false)
 		}
-		res, herr := t.tryHost(ctx, host, d, sig)
+		res, herr := t.tryHost(ctx, host, nil, d, sig)
 		if herr == nil {
 			return res
 		}
@@ -186,14 +199,20 @@ func isReply(err error) bool {
 // tryHost runs one transaction with host. A hostError means the host could
 // not be used at all (try the next one); otherwise the attempt is final for
 // this delivery.
-func (t *Transport) tryHost(ctx context.Context, host string, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
+func (t *Transport) tryHost(ctx context.Context, host string, hp *tlspolicy.HostPolicy, d *queue.Delivery, sig string) (queue.Attempt, *hostError) {
 	mode := t.TLSMode
 	if d.RequireTLS {
 		mode = TLSVerified
 	}
 	key := host + "|" + mode
+	if hp != nil {
+		// The pool is keyed by the policy that verified the session
+		// (issue 14): never reuse a session across policies or domains.
+		mode = policyMode(hp)
+		key = host + "|" + hp.Host + "|" + hp.Key()
+	}
 	for {
-		pc, fresh, herr := t.conn(ctx, host, mode)
+		pc, fresh, herr := t.conn(ctx, host, key, mode, hp)
 		if herr != nil {
 			return queue.Attempt{}, herr
 		}
@@ -254,26 +273,46 @@ type pooledConn struct {
 }
 
 // conn returns a pooled or new session with host; fresh is true for a new one.
-func (t *Transport) conn(ctx context.Context, host, mode string) (*pooledConn, bool, *hostError) {
-	if pc := t.Pool.get(host + "|" + mode); pc != nil {
+func (t *Transport) conn(ctx context.Context, host, key, mode string, hp *tlspolicy.HostPolicy) (*pooledConn, bool, *hostError) {
+	if pc := t.Pool.get(key); pc != nil {
 		return pc, false, nil
 	}
-	pc, herr := t.dial(ctx, host, mode)
+	pc, herr := t.dial(ctx, host, mode, hp)
 	if herr != nil && herr.tlsFailed && mode == TLSOpportunistic {
 		// Opportunistic TLS (RFC 7435): a host that offers STARTTLS but
 		// cannot complete it still gets the mail, in clear, as it would
 		// have without the offer. Required TLS never falls back.
 		t.Log.Info("STARTTLS failed; delivering without TLS", "host", host, "err", herr.text)
-		pc, herr = t.dial(ctx, host, TLSNone)
+		failed := herr.info
+		var clear *pooledConn
+		clear, herr = t.dial(ctx, host, TLSNone, hp)
+		if clear != nil && failed != nil {
+			// Keep what the failed handshake showed, for the TLS report.
+			info := *failed
+			info.Version, info.Cipher = "", ""
+			clear.tlsInfo = &info
+		}
+		pc = clear
 	}
 	return pc, true, herr
 }
 
-func (t *Transport) dial(ctx context.Context, host, tlsMode string) (*pooledConn, *hostError) {
-	dialer := net.Dialer{Timeout: t.ConnectTimeout}
-	conn, err := dialer.DialContext(ctx, "tcp", host)
+func (t *Transport) dial(ctx context.Context, host, tlsMode string, hp *tlspolicy.HostPolicy) (*pooledConn, *hostError) {
+	dial := (&net.Dialer{Timeout: t.ConnectTimeout}).DialContext
+	if t.DialContext != nil {
+		dial = t.DialContext
+	}
+	dctx, cancel := ctx, context.CancelFunc(func() {})
+	if t.ConnectTimeout > 0 {
+		dctx, cancel = context.WithTimeout(ctx, t.ConnectTimeout)
+	}
+	conn, err := dial(dctx, "tcp", host)
+	cancel()
 	if err != nil {
 		return nil, &hostError{text: "451 4.4.1 cannot connect to " + host + ": " + shortErr(err)}
+	}
+	if hp != nil {
+		return t.dialPolicy(conn, host, tlsMode, hp)
 	}
 	hostname, _, _ := net.SplitHostPort(host)
 	c := newClient(conn, t.CommandTimeout)

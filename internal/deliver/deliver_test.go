@@ -122,7 +122,7 @@ func TestDeadPooledSessionsAreSkipped(t *testing.T) {
 	// Fill the pool with several idle sessions.
 	var conns []*pooledConn
 	for i := 0; i < 4; i++ {
-		pc, _, herr := tr.conn(context.Background(), sink.Addr, tr.TLSMode)
+		pc, _, herr := tr.conn(context.Background(), sink.Addr, sink.Addr+"|"+tr.TLSMode, tr.TLSMode, nil)
 		if herr != nil {
 			t.Fatal(herr.text)
 		}

@@ -25,6 +25,9 @@ type Recipient struct {
 	Diagnostic string // the next hop's answer or the local reason
 	RemoteMTA  string
 	Expired    bool
+	// TLS says how the last attempt's TLS was decided and what it proved
+	// (mode, why, certificate check), for the sender and their help desk.
+	TLS string
 }
 
 // Report is what goes into one DSN.
@@ -106,6 +109,9 @@ func Write(w io.Writer, rep Report) (string, error) {
 			p("    delivery was given up after repeated temporary failures; the last was:")
 		}
 		p("    %s", clean(r.Diagnostic))
+		if r.TLS != "" {
+			p("    TLS: %s", clean(r.TLS))
+		}
 		p("")
 	}
 	p("--%s", boundary)

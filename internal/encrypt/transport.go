@@ -33,13 +33,6 @@ const (
 	SMIME = "encrypt-smime" // S/MIME only
 )
 
-// SMIMEEncrypter writes msg encrypted to certs (X.509 DER in Key.Raw) as
-// S/MIME; the S/MIME package provides it. It returns the algorithms used,
-// for the audit log.
-type SMIMEEncrypter interface {
-	EncryptSMIME(dst io.Writer, msg io.Reader, certs []keyring.Key) (algorithms string, err error)
-}
-
 // Transport is the queue transport of one of the actions above.
 type Transport struct {
 	Action  string // Any, PGP or SMIME
@@ -47,8 +40,11 @@ type Transport struct {
 	// Next delivers the encrypted copy (the outbound SMTP transport);
 	// Portal takes recipients without a usable key.
 	Next, Portal queue.Transport
-	Prefer       string         // "pgp" or "smime", for Any
-	SMIME        SMIMEEncrypter // nil: S/MIME is not available
+	Prefer       string // "pgp" or "smime", for Any
+	// SMIME takes the recipients whose chosen key is an X.509 certificate
+	// (action Any): the S/MIME transport, which validates the certificate
+	// and audits itself. Nil: S/MIME is not available.
+	SMIME queue.Transport
 	// Signer returns the key that signs mail from headerFrom (nil, nil:
 	// unsigned).
 	Signer         func(ctx context.Context, headerFrom string) (*crypto.Key, error)
@@ -134,7 +130,7 @@ func Describe(keys []keyring.Key) string {
 // key go to Portal in one delivery.
 func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt {
 	att := queue.Attempt{Rcpts: make([]queue.RcptResult, len(d.Rcpts))}
-	var toPortal []int
+	var toPortal, toSMIME []int
 	var why []string
 	for i, rcpt := range d.Rcpts {
 		ch, err := Choose(ctx, t.Keyring, t.Action, t.Prefer, t.SMIME != nil, rcpt)
@@ -147,6 +143,10 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attemp
 			why = append(why, ch.Why)
 			continue
 		}
+		if ch.Kind == keyring.KindX509 {
+			toSMIME = append(toSMIME, i)
+			continue
+		}
 		a := t.deliverOne(ctx, d, rcpt, ch)
 		att.Rcpts[i] = a.Rcpts[0]
 		if a.Relay != "" {
@@ -155,6 +155,19 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) queue.Attemp
 	}
 	if len(toPortal) > 0 {
 		t.toPortal(ctx, d, toPortal, why, &att)
+	}
+	for _, i := range toSMIME {
+		sd := *d
+		sd.Route, sd.Domain, sd.Rcpts = queue.RouteSMIME, strings.ToLower(domainOf(d.Rcpts[i])), []string{d.Rcpts[i]}
+		a := t.SMIME.Deliver(ctx, &sd)
+		if len(a.Rcpts) == 1 {
+			att.Rcpts[i] = a.Rcpts[0]
+		} else {
+			att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 the S/MIME transport gave no result"}
+		}
+		if a.Relay != "" {
+			att.Relay, att.TLS, att.TLSInfo = a.Relay, a.TLS, a.TLSInfo
+		}
 	}
 	return att
 }
@@ -224,15 +237,7 @@ func (t *Transport) deliverOne(ctx context.Context, d *queue.Delivery, rcpt stri
 	defer os.Remove(f.Name())
 	defer f.Close()
 	src := io.NewSectionReader(d.Body, 0, d.Size)
-	var algs string
-	switch ch.Kind {
-	case keyring.KindPGP:
-		algs, err = t.encryptPGP(ctx, f, src, d.Msg.HeaderFrom, ch.Keys)
-	case keyring.KindX509:
-		algs, err = t.SMIME.EncryptSMIME(f, src, ch.Keys)
-	default:
-		err = fmt.Errorf("no encrypter for kind %q", ch.Kind)
-	}
+	algs, err := t.encryptPGP(ctx, f, src, d.Msg.HeaderFrom, ch.Keys)
 	if err != nil {
 		// Not retried in vain forever: a message the library cannot
 		// encrypt to this key fails for good, and the sender gets a DSN.
@@ -243,11 +248,7 @@ func (t *Transport) deliverOne(ctx context.Context, d *queue.Delivery, rcpt stri
 	if err != nil {
 		return fail(false, "451 4.3.0 "+err.Error())
 	}
-	action := "encrypt.pgp"
-	if ch.Kind == keyring.KindX509 {
-		action = "encrypt.smime"
-	}
-	if err := t.record(ctx, d, action, rcpt, Describe(ch.Keys)+" "+algs); err != nil {
+	if err := t.record(ctx, d, "encrypt.pgp", rcpt, Describe(ch.Keys)+" "+algs); err != nil {
 		return fail(false, "451 4.3.0 the audit log cannot be written: "+err.Error())
 	}
 	nd := *d

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"sealpost/internal/pgp"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
+	"sealpost/internal/smime"
 	"sealpost/internal/store"
 )
 
@@ -34,15 +36,18 @@ func NewKeyring(cfg *config.Config, st *store.Store) *keyring.Keyring {
 // addEncryptTransports registers the transports of the encrypt actions:
 // each encrypts and hands the copy to the outbound transport, or gives the
 // recipient to the portal when it has no usable key.
-func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string]queue.Transport) {
+// smimeT takes the recipients of action encrypt whose key is an S/MIME
+// certificate (route smime, the S/MIME transport).
+func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string]queue.Transport, smimeT queue.Transport) {
 	signers := &orgSigners{dir: cfg.Path("keys"), keys: map[string]*crypto.Key{}}
-	for _, action := range []string{encrypt.Any, encrypt.PGP, encrypt.SMIME} {
+	for _, action := range []string{encrypt.Any, encrypt.PGP} {
 		var portalT queue.Transport
 		if g.Portal != nil && cfg.Portal.Enabled {
 			portalT = g.Portal
 		}
 		transports[action] = &encrypt.Transport{
 			Action: action, Keyring: g.Keyring, Next: transports[queue.RouteOutbound], Portal: portalT,
+			SMIME:  smimeTransportIf(cfg.SMIME.Enabled, smimeT),
 			Prefer: cfg.Encryption.Prefer, ProtectHeaders: cfg.Encryption.ProtectHeaders, TempDir: cfg.Path("spool"),
 			Audit: g.audit.recorder.Record, Log: g.Log,
 			Signer: func(ctx context.Context, headerFrom string) (*crypto.Key, error) {
@@ -57,6 +62,46 @@ func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string
 			},
 		}
 	}
+}
+
+func smimeTransportIf(on bool, t queue.Transport) queue.Transport {
+	if !on {
+		return nil
+	}
+	return t
+}
+
+// addKeyring makes the operator's key store the first source of S/MIME
+// certificates (`sealpost keys add` of an X.509 certificate); the chooser
+// then validates them as any other.
+func (t *smimeTransport) addKeyring(kr *keyring.Keyring) {
+	if t.chooser != nil {
+		t.chooser.Sources = append([]smime.CertSource{keyringCerts{kr}}, t.chooser.Sources...)
+	}
+}
+
+// keyringCerts is the key store as an S/MIME certificate source.
+type keyringCerts struct{ kr *keyring.Keyring }
+
+func (k keyringCerts) Name() string { return "store" }
+
+func (k keyringCerts) Certificates(ctx context.Context, address string) ([]*x509.Certificate, error) {
+	rows, err := k.kr.Store.KeysFor(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for _, r := range rows {
+		if r.Kind != keyring.KindX509 {
+			continue
+		}
+		c, err := x509.ParseCertificate(r.Raw)
+		if err != nil {
+			continue // the chooser only sees what parses; keys add checked it
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // orgSigners are the organisation's per-domain OpenPGP signing keys, made
@@ -111,7 +156,7 @@ func (o *orgSigners) get(domain string) (*crypto.Key, error) {
 
 // ResolveKeys is resolveKeys for `sealpost policy test`.
 func ResolveKeys(ctx context.Context, kr *keyring.Keyring, cfg *config.Config, d *policy.Decision) error {
-	return resolveKeys(ctx, kr, cfg, false, d)
+	return resolveKeys(ctx, kr, cfg, cfg.SMIME.Enabled, d)
 }
 
 // resolveKeys checks, for each recipient the policy wants encrypted, that
@@ -127,6 +172,9 @@ func resolveKeys(ctx context.Context, kr *keyring.Keyring, cfg *config.Config, s
 		r := &d.Recipients[i]
 		if r.Action != encrypt.Any && r.Action != encrypt.PGP && r.Action != encrypt.SMIME {
 			continue
+		}
+		if r.Action == encrypt.SMIME {
+			continue // the S/MIME transport chooses and validates certificates itself
 		}
 		ch, err := encrypt.Choose(ctx, kr, r.Action, cfg.Encryption.Prefer, smime, r.Address)
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 	"sealpost/internal/console"
 	"sealpost/internal/datadir"
 	"sealpost/internal/deliver"
+	"sealpost/internal/dns"
 	"sealpost/internal/dnscheck"
 	"sealpost/internal/keyring"
 	"sealpost/internal/mailauth"
@@ -39,6 +40,7 @@ import (
 	"sealpost/internal/report"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
+	"sealpost/internal/tlspolicy"
 	"sealpost/internal/web"
 )
 
@@ -55,6 +57,7 @@ type Gateway struct {
 	Signer    *mailauth.Signer
 	Outbox    *queue.DevOutbox
 	pool      *deliver.Pool
+	tlsPolicy *tlspolicy.Evaluator // nil: a smarthost, the dev outbox, or a test's MX fake
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
 	Keyring   *keyring.Keyring // recipients' keys (encrypt actions, `sealpost keys`)
@@ -111,7 +114,14 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 // What fails on the way is undone (listeners closed, the data directory's
 // lock given up) and returned as an error that names the config key, file
 // or rule involved; *config.Error where a key is to blame.
-func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gateway, err error) {
+func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (*Gateway, error) {
+	return StartWith(cfg, log, res, nil)
+}
+
+// StartWith is Start with the DNS of the outbound TLS policy (DANE,
+// MTA-STS) given: tests pass a mock; nil uses outbound.resolver when res is
+// nil too, and turns the policy off when only res (a test's MX fake) is set.
+func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, policyDNS dns.Resolver) (_ *Gateway, err error) {
 	// g is not the named result: every "return nil, err" below would set
 	// that to nil before the deferred clean-up runs.
 	g := &Gateway{Log: log, Metrics: metrics.New()}
@@ -165,6 +175,9 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if g.Store, err = OpenStore(cfg); err != nil {
 		return nil, err
 	}
+	for _, m := range g.Store.Migrated() {
+		log.Info("schema migration applied", "version", m.Version, "name", m.Name)
+	}
 	if err := g.setupAudit(cfg, key); err != nil {
 		return nil, err
 	}
@@ -177,6 +190,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if g.Signer, err = mailauth.LoadOrCreate(cfg.Path("keys"), cfg.DKIM.Algorithm, cfg.DKIM.Selector, log); err != nil {
 		return nil, err
 	}
+	resGiven := res != nil
 	if res == nil {
 		res = systemResolver(cfg.Outbound.Resolver)
 	}
@@ -185,11 +199,27 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	if err != nil {
 		return nil, cfg.KeyError("outbound.ca_file", err.Error())
 	}
+	var tlsPolicy *tlspolicy.Evaluator
+	// The policy is for MX delivery: a smarthost or the dev outbox takes
+	// every outbound message instead.
+	if (!resGiven || policyDNS != nil) && cfg.Outbound.Smarthost == "" && !cfg.Dev {
+		pres, err := policyResolver(cfg, policyDNS)
+		if err != nil {
+			return nil, err
+		}
+		if tlsPolicy, err = NewTLSPolicy(cfg, pres, g.Store, roots, log); err != nil {
+			return nil, err
+		}
+	}
+	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
 		t := &deliver.Transport{
 			Hello: cfg.SMTP.Hostname, FixedHost: fixed, Port: "25", TLSMode: tlsMode, Resolver: res,
 			ConnectTimeout: cfg.Outbound.ConnectTimeout.Duration, CommandTimeout: cfg.Outbound.CommandTimeout.Duration,
 			Log: log, Pool: g.pool, RootCAs: roots,
+		}
+		if fixed == "" && tlsPolicy != nil {
+			t.Policy = tlsPolicy
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -234,7 +264,14 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 	}
 	transports[queue.RoutePortal] = g.Portal
 	g.Keyring = NewKeyring(cfg, g.Store)
-	g.addEncryptTransports(cfg, transports)
+	smimeT, err := newSMIMETransport(cfg, transports[queue.RouteOutbound], g.Portal, func() bool { return g.Config().Portal.Enabled },
+		g.audit.recorder.Record, log)
+	if err != nil {
+		return nil, err
+	}
+	transports[queue.RouteSMIME] = smimeT
+	smimeT.addKeyring(g.Keyring)
+	g.addEncryptTransports(cfg, transports, smimeT)
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
@@ -260,15 +297,20 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 		defer g.bg.Done()
 		g.expireHolds(ctx)
 	}()
+	if tlsPolicy != nil && tlsPolicy.STS != nil {
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			tlsPolicy.STS.Run(ctx, 10*time.Minute)
+		}()
+	}
 	go func() {
 		defer g.bg.Done()
 		g.checkpoints(ctx)
 	}()
 
-	g.SMTP = smtpd.New(cfg, g.Queue, g.Store, tlsConfig, g.Metrics, log)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
+	g.SMTP = smtpd.New(smtpOptions(cfg), newBackend(g), tlsConfig, g.Metrics, log)
+	if !cfg.DLP.Enabled {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
 	if cfg.SMTP.InboundListen != "" {
@@ -303,7 +345,7 @@ func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (_ *Gatew
 			rs := g.rules.Load()
 			d, err := testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
 			if err == nil {
-				err = resolveKeys(ctx, g.Keyring, rs.cfg, false, d)
+				err = resolveKeys(ctx, g.Keyring, rs.cfg, rs.cfg.SMIME.Enabled, d)
 			}
 			return d, err
 		},
@@ -403,12 +445,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.cfg.Store(cfg)
 	g.rules.Store(rs)
-	if cfg.DLP.Enabled {
-		g.SMTP.SetInspector(inspector{g})
-	} else {
-		g.SMTP.SetInspector(nil)
-	}
-	g.SMTP.SetConfig(cfg)
+	g.SMTP.SetOptions(smtpOptions(cfg))
 	g.Log.Info("configuration reloaded", "file", cfg.File, "policy_rules", len(rs.policy.Rules()))
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"sealpost/internal/dlp"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
-	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
 )
 
@@ -39,17 +38,28 @@ func newRules(cfg *config.Config) (*rules, error) {
 	return &rules{cfg: cfg, dlp: d, policy: p}, nil
 }
 
-// inspector is the gateway's smtpd.Inspector: every outbound message is
-// scanned while it streams in, and the policy decides before the 250.
+// inspector inspects outbound messages before they are accepted: every
+// message is scanned while it streams in (DLP), and the policy decides
+// before the 250. It is what lets the gateway refuse a message with a 550
+// at the end of DATA, hold it, or mark recipients for protection.
 type inspector struct{ g *Gateway }
 
-func (in inspector) Start() smtpd.Inspection {
+// rejection refuses a message for policy reasons.
+type rejection struct {
+	Text string // for the client, with the reference the operator can look up
+}
+
+// Start begins the inspection of one message. Its bytes, as the client
+// sent them, are written to the inspection as they arrive.
+func (in inspector) Start() *inspection {
 	pr, pw := io.Pipe()
 	is := &inspection{g: in.g, rules: in.g.rules.Load(), pw: pw, done: make(chan struct{})}
 	go is.scan(pr)
 	return is
 }
 
+// RewriteHeader may change the header section (up to and including the
+// CRLF that ends its last field) before it is spooled; nil keeps it.
 func (in inspector) RewriteHeader(h []byte) []byte {
 	return rewriteSubject(h, in.g.rules.Load().cfg.Policy.SenderKeywords)
 }
@@ -86,12 +96,15 @@ func (is *inspection) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Abort ends an inspection whose message was not accepted.
 func (is *inspection) Abort() {
 	is.pw.CloseWithError(io.ErrUnexpectedEOF)
 	<-is.done
 }
 
-func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.Rejection, error) {
+// Decide ends the inspection once every byte is written: it fills in env's
+// plan and notices, or returns a rejection.
+func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*rejection, error) {
 	is.pw.Close()
 	select {
 	case <-is.done:
@@ -125,9 +138,10 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: is.size, Visible: visible(res.Header),
 		Classification: res.Classification, Findings: res.Findings, Recipients: env.Rcpts, Known: is.g.Queue.Known,
 		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
+		TLS: is.g.recipientTLS(ctx),
 	}
 	d := is.rules.policy.Decide(in)
-	if err := resolveKeys(ctx, is.g.Keyring, cfg, false, d); err != nil {
+	if err := resolveKeys(ctx, is.g.Keyring, cfg, cfg.SMIME.Enabled, d); err != nil {
 		return nil, err
 	}
 	return is.g.apply(ctx, env, d)
@@ -135,7 +149,7 @@ func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*smtpd.R
 
 // apply turns a decision into the envelope's plan, records it and writes
 // the sender's notice; a reject becomes the SMTP rejection.
-func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Decision) (*smtpd.Rejection, error) {
+func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Decision) (*rejection, error) {
 	cfg := g.Config()
 	most := d.Most()
 	now := time.Now()
@@ -160,7 +174,7 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			Addrs: append([]string(nil), env.Rcpts...), Detail: "rules=" + rulesOf(d) + " sha256=" + env.SHA256}); err != nil {
 			return nil, err
 		}
-		return &smtpd.Rejection{Text: "Message refused by the organisation's mail policy; quote reference " + env.ID + " to your IT service desk"}, nil
+		return &rejection{Text: "Message refused by the organisation's mail policy; quote reference " + env.ID + " to your IT service desk"}, nil
 	}
 	env.Plan = map[string]queue.RcptPlan{}
 	env.PolicyDetail = map[string]string{}
@@ -183,7 +197,9 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
 		case policy.Portal:
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionPortal}
-		case policy.Encrypt, policy.EncryptPGP, policy.EncryptSMIME:
+		case policy.EncryptSMIME:
+			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionSMIME}
+		case policy.Encrypt, policy.EncryptPGP:
 			// Each recipient gets a copy of their own (encrypt.Transport).
 			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: a.String()}
 		default:

@@ -14,14 +14,17 @@ import (
 )
 
 // available says which policy actions this gateway carries out:
-// recipient-key encryption and the portal can be switched off. The policy
-// falls back to the portal, or to hold, never to plain delivery; a
-// recipient without a usable key goes to the portal too (resolveKeys).
+// recipient-key encryption ([encryption], and [smime] for S/MIME) and the
+// portal can be switched off. The policy falls back to the portal, or to
+// hold, never to plain delivery; a recipient without a usable key goes to
+// the portal too (resolveKeys, and the transports at delivery).
 func available(cfg *config.Config) func(policy.Action) bool {
 	return func(a policy.Action) bool {
 		switch a {
-		case policy.Encrypt, policy.EncryptPGP, policy.EncryptSMIME:
+		case policy.Encrypt, policy.EncryptPGP:
 			return cfg.Encryption.Enabled
+		case policy.EncryptSMIME:
+			return cfg.SMIME.Enabled
 		case policy.Portal:
 			return cfg.Portal.Enabled
 		}

@@ -18,7 +18,8 @@
 //	sensitive       personal > 0
 //	sender.address, sender.domain, sender.user
 //	recipient.address, recipient.domain, recipient.external,
-//	recipient.tls_assured, recipient.first_contact, recipient.lookalike,
+//	recipient.tls_assured, recipient.tls (dane, mta-sts, required,
+//	opportunistic), recipient.first_contact, recipient.lookalike,
 //	recipient.portal_thread (the conversation answered is this recipient's)
 //
 // Every rule whose condition holds contributes its action and its reason;
@@ -107,10 +108,14 @@ type SenderFacts struct {
 
 // RecipientFacts is what CEL sees as "recipient".
 type RecipientFacts struct {
-	Address      string `cel:"address"`
-	Domain       string `cel:"domain"`
-	External     bool   `cel:"external"`
-	TLSAssured   bool   `cel:"tls_assured"`
+	Address    string `cel:"address"`
+	Domain     string `cel:"domain"`
+	External   bool   `cel:"external"`
+	TLSAssured bool   `cel:"tls_assured"`
+	// TLS is how outbound TLS to the domain is verified now: dane,
+	// mta-sts, required (the operator's list) or opportunistic
+	// (internal/tlspolicy); "" when not known (internal recipients).
+	TLS          string `cel:"tls"`
 	FirstContact bool   `cel:"first_contact"`
 	Lookalike    string `cel:"lookalike"`
 	PortalThread bool   `cel:"portal_thread"`
@@ -277,6 +282,12 @@ type Input struct {
 	// ThreadParty says whether rcpt is the party a verified thread token
 	// was issued to and may still read that conversation. Nil: nobody.
 	ThreadParty func(rcpt string) bool
+	// TLS returns the outbound TLS mode of a recipient domain (dane,
+	// mta-sts, required, opportunistic); nil: opportunistic for all.
+	// recipient.tls_assured is true for the verified modes, so the
+	// built-in rules send personal data by mail (require-tls) to a domain
+	// whose DANE or MTA-STS proves its TLS, instead of to the portal.
+	TLS func(domain string) string
 }
 
 // Decision is the policy's answer (INTERFACE.md: policy test --json).
@@ -369,7 +380,11 @@ func (e *Engine) Decide(in *Input) *Decision {
 		rf := &RecipientFacts{Address: strings.ToLower(rcpt), Domain: dom, External: e.External(rcpt),
 			PortalThread: in.PortalThread && in.ThreadParty != nil && in.ThreadParty(rcpt)}
 		if rf.External {
-			rf.TLSAssured = e.tlsAssured(dom)
+			rf.TLS = "opportunistic"
+			if in.TLS != nil {
+				rf.TLS = in.TLS(dom)
+			}
+			rf.TLSAssured = e.tlsAssured(dom) || rf.TLS == "dane" || rf.TLS == "mta-sts" || rf.TLS == "required"
 			rf.FirstContact = in.Known == nil || !in.Known(dom)
 			rf.Lookalike = lookalike(dom, e.known)
 		}

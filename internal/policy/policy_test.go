@@ -75,6 +75,25 @@ func TestBuiltinPolicy(t *testing.T) {
 	test("no verified token", Input{PortalThread: false, ThreadParty: party}, "jane@citizen.example", "deliver", "", "")
 }
 
+// TestRecipientTLS: a domain whose TLS is verified (DANE, MTA-STS enforce,
+// the require-TLS list) gets personal data by mail with require-tls; an
+// opportunistic one still gets the portal, and rules can read recipient.tls.
+func TestRecipientTLS(t *testing.T) {
+	e := engine(t, Options{Builtin: true, Rules: []Rule{{Name: "dane-only", When: `recipient.tls == "dane" && message.subject == "dane?"`, Action: "hold"}}})
+	modes := map[string]string{"dane.example": "dane", "sts.example": "mta-sts", "list.example": "required", "plain.example": "opportunistic"}
+	nhs := []dlp.Finding{{Detector: "uk-nhs-number", Count: 1, Confidence: "high", Where: "body"}}
+	for dom, want := range map[string]string{"dane.example": "require-tls", "sts.example": "require-tls", "list.example": "require-tls", "plain.example": "portal"} {
+		d := e.Decide(&Input{Findings: nhs, Recipients: []string{"x@" + dom}, Known: func(string) bool { return true }, TLS: func(d string) string { return modes[d] }})
+		if got := d.Recipients[0].Action; got != want {
+			t.Errorf("%s (%s): %s, want %s", dom, modes[dom], got, want)
+		}
+	}
+	d := e.Decide(&Input{Subject: "dane?", Recipients: []string{"x@dane.example", "y@sts.example"}, Known: func(string) bool { return true }, TLS: func(d string) string { return modes[d] }})
+	if d.Recipients[0].Action != "hold" || d.Recipients[1].Action != "deliver" {
+		t.Errorf("recipient.tls in a rule: %+v", d.Recipients)
+	}
+}
+
 func TestUnavailableFallsBackToHold(t *testing.T) {
 	e := engine(t, Options{Builtin: true, Available: func(a Action) bool { return a != Portal && a != EncryptPGP && a != EncryptSMIME }})
 	d := e.Decide(&Input{Keyword: true, Recipients: []string{"bob@other.com"}, Known: func(string) bool { return true }})

@@ -1,31 +1,46 @@
 package portal
 
 import (
+	"context"
+	"errors"
 	"io"
+	"os"
 
-	"sealpost/internal/fsx"
+	"sealpost/internal/blob"
 	"sealpost/internal/seal"
 )
 
-// writeSealed seals r into path durably: into a temporary file beside it,
-// fsynced, renamed into place, and the directory fsynced, so that a blob
-// the portal's row points to survives a power cut (the row is committed
-// after this returns). It returns the plaintext bytes written; on error
-// nothing is left at path.
-func writeSealed(fsys fsx.FS, path string, key, aad []byte, r io.Reader) (int64, error) {
+var errPutEnded = errors.New("the blob store stopped reading")
+
+// writeSealed seals r into a new blob at ref: durable when it returns (the
+// portal's row is committed after), never over an existing blob. It returns
+// the plaintext bytes written; on error nothing is left at ref. A failure
+// of the blob store is an *os.PathError (the disk, the bucket: the sealing
+// is retried); a failure of r is r's own error.
+func writeSealed(ctx context.Context, bs blob.Store, ref blob.Ref, key, aad []byte, r io.Reader) (int64, error) {
+	pr, pw := io.Pipe()
 	var n int64
-	err := fsx.WriteFileFrom(fsys, path, 0o600, func(f io.Writer) error {
-		w, err := seal.NewWriter(f, key, aad)
-		if err != nil {
-			return err
+	done := make(chan error, 1)
+	go func() {
+		w, err := seal.NewWriter(pw, key, aad)
+		if err == nil {
+			if n, err = io.CopyBuffer(w, r, make([]byte, 256<<10)); err == nil {
+				err = w.Close()
+			}
 		}
-		if n, err = io.CopyBuffer(w, r, make([]byte, 256<<10)); err != nil {
-			return err
-		}
-		return w.Close()
-	})
+		pw.CloseWithError(err) // nil: the reader sees the end
+		done <- err
+	}()
+	err := bs.Put(ctx, ref, pr, -1)
 	if err != nil {
-		return 0, err
+		pr.CloseWithError(errPutEnded)
+	}
+	werr := <-done
+	switch {
+	case werr != nil && !errors.Is(werr, errPutEnded):
+		return 0, werr
+	case err != nil:
+		return 0, &os.PathError{Op: "store blob", Path: string(ref), Err: err}
 	}
 	return n, nil
 }

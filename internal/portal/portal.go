@@ -50,12 +50,12 @@ import (
 	"log/slog"
 	"net/mail"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"sealpost/internal/audit"
+	"sealpost/internal/blob"
 	"sealpost/internal/config"
 	"sealpost/internal/fsx"
 	"sealpost/internal/queue"
@@ -72,19 +72,24 @@ type Service struct {
 	// Recorder appends audit events (kept and retried when the store
 	// refuses one); nil: straight to the store.
 	Recorder *audit.Recorder
-	Dir      string // blobs
-	KEK      []byte // wraps message keys
-	MACKey   []byte // link tokens, references, codes, sessions
-	Config   func() *config.Config
-	Log      *slog.Logger
-	Submit   Submitter
-	Limiter  *IPLimiter
+	Dir      string // blobs, when Blobs is nil
+	// Blobs keeps the sealed bytes; nil: files under Dir (the layout
+	// Dir/ab/abcdef, Dir/ab/abcdef.1 of earlier versions).
+	Blobs   blob.Store
+	KEK     []byte // wraps message keys
+	MACKey  []byte // link tokens, references, codes, sessions
+	Config  func() *config.Config
+	Log     *slog.Logger
+	Submit  Submitter
+	Limiter *IPLimiter
 	// Passkeys is WebAuthn sign-in; nil when web.public_url's host cannot
 	// be a relying party (an IP address).
 	Passkeys *Passkeys
 	Now      func() time.Time
 
-	locks sync.Map // msg id → *sync.Mutex: one sealing at a time per message
+	locks     sync.Map // msg id → *sync.Mutex: one sealing at a time per message
+	blobsOnce sync.Once
+	blobs     blob.Store
 }
 
 func (s *Service) now() time.Time {
@@ -159,37 +164,60 @@ func (s *Service) kekAEAD() (cipher.AEAD, error) {
 
 var errDestroyed = errors.New("the message's key is destroyed")
 
-func (s *Service) blobPath(id string) string { return filepath.Join(s.Dir, id[:2], id) }
+func (s *Service) blobStore() blob.Store {
+	s.blobsOnce.Do(func() {
+		s.blobs = s.Blobs
+		if s.blobs == nil {
+			s.blobs = blob.NewFile(fsx.OS{}, s.Dir)
+		}
+	})
+	return s.blobs
+}
 
-func (s *Service) attachmentPath(id string, index int) string {
-	return s.blobPath(id) + "." + itoa(index)
+func blobRef(id string) blob.Ref { return blob.Ref(id[:2] + "/" + id) }
+
+func attachmentRef(id string, index int) blob.Ref {
+	return blobRef(id) + blob.Ref("."+itoa(index))
 }
 
 func attachmentAAD(id string, index int) []byte { return []byte(id + "/" + itoa(index)) }
 
-// removeBlobs deletes a message's blob and its attachments'.
+// removeBlobs deletes a message's blob and its attachments'. The key is
+// destroyed first (DestroySealed), which already makes them unreadable: a
+// blob left behind by a failure here is ciphertext nobody can open.
 func (s *Service) removeBlobs(id string) {
-	os.Remove(s.blobPath(id))
-	if more, _ := filepath.Glob(s.blobPath(id) + ".*"); len(more) > 0 {
-		for _, f := range more {
-			os.Remove(f)
+	ctx := context.Background()
+	bs := s.blobStore()
+	main := blobRef(id)
+	var refs []blob.Ref
+	err := bs.List(ctx, string(main), func(i blob.Info) error {
+		if i.Ref == main || strings.HasPrefix(string(i.Ref), string(main)+".") {
+			refs = append(refs, i.Ref)
 		}
+		return nil
+	})
+	for _, ref := range refs {
+		if derr := bs.Delete(ctx, ref); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	if err != nil && s.Log != nil {
+		s.Log.Error("removing a sealed message's blobs failed", "id", id, "err", err)
 	}
 }
 
-// writeBlob seals r into path (fsynced, renamed into place, the directory
-// fsynced).
-func (s *Service) writeBlob(path string, key, aad []byte, r io.Reader) (int64, error) {
-	return writeSealed(fsx.OS{}, path, key, aad, r)
+// writeBlob seals r into a new blob at ref.
+func (s *Service) writeBlob(ctx context.Context, ref blob.Ref, key, aad []byte, r io.Reader) (int64, error) {
+	return writeSealed(ctx, s.blobStore(), ref, key, aad, r)
 }
 
 // openAttachment opens the stored, decoded bytes of an attachment.
 func (s *Service) openAttachment(m *store.Sealed, index int) (io.ReaderAt, int64, func(), error) {
-	return s.openBlob(m, s.attachmentPath(m.ID, index), attachmentAAD(m.ID, index))
+	return s.openBlob(m, attachmentRef(m.ID, index), attachmentAAD(m.ID, index))
 }
 
 // openBlob decrypts a blob of sealed message m, unless its key is gone.
-func (s *Service) openBlob(m *store.Sealed, path string, aad []byte) (io.ReaderAt, int64, func(), error) {
+func (s *Service) openBlob(m *store.Sealed, ref blob.Ref, aad []byte) (io.ReaderAt, int64, func(), error) {
 	if m.WrappedKey == nil || m.State != "active" {
 		return nil, 0, nil, errDestroyed
 	}
@@ -198,16 +226,11 @@ func (s *Service) openBlob(m *store.Sealed, path string, aad []byte) (io.ReaderA
 		return nil, 0, nil, err
 	}
 	defer clear(key)
-	f, err := os.Open(path)
+	f, err := blob.Open(context.Background(), s.blobStore(), ref)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	ra, err := seal.NewReaderAt(f, st.Size(), key, aad)
+	ra, err := seal.NewReaderAt(f, f.Size(), key, aad)
 	if err != nil {
 		f.Close()
 		return nil, 0, nil, err
@@ -378,16 +401,13 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 	key := make([]byte, seal.KeyLen)
 	rand.Read(key)
 	defer clear(key)
-	path := s.blobPath(id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
 	// One pass seals; a second (over the spool, not the blob) describes.
-	if _, err := writeSealed(fsx.OS{}, path, key, []byte(id), io.NewSectionReader(body, 0, size)); err != nil {
+	if _, err := s.writeBlob(ctx, blobRef(id), key, []byte(id), io.NewSectionReader(body, 0, size)); err != nil {
+		s.removeBlobs(id)
 		return nil, err
 	}
 	parts, h, err := describe(io.NewSectionReader(body, 0, size), func(index int, r io.Reader) (int64, error) {
-		return s.writeBlob(s.attachmentPath(id, index), key, attachmentAAD(id, index), r)
+		return s.writeBlob(ctx, attachmentRef(id, index), key, attachmentAAD(id, index), r)
 	})
 	var pe *os.PathError
 	switch {
@@ -442,7 +462,7 @@ func (s *Service) sealFrom(ctx context.Context, body io.ReaderAt, size int64, me
 
 // open returns the decrypted message of a sealed record.
 func (s *Service) open(m *store.Sealed) (io.ReaderAt, int64, func(), error) {
-	return s.openBlob(m, s.blobPath(m.ID), []byte(m.ID))
+	return s.openBlob(m, blobRef(m.ID), []byte(m.ID))
 }
 
 // Destroy destroys a sealed message: its key and its blob (and its replies').

@@ -2,15 +2,20 @@ package portal
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
 
 	"golang.org/x/net/html"
+
+	"sealpost/internal/blob"
 )
 
 // TestSanitiserAgainstXSSCorpus runs DOMPurify's 223 test vectors
@@ -159,18 +164,41 @@ func FuzzDescribe(f *testing.F) {
 
 // TestWriteBlobKeepsNothingOnError: an attachment whose bytes fail to
 // decode half-way leaves no blob (nor temporary file) behind, which is
-// what describe's callers rely on.
+// what describe's callers rely on, and the error is the source's (not the
+// disk's, which would retry the whole sealing).
 func TestWriteBlobKeepsNothingOnError(t *testing.T) {
 	dir := t.TempDir()
-	path := dir + "/att-0"
-	s := &Service{}
+	s := &Service{Dir: dir}
 	r := io.MultiReader(strings.NewReader("first bytes"), iotest.ErrReader(io.ErrUnexpectedEOF))
-	n, err := s.writeBlob(path, make([]byte, 32), []byte("aad"), r)
-	if err == nil || n != 0 {
-		t.Fatalf("writeBlob = %d, %v; want 0 and the error", n, err)
+	n, err := s.writeBlob(context.Background(), "at/att.0", make([]byte, 32), []byte("aad"), r)
+	var pe *os.PathError
+	if !errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &pe) || n != 0 {
+		t.Fatalf("writeBlob = %d, %v; want 0 and the source's error", n, err)
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 0 {
-		t.Fatalf("left behind: %v", entries)
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("left behind: %s", p)
+		}
+		return nil
+	})
+}
+
+// failingBlobs is a blob store whose writes fail (a full disk, a bucket
+// that does not answer).
+type failingBlobs struct{ blob.Store }
+
+func (failingBlobs) Put(ctx context.Context, ref blob.Ref, r io.Reader, size int64) error {
+	io.CopyN(io.Discard, r, 100)
+	return errors.New("bucket unreachable")
+}
+
+// A blob store's failure is a *os.PathError to describe and sealFrom: the
+// sealing fails and is retried, not taken for an undecodable attachment.
+func TestWriteBlobStoreFailureIsRetried(t *testing.T) {
+	s := &Service{Blobs: failingBlobs{}}
+	_, err := s.writeBlob(context.Background(), "at/att.0", make([]byte, 32), []byte("aad"), strings.NewReader(strings.Repeat("x", 1<<20)))
+	var pe *os.PathError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "bucket unreachable") {
+		t.Fatalf("writeBlob = %v; want a *os.PathError naming the store's failure", err)
 	}
 }

@@ -109,7 +109,12 @@ func attemptEvent(j job, att Attempt, res store.Result, r RcptResult, attempt in
 		if t.Verified {
 			verified = "yes"
 		}
-		pairs = append(pairs, "tls", t.Version, "cipher", t.Cipher, "verified", verified, "cert_sha256", t.PeerCertSHA256)
+		if t.Version == "" {
+			pairs = append(pairs, "tls", "none")
+		} else {
+			pairs = append(pairs, "tls", t.Version, "cipher", t.Cipher, "verified", verified, "cert_sha256", t.PeerCertSHA256)
+		}
+		pairs = append(pairs, policyPairs(t)...)
 	} else if att.TLS != "" {
 		pairs = append(pairs, "tls", att.TLS)
 	} else if j.route != RoutePortal {
@@ -117,4 +122,39 @@ func attemptEvent(j job, att Attempt, res store.Result, r RcptResult, attempt in
 	}
 	pairs = append(pairs, "reply", r.Text)
 	return &store.AuditEvent{At: now, Actor: "gateway", Action: "delivery.attempt", Object: j.msg.ID, Addrs: []string{res.Rcpt}, Detail: kv(pairs...)}
+}
+
+// policyPairs records the outbound TLS policy of an attempt: the mode and
+// why, and what the handshake proved (issue 14's per-attempt evidence).
+func policyPairs(t *TLSInfo) []string {
+	var out []string
+	for _, p := range [][2]string{{"tls_mode", t.Mode}, {"tls_why", t.Why}, {"mx", t.Host}, {"policy_domain", t.PolicyDomain},
+		{"sts_id", t.PolicyID}, {"sts_mode", t.PolicyMode}, {"chain", t.Chain}, {"tlsa", t.TLSA}, {"tls_failure", t.Failure}} {
+		if p[1] != "" {
+			out = append(out, p[0], p[1])
+		}
+	}
+	return out
+}
+
+// tlsSummary is one line for a DSN: the policy's mode and why, and what the
+// last handshake proved; "" when no policy was evaluated.
+func tlsSummary(t *TLSInfo) string {
+	if t == nil || t.Mode == "" {
+		return ""
+	}
+	s := t.Mode
+	if t.Why != "" {
+		s += " (" + t.Why + ")"
+	}
+	if t.Version != "" {
+		s += "; " + t.Version + " " + t.Cipher
+	}
+	if t.Chain != "" {
+		s += "; certificate " + t.Chain
+	}
+	if t.Failure != "" {
+		s += "; problem: " + t.Failure
+	}
+	return s
 }

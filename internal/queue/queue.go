@@ -69,6 +69,7 @@ const (
 	RouteMailHost = "mailhost" // the organisation's own mail host
 	RouteOutbound = "outbound" // the internet (MX) or the smarthost
 	RoutePortal   = "portal"   // sealed into the secure portal
+	RouteSMIME    = "smime"    // encrypted to S/MIME certificates, then outbound
 )
 
 // Delivery is one attempt to hand a message to one next hop for some of its
@@ -100,6 +101,10 @@ type Attempt struct {
 	// TLSInfo is the evidence of the TLS used, for the audit log (nil:
 	// none, or a transport that is not SMTP).
 	TLSInfo *TLSInfo
+	// Sessions has the policy evidence of every MX host tried or skipped
+	// in this attempt, in order (the last is TLSInfo): TLS-RPT (RFC 8460)
+	// counts successes and failures per host. Nil without a TLS policy.
+	Sessions []*TLSInfo
 }
 
 // TLSInfo is what the audit log keeps of a TLS session with the next hop.
@@ -109,6 +114,24 @@ type TLSInfo struct {
 	// host (checked even when the delivery did not require it).
 	Verified       bool
 	PeerCertSHA256 string // hex, of the leaf certificate
+
+	// The outbound TLS policy behind the attempt (internal/tlspolicy), ""
+	// for a fixed next hop (mail host, smarthost) where none is evaluated.
+	Mode         string // dane | mta-sts | required | opportunistic
+	Why          string // why that mode: DANE records, MTA-STS id, list entry
+	Host         string // the MX host name the policy was checked against
+	PolicyDomain string // RFC 8460 §4.4 policy-domain
+	PolicyID     string // MTA-STS policy id, "" when none
+	PolicyMode   string // MTA-STS enforce | testing
+	Chain        string // dane-ee | dane-ta | webpki | unverified
+	TLSA         string // the DANE record that matched, "3 1 1"
+	// Failure is the RFC 8460 §4.3 result type of what went wrong
+	// (starttls-not-supported, tlsa-invalid, certificate-host-mismatch, ...),
+	// "" when nothing did; TLS-RPT counts attempts by it.
+	Failure string
+	// PolicyStrings is RFC 8460 §4.4's policy-string: the MTA-STS policy's
+	// lines or the TLSA records in presentation form. Not audited.
+	PolicyStrings []string
 }
 
 // Transport delivers messages on one route.
@@ -236,11 +259,17 @@ const (
 	ActionPortal     = "portal"      // sealed into the portal (route portal)
 )
 
-// IsEncryptAction: the recipient-key actions encrypt, encrypt-pgp and
-// encrypt-smime, whose routes are their names.
-func IsEncryptAction(a string) bool {
-	return a == "encrypt" || a == "encrypt-pgp" || a == "encrypt-smime"
-}
+// ActionSMIME: encrypted to the recipient's S/MIME certificate (route smime).
+const ActionSMIME = "encrypt-smime"
+
+// ActionEncrypt and ActionPGP: encrypted to the recipient's key (OpenPGP
+// or, for ActionEncrypt, S/MIME by preference); their routes are their
+// names, whose transports (internal/encrypt) encrypt and hand over to the
+// outbound one.
+const (
+	ActionEncrypt = "encrypt"
+	ActionPGP     = "encrypt-pgp"
+)
 
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
@@ -276,9 +305,10 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			if p.Action == ActionPortal {
 				sr.Route = RoutePortal
 			}
-			if IsEncryptAction(p.Action) {
-				// The route of each encrypt action is its name; its
-				// transport encrypts and hands over to the outbound one.
+			if p.Action == ActionSMIME && sr.Route == RouteOutbound {
+				sr.Route = RouteSMIME
+			}
+			if (p.Action == ActionEncrypt || p.Action == ActionPGP) && sr.Route == RouteOutbound {
 				sr.Route = p.Action
 			}
 			if p.Status == "held" || p.Status == "quarantined" {
@@ -380,7 +410,7 @@ func groupJobs(msg *store.Message, rcpts []store.Recipient, tries map[string]int
 	idx := map[string]int{}
 	for _, r := range rcpts {
 		domain := ""
-		if r.Route == RouteOutbound {
+		if r.Route == RouteOutbound || r.Route == RouteSMIME {
 			domain = strings.ToLower(domainOf(r.Rcpt))
 		}
 		key := r.Route + "\x00" + domain + "\x00" + r.Action
@@ -597,12 +627,12 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 		case r.Permanent:
 			res.Status = "failed"
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "failed").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, TLS: tlsSummary(att.TLSInfo)})
 		case now.Sub(j.msg.ReceivedAt) >= q.opt.MaxAge:
 			res.Status = "failed"
 			res.Error = "expired after " + q.opt.MaxAge.String() + ": " + r.Text
 			q.metrics.DeliveryAttempts.WithLabelValues(j.route, "expired").Inc()
-			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true})
+			failed = append(failed, dsn.Recipient{Addr: rcpt, Diagnostic: r.Text, Action: "failed", RemoteMTA: att.Relay, Expired: true, TLS: tlsSummary(att.TLSInfo)})
 		default:
 			res.Status = "queued"
 			res.NextAttempt = now.Add(q.backoff(j.tries[rcpt]))

@@ -14,17 +14,6 @@ import (
 	"time"
 )
 
-// Reply is an SMTP reply with its enhanced status code (RFC 3463).
-type Reply struct {
-	Code int
-	Enh  string // e.g. "5.7.1"; "" for none
-	Text string
-}
-
-func (r *Reply) Error() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enh, r.Text) }
-
-func reply(code int, enh, text string) *Reply { return &Reply{Code: code, Enh: enh, Text: text} }
-
 // Errors of the DATA reader.
 var (
 	errBareLF   = errors.New("bare LF")
@@ -35,20 +24,36 @@ var (
 )
 
 // conn is one SMTP session on the wire (RFC 5321). It owns parsing, the
-// command sequence and replies; session holds the policy.
+// command sequence and replies; the backend's Session holds the policy.
 type conn struct {
-	srv      *Server
-	nc       net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	sess     *session
-	helo     string
-	tls      bool
-	badCmds  int
-	timeout  time.Duration // per command (RFC 5321 §4.5.3.2.7: 5 minutes)
-	dataWait time.Duration // per read during DATA (§4.5.3.2.5: 3 minutes, we allow more)
-	maxLine  int
-	maxBytes int64
+	srv     *Server
+	nc      net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	role    string
+	info    *ConnInfo
+	opts    *Options // as at connect
+	sess    Session
+	helo    string
+	tls     bool
+	badCmds int
+
+	// The transaction as smtpd sees it: the backend keeps its own.
+	hasFrom  bool
+	rcpts    int
+	commands int
+}
+
+// maxTransactionCommands bounds the commands of a session, so that one
+// connection cannot keep the server busy for ever below the time limits.
+const maxTransactionCommands = 10000
+
+func (c *conn) reject(reason string) { c.srv.metrics.Rejected.WithLabelValues(c.role, reason).Inc() }
+
+// reset ends the transaction on both sides.
+func (c *conn) reset() {
+	c.hasFrom, c.rcpts = false, 0
+	c.sess.Reset()
 }
 
 const maxCommandLine = 2048 // RFC 5321 §4.5.3.1.4 says 512; extensions need more
@@ -67,12 +72,12 @@ func (c *conn) flush(force bool) error {
 	if !force && c.br.Buffered() > 0 {
 		return nil
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	c.nc.SetWriteDeadline(time.Now().Add(c.opts.CommandTimeout))
 	return c.bw.Flush()
 }
 
 func (c *conn) readLine(max int) (string, error) {
-	c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.opts.CommandTimeout))
 	line, err := c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || len(line) > max {
 		// Skip the rest of the over-long line.
@@ -96,9 +101,9 @@ func (c *conn) readLine(max int) (string, error) {
 // serve runs the session until QUIT, an error or a time-out.
 func (c *conn) serve() {
 	defer c.nc.Close()
-	defer c.sess.logout()
-	greeting := c.srv.cfg.Load().SMTP.Hostname + " ESMTP"
-	if b := c.srv.cfg.Load().SMTP.Banner; b != "" {
+	defer c.sess.Logout()
+	greeting := c.opts.Hostname + " ESMTP"
+	if b := c.opts.Banner; b != "" {
 		greeting += " " + b
 	}
 	c.write(reply(220, "", greeting))
@@ -142,8 +147,8 @@ func (c *conn) serve() {
 func (c *conn) command(line string) bool {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
-	if err := c.sess.count(); err != nil {
-		c.write(err)
+	if c.commands++; c.commands > maxTransactionCommands {
+		c.write(reply(421, "4.7.0", "Too many commands in one session; please reconnect"))
 		return false
 	}
 	bad := func(r *Reply) bool {
@@ -160,10 +165,10 @@ func (c *conn) command(line string) bool {
 		if arg == "" || strings.ContainsAny(arg, " \t\x00") {
 			return bad(reply(501, "5.5.4", "Syntax: "+verb+" hostname"))
 		}
-		c.helo = arg
-		c.sess.reset()
+		c.helo, c.info.Helo = arg, arg
+		c.reset()
 		if verb == "HELO" {
-			c.write(reply(250, "", c.srv.cfg.Load().SMTP.Hostname))
+			c.write(reply(250, "", c.opts.Hostname))
 			return true
 		}
 		c.ehloReply()
@@ -184,29 +189,30 @@ func (c *conn) command(line string) bool {
 			return false
 		}
 		tc := tls.Server(c.nc, c.srv.tls)
-		tc.SetDeadline(time.Now().Add(c.timeout))
+		tc.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 		if err := tc.Handshake(); err != nil {
 			return false
 		}
-		c.nc, c.tls = tc, true
+		st := tc.ConnectionState()
+		c.nc, c.tls, c.info.TLS = tc, true, &st
 		c.br.Reset(tc)
 		c.bw.Reset(tc)
-		c.helo = "" // RFC 3207 §4.2: the client must say EHLO again
-		c.sess.reset()
+		c.helo, c.info.Helo = "", "" // RFC 3207 §4.2: the client must say EHLO again
+		c.reset()
 	case "AUTH":
 		return c.auth(arg, bad)
 	case "MAIL":
 		if c.helo == "" {
 			return bad(reply(503, "5.5.1", "Say EHLO first"))
 		}
-		if c.sess.hasFrom {
+		if c.hasFrom {
 			return bad(reply(503, "5.5.1", "Nested MAIL command"))
 		}
 		addr, params, ok := parsePath(arg, "FROM:")
 		if !ok {
 			return bad(reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
 		}
-		var size int64
+		var mo MailOptions
 		for _, p := range params {
 			k, v, _ := strings.Cut(p, "=")
 			switch strings.ToUpper(k) {
@@ -215,12 +221,15 @@ func (c *conn) command(line string) bool {
 				if err != nil || n < 0 {
 					return bad(reply(501, "5.5.4", "Bad SIZE parameter"))
 				}
-				size = n
+				mo.Size = n
 			case "BODY":
 				if u := strings.ToUpper(v); u != "7BIT" && u != "8BITMIME" {
 					return bad(reply(555, "5.5.4", "Unsupported BODY parameter"))
+				} else {
+					mo.Body = u
 				}
 			case "SMTPUTF8":
+				mo.SMTPUTF8 = true
 			case "AUTH":
 				// RFC 4954 §5: only where AUTH is offered; the value is
 				// ignored (a server may).
@@ -234,12 +243,21 @@ func (c *conn) command(line string) bool {
 				return bad(reply(555, "5.5.4", "Unsupported MAIL parameter "+k))
 			}
 		}
-		if r := c.sess.mail(addr, size); r != nil {
+		if addr != "" && !ValidAddress(addr) {
+			c.reject("bad_sender")
+			return bad(reply(553, "5.1.7", "Sender address is not valid"))
+		}
+		if mo.Size > c.opts.MaxMessageBytes {
+			c.reject("size")
+			return bad(TooBig(c.opts.MaxMessageBytes))
+		}
+		if r := c.sess.Mail(addr, mo); r != nil {
 			return bad(r)
 		}
+		c.hasFrom, c.rcpts = true, 0
 		c.write(reply(250, "2.1.0", "OK"))
 	case "RCPT":
-		if !c.sess.hasFrom {
+		if !c.hasFrom {
 			return bad(reply(503, "5.5.1", "MAIL first"))
 		}
 		addr, params, ok := parsePath(arg, "TO:")
@@ -252,18 +270,19 @@ func (c *conn) command(line string) bool {
 			k, _, _ := strings.Cut(params[0], "=")
 			return bad(reply(555, "5.5.4", "Unsupported RCPT parameter "+k))
 		}
-		if len(c.sess.rcpts) >= c.sess.cfg.SMTP.MaxRecipients {
+		if c.rcpts >= c.opts.MaxRecipients {
 			return bad(reply(452, "4.5.3", "Too many recipients"))
 		}
-		if r := c.sess.rcpt(addr); r != nil {
+		if r := c.rcpt(addr); r != nil {
 			return bad(r)
 		}
+		c.rcpts++
 		c.write(reply(250, "2.1.5", "OK"))
 	case "DATA":
 		if arg != "" {
 			return bad(reply(501, "5.5.4", "Syntax: DATA"))
 		}
-		if !c.sess.hasFrom || len(c.sess.rcpts) == 0 {
+		if !c.hasFrom || c.rcpts == 0 {
 			return bad(reply(503, "5.5.1", "No valid recipients"))
 		}
 		c.write(reply(354, "", "End data with <CR><LF>.<CR><LF>"))
@@ -274,26 +293,31 @@ func (c *conn) command(line string) bool {
 		// line (that costs more than the line): when the next read may
 		// block (nothing buffered) or a quarter of the wait has passed.
 		var last time.Time
-		dr := &dataReader{br: c.br, max: c.maxBytes, deadline: func() {
+		wait := c.opts.DataTimeout
+		dr := &dataReader{br: c.br, max: c.opts.MaxMessageBytes, deadline: func() {
 			now := time.Now()
-			if c.br.Buffered() == 0 || now.Sub(last) > c.dataWait/4 {
-				c.nc.SetReadDeadline(now.Add(c.dataWait))
+			if c.br.Buffered() == 0 || now.Sub(last) > wait/4 {
+				c.nc.SetReadDeadline(now.Add(wait))
 				last = now
 			}
 		}}
-		r := c.sess.data(dr)
+		r := c.sess.Data(dr)
 		if err := dr.drain(); err != nil {
 			return false // the connection broke: nobody to answer
 		}
-		if r == nil {
-			r = dr.reply()
+		if dr.err != nil {
+			// The data was refused (or cut): smtpd's answer, whatever
+			// the backend said, so no refused byte is ever acknowledged.
+			r = c.dataError(dr.err)
+		} else if r == nil {
+			r = ReplyTempFail // a backend must answer a complete message
 		}
 		c.write(r)
-		c.sess.reset()
+		c.reset()
 	case "BDAT":
 		return bad(reply(502, "5.5.1", "CHUNKING is not offered"))
 	case "RSET":
-		c.sess.reset()
+		c.reset()
 		c.write(reply(250, "2.0.0", "OK"))
 	case "NOOP":
 		c.write(reply(250, "2.0.0", "OK"))
@@ -311,12 +335,12 @@ func (c *conn) command(line string) bool {
 }
 
 func (c *conn) ehloReply() {
-	cfg := c.srv.cfg.Load()
-	lines := []string{cfg.SMTP.Hostname, "PIPELINING", "SIZE " + strconv.FormatInt(cfg.SMTP.MaxMessageBytes, 10), "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"}
+	o := c.srv.opts.Load()
+	lines := []string{o.Hostname, "PIPELINING", "SIZE " + strconv.FormatInt(o.MaxMessageBytes, 10), "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"}
 	if !c.tls && c.srv.tls != nil {
 		lines = append(lines, "STARTTLS")
 	}
-	if c.authOffered() && c.sess.authUser == "" {
+	if c.authOffered() && c.info.AuthUser == "" {
 		lines = append(lines, "AUTH PLAIN LOGIN")
 	}
 	for i, l := range lines {
@@ -328,11 +352,16 @@ func (c *conn) ehloReply() {
 	}
 }
 
-// authOffered: AUTH is offered on the outbound listener, over TLS only.
-func (c *conn) authOffered() bool { return c.tls && c.sess.role == RoleOutbound }
+// authOffered: AUTH is offered where the session can check a login, over
+// TLS only (RFC 4954 §4: no password in clear).
+func (c *conn) authOffered() bool {
+	_, ok := c.sess.(AuthSession)
+	return c.tls && ok
+}
 
 func (c *conn) auth(arg string, bad func(*Reply) bool) bool {
-	if c.sess.role != RoleOutbound {
+	as, ok := c.sess.(AuthSession)
+	if !ok {
 		return bad(reply(502, "5.5.1", "Authentication is not offered here"))
 	}
 	if !c.tls {
@@ -341,10 +370,10 @@ func (c *conn) auth(arg string, bad func(*Reply) bool) bool {
 	if c.helo == "" {
 		return bad(reply(503, "5.5.1", "Say EHLO first"))
 	}
-	if c.sess.authUser != "" {
+	if c.info.AuthUser != "" {
 		return bad(reply(503, "5.5.1", "Already authenticated"))
 	}
-	if c.sess.hasFrom {
+	if c.hasFrom {
 		return bad(reply(503, "5.5.1", "AUTH not allowed during a mail transaction"))
 	}
 	mech, initial, _ := strings.Cut(arg, " ")
@@ -411,9 +440,10 @@ func (c *conn) auth(arg string, bad func(*Reply) bool) bool {
 	default:
 		return bad(reply(504, "5.5.4", "Unsupported authentication mechanism"))
 	}
-	if r := c.sess.authenticate(user, pass); r != nil {
+	if r := as.Auth(user, pass); r != nil {
 		return bad(r)
 	}
+	c.info.AuthUser = user
 	c.write(reply(235, "2.7.0", "Authentication succeeded"))
 	return true
 }
@@ -550,7 +580,42 @@ func isDataErr(err error) bool {
 	return errors.Is(err, errBareLF) || errors.Is(err, errBareCR) || errors.Is(err, errNUL) || errors.Is(err, errTooBig) || errors.Is(err, errLongLine)
 }
 
-// reply is the answer for a reader error the session did not turn into one.
-func (d *dataReader) reply() *Reply {
-	return reply(451, "4.3.0", "Temporary failure; try again later")
+// dataError is the answer to a DATA stream the reader refused.
+func (c *conn) dataError(err error) *Reply {
+	switch {
+	case errors.Is(err, errBareLF), errors.Is(err, errBareCR):
+		c.reject("bare_newline")
+		c.srv.log.Info("refused message with bare CR or LF", "ip", c.info.RemoteIP.String(), "kind", err.Error())
+		return reply(550, "5.5.2", "Message refused: line endings must be CRLF (bare CR or LF found)")
+	case errors.Is(err, errNUL):
+		c.reject("nul")
+		return reply(550, "5.6.0", "Message refused: it contains a NUL byte")
+	case errors.Is(err, errTooBig):
+		c.reject("size")
+		return TooBig(c.opts.MaxMessageBytes)
+	case errors.Is(err, errLongLine):
+		c.reject("long_line")
+		return reply(500, "5.5.2", fmt.Sprintf("Message refused: a line is longer than %d bytes", c.opts.MaxLineLength))
+	default:
+		// The connection broke or timed out: no reply will be read.
+		c.reject("aborted")
+		return reply(451, "4.4.2", "Connection problem while receiving data")
+	}
+}
+
+// rcpt applies the recipient syntax rules, then asks the backend.
+func (c *conn) rcpt(to string) *Reply {
+	// RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
+	if strings.EqualFold(to, "postmaster") && c.opts.PostmasterDomain != "" {
+		to = "postmaster@" + c.opts.PostmasterDomain
+	}
+	if r := routingForm(to); r != nil {
+		c.reject("bad_recipient")
+		return r
+	}
+	if !ValidAddress(to) {
+		c.reject("bad_recipient")
+		return reply(553, "5.1.3", "Recipient address is not valid")
+	}
+	return c.sess.Rcpt(to)
 }

@@ -112,7 +112,7 @@ func (c *Committer) commit(batch []request) error {
 			}
 		}
 	}
-	ctx := WithAuditHeadCache(context.Background())
+	ctx, audit := withAuditBatch(context.Background())
 	tx, err := c.s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -122,6 +122,11 @@ func (c *Committer) commit(batch []request) error {
 			tx.Rollback()
 			return err
 		}
+	}
+	// The ops' audit events go in with their rows or not at all.
+	if err := c.s.flushAudit(ctx, audit); err != nil {
+		tx.Rollback()
+		return err
 	}
 	return tx.Commit()
 }

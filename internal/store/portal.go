@@ -12,80 +12,6 @@ import (
 // (each with a link token, stored hashed), one-time codes, sessions, and
 // lock-outs. Tokens, codes and session ids are stored as hashes only.
 
-const portalSchema = `
-CREATE TABLE IF NOT EXISTS sealed (
-	id           TEXT PRIMARY KEY,
-	msg_id       TEXT NOT NULL,
-	parent_id    TEXT NOT NULL DEFAULT '',
-	created_at   INTEGER NOT NULL,
-	expires_at   INTEGER NOT NULL,
-	sender       TEXT NOT NULL,
-	sender_name  TEXT NOT NULL DEFAULT '',
-	subject      TEXT NOT NULL DEFAULT '',
-	hide_subject INTEGER NOT NULL DEFAULT 0,
-	size         INTEGER NOT NULL,
-	wrapped_key  BLOB,
-	state        TEXT NOT NULL DEFAULT 'active',
-	destroyed_at INTEGER NOT NULL DEFAULT 0,
-	parts        TEXT NOT NULL DEFAULT ''
-);
-CREATE UNIQUE INDEX IF NOT EXISTS sealed_msg ON sealed(msg_id) WHERE parent_id = '';
-CREATE INDEX IF NOT EXISTS sealed_parent ON sealed(parent_id, created_at);
-CREATE INDEX IF NOT EXISTS sealed_sender ON sealed(sender, created_at);
-CREATE INDEX IF NOT EXISTS sealed_expiry ON sealed(state, expires_at);
-CREATE TABLE IF NOT EXISTS sealed_recipients (
-	sealed_id     TEXT NOT NULL,
-	address       TEXT NOT NULL,
-	token_hash    BLOB NOT NULL UNIQUE,
-	reference     TEXT NOT NULL UNIQUE,
-	state         TEXT NOT NULL DEFAULT 'active',
-	notified_at   INTEGER NOT NULL DEFAULT 0,
-	first_opened  INTEGER NOT NULL DEFAULT 0,
-	last_opened   INTEGER NOT NULL DEFAULT 0,
-	last_ip       TEXT NOT NULL DEFAULT '',
-	opens         INTEGER NOT NULL DEFAULT 0,
-	downloads     INTEGER NOT NULL DEFAULT 0,
-	replies       INTEGER NOT NULL DEFAULT 0,
-	revoked_at    INTEGER NOT NULL DEFAULT 0,
-	PRIMARY KEY (sealed_id, address)
-);
-CREATE TABLE IF NOT EXISTS portal_forms (
-	token_hash BLOB PRIMARY KEY,
-	sealed_id  TEXT NOT NULL,
-	address    TEXT NOT NULL,
-	used_at    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS portal_forms_used ON portal_forms(used_at);
-CREATE TABLE IF NOT EXISTS portal_codes (
-	address     TEXT PRIMARY KEY,
-	code_hash   BLOB NOT NULL,
-	expires_at  INTEGER NOT NULL,
-	attempts    INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS portal_locks (
-	address      TEXT PRIMARY KEY,
-	failures     INTEGER NOT NULL DEFAULT 0,
-	lockouts     INTEGER NOT NULL DEFAULT 0,
-	locked_until INTEGER NOT NULL DEFAULT 0,
-	codes_sent   INTEGER NOT NULL DEFAULT 0,
-	window_start INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS portal_sessions (
-	id_hash     BLOB PRIMARY KEY,
-	address     TEXT NOT NULL,
-	created_at  INTEGER NOT NULL,
-	expires_at  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS portal_passkeys (
-	cred_id    BLOB PRIMARY KEY,
-	address    TEXT NOT NULL,
-	data       TEXT NOT NULL,
-	created_at INTEGER NOT NULL,
-	last_used  INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS portal_passkeys_address ON portal_passkeys(address);
-`
-
 // Sealed is a message sealed into the portal.
 type Sealed struct {
 	ID          string
@@ -183,26 +109,6 @@ func (s *Store) SealedByMsg(ctx context.Context, msgID string) (*Sealed, error) 
 		return nil, ErrNotFound
 	}
 	return m, err
-}
-
-// portalColumns are the columns added to the portal's tables after their
-// first release: a database made before gets them at open (an error only
-// means the column is there already).
-var portalColumns = []string{
-	"sealed ADD COLUMN message_id TEXT NOT NULL DEFAULT ''",
-	"sealed ADD COLUMN refs TEXT NOT NULL DEFAULT ''",
-	"sealed ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0",
-	"sealed_recipients ADD COLUMN name TEXT NOT NULL DEFAULT ''",
-}
-
-func migratePortal(ctx context.Context, db *sql.DB) error {
-	for _, col := range portalColumns {
-		db.ExecContext(ctx, `ALTER TABLE `+col)
-	}
-	// A staff answer sealed into a thread is one row per (message, thread):
-	// a retried delivery finds it instead of sealing it twice.
-	_, err := db.ExecContext(ctx, `CREATE UNIQUE INDEX IF NOT EXISTS sealed_thread_msg ON sealed(msg_id, parent_id) WHERE parent_id <> ''`)
-	return err
 }
 
 // SealedInThread returns the message of the thread of parent made from

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -29,111 +30,16 @@ type Store struct {
 	insMessage, insRecipient, updRecipient, finishMessage, countDomain, insAudit, auditHeadStmt *sql.Stmt
 
 	auditChain AuditChain
+	migrated   []MigrationState
+
+	auditStmtMu sync.Mutex
+	auditStmts  map[int]*sql.Stmt // multi-row audit INSERTs by row count
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS messages (
-	id          TEXT PRIMARY KEY,
-	direction   TEXT NOT NULL,
-	mail_from   TEXT NOT NULL,
-	received_at INTEGER NOT NULL,
-	size        INTEGER NOT NULL,
-	remote_ip   TEXT NOT NULL DEFAULT '',
-	helo        TEXT NOT NULL DEFAULT '',
-	auth_user   TEXT NOT NULL DEFAULT '',
-	header_from TEXT NOT NULL DEFAULT '',
-	subject     TEXT NOT NULL DEFAULT '',
-	message_id  TEXT NOT NULL DEFAULT '',
-	state       TEXT NOT NULL DEFAULT 'queued',
-	done_at     INTEGER NOT NULL DEFAULT 0,
-	spool_seg   INTEGER NOT NULL DEFAULT 0,
-	spool_off   INTEGER NOT NULL DEFAULT 0,
-	spool_len   INTEGER NOT NULL DEFAULT 0,
-	spool_key   BLOB
-);
-CREATE INDEX IF NOT EXISTS messages_state ON messages(state, done_at);
-CREATE TABLE IF NOT EXISTS recipients (
-	msg_id       TEXT NOT NULL,
-	rcpt         TEXT NOT NULL,
-	route        TEXT NOT NULL,
-	status       TEXT NOT NULL DEFAULT 'queued',
-	attempts     INTEGER NOT NULL DEFAULT 0,
-	next_attempt INTEGER NOT NULL DEFAULT 0,
-	lease_until  INTEGER NOT NULL DEFAULT 0,
-	last_error   TEXT NOT NULL DEFAULT '',
-	tls          TEXT NOT NULL DEFAULT '',
-	relay        TEXT NOT NULL DEFAULT '',
-	updated_at   INTEGER NOT NULL DEFAULT 0,
-	action       TEXT NOT NULL DEFAULT '',
-	then_action  TEXT NOT NULL DEFAULT '',
-	PRIMARY KEY (msg_id, rcpt)
-);
-CREATE INDEX IF NOT EXISTS recipients_due ON recipients(next_attempt) WHERE status = 'queued';
-CREATE TABLE IF NOT EXISTS decisions (
-	msg_id         TEXT PRIMARY KEY,
-	created_at     INTEGER NOT NULL,
-	mail_from      TEXT NOT NULL,
-	subject        TEXT NOT NULL DEFAULT '',
-	classification TEXT NOT NULL DEFAULT '',
-	outcome        TEXT NOT NULL,
-	state          TEXT NOT NULL,
-	expires_at     INTEGER NOT NULL DEFAULT 0,
-	detail         TEXT NOT NULL,
-	resolved_at    INTEGER NOT NULL DEFAULT 0,
-	resolved_by    TEXT NOT NULL DEFAULT '',
-	resolution     TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS decisions_state ON decisions(state, expires_at);
-CREATE TABLE IF NOT EXISTS domain_stats (
-	month      TEXT NOT NULL,
-	domain     TEXT NOT NULL,
-	deliveries INTEGER NOT NULL,
-	PRIMARY KEY (month, domain)
-);
-CREATE TABLE IF NOT EXISTS contacts (
-	domain     TEXT PRIMARY KEY,
-	first_at   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-	name          TEXT PRIMARY KEY,
-	password_hash TEXT NOT NULL,
-	role          TEXT NOT NULL,
-	disabled      INTEGER NOT NULL DEFAULT 0,
-	created_at    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS user_addresses (
-	user    TEXT NOT NULL,
-	address TEXT NOT NULL,
-	PRIMARY KEY (user, address)
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-	name       TEXT PRIMARY KEY,
-	hash       BLOB NOT NULL UNIQUE,
-	scope      TEXT NOT NULL,
-	created_at INTEGER NOT NULL,
-	last_used  INTEGER NOT NULL DEFAULT 0,
-	disabled   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS console_sessions (
-	id_hash    BLOB PRIMARY KEY,
-	user       TEXT NOT NULL,
-	stage      TEXT NOT NULL,
-	expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dev_outbox (
-	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-	msg_id      TEXT NOT NULL,
-	mail_from   TEXT NOT NULL,
-	rcpts       TEXT NOT NULL,
-	route       TEXT NOT NULL,
-	subject     TEXT NOT NULL DEFAULT '',
-	size        INTEGER NOT NULL,
-	captured_at INTEGER NOT NULL,
-	file        TEXT NOT NULL
-);
-`
-
-// OpenSQLite opens (creating if needed) the SQLite database at path.
+// OpenSQLite opens (creating if needed) the SQLite database at path and
+// applies the migrations it has not had (see migrate.go). The gateway opens
+// it under the data directory's lock; a command-line tool opening it at the
+// same time waits for the migration's transaction and then finds it done.
 func OpenSQLite(path string) (*Store, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)&_pragma=secure_delete(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -143,25 +49,12 @@ func OpenSQLite(path string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, schema+portalSchema+auditSchema+keyringSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: creating schema in %s: %w", path, err)
-	}
-	if err := addColumns(ctx, db, []string{"messages spool_seg INTEGER NOT NULL DEFAULT 0", "messages spool_off INTEGER NOT NULL DEFAULT 0",
-		"messages spool_len INTEGER NOT NULL DEFAULT 0", "recipients action TEXT NOT NULL DEFAULT ''",
-		"recipients then_action TEXT NOT NULL DEFAULT ''", "users totp TEXT NOT NULL DEFAULT ''", "messages spool_key BLOB",
-		"users totp_step INTEGER NOT NULL DEFAULT 0"}); err != nil {
+	applied, err := migrate(ctx, db, sqliteMigrations, time.Now)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: migrating %s: %w", path, err)
 	}
-	if err := migratePortal(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: updating the portal's schema in %s: %w", path, err)
-	}
-	for _, col := range auditMigrations {
-		db.ExecContext(ctx, `ALTER TABLE `+col)
-	}
-	st := &Store{DB: db}
+	st := &Store{DB: db, migrated: applied}
 	for _, p := range []struct {
 		stmt  **sql.Stmt
 		query string

@@ -1,4 +1,4 @@
-package smtpd
+package pipeline
 
 import (
 	"bufio"
@@ -10,17 +10,17 @@ import (
 	"strings"
 )
 
-// headerCapture keeps the start of a message, up to the end of its header
+// HeaderCapture keeps the start of a message, up to the end of its header
 // section or max bytes, for the fields the queue records (From domain for
 // DKIM, Subject and Message-ID for tracing) and for loop detection.
-type headerCapture struct {
+type HeaderCapture struct {
+	Max       int // bytes kept at most
 	buf       []byte
-	max       int
 	done      bool
 	truncated bool // the header went on past max
 }
 
-func (h *headerCapture) Write(p []byte) {
+func (h *HeaderCapture) Write(p []byte) {
 	if h.done {
 		return
 	}
@@ -28,7 +28,7 @@ func (h *headerCapture) Write(p []byte) {
 	if start > 3 {
 		start -= 3
 	}
-	room := h.max - len(h.buf)
+	room := h.Max - len(h.buf)
 	if len(p) > room {
 		p = p[:room]
 	}
@@ -39,12 +39,12 @@ func (h *headerCapture) Write(p []byte) {
 	} else if bytes.HasPrefix(h.buf, []byte("\r\n")) {
 		h.buf = h.buf[:0] // no header at all
 		h.done = true
-	} else if len(h.buf) >= h.max {
+	} else if len(h.buf) >= h.Max {
 		h.done, h.truncated = true, true
 	}
 }
 
-type headerInfo struct {
+type HeaderInfo struct {
 	From      string // the single From address, domain lower-cased; "" if not exactly one
 	Subject   string
 	MessageID string
@@ -59,8 +59,8 @@ type headerInfo struct {
 
 var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
 
-func (h *headerCapture) info() headerInfo {
-	var hi headerInfo
+func (h *HeaderCapture) Info() HeaderInfo {
+	var hi HeaderInfo
 	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(bytes.Clone(h.buf), '\r', '\n'))))
 	hdr, err := r.ReadMIMEHeader() // a partial header still yields what parsed
 	hi.Received = len(hdr.Values("Received"))
@@ -107,9 +107,60 @@ func truncate(s string, n int) string {
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-func domainOf(addr string) string {
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[i+1:]
+// HeaderFilter holds back the header section of a message until it is
+// complete, passes it through Rewrite, then streams the rest unchanged. A
+// header longer than Max passes unchanged.
+type HeaderFilter struct {
+	W       io.Writer
+	Rewrite func([]byte) []byte // nil result: keep the header as it is
+	Max     int
+
+	buf  []byte
+	done bool
+}
+
+func (h *HeaderFilter) Write(p []byte) (int, error) {
+	if h.done {
+		return h.W.Write(p)
 	}
-	return ""
+	h.buf = append(h.buf, p...)
+	if bytes.HasPrefix(h.buf, []byte("\r\n")) {
+		return len(p), h.flush(0)
+	}
+	if i := bytes.Index(h.buf, []byte("\r\n\r\n")); i >= 0 {
+		return len(p), h.flush(i + 2)
+	}
+	if len(h.buf) > h.Max {
+		return len(p), h.flush(0)
+	}
+	return len(p), nil
+}
+
+// flush writes the held bytes; the first n of them are the header.
+func (h *HeaderFilter) flush(n int) error {
+	h.done = true
+	head, rest := h.buf[:n], h.buf[n:]
+	if n > 0 {
+		if nh := h.Rewrite(head); nh != nil {
+			head = nh
+		}
+	}
+	if _, err := h.W.Write(head); err != nil {
+		return err
+	}
+	_, err := h.W.Write(rest)
+	h.buf = nil
+	return err
+}
+
+// Close writes what is still held (a message that is all header).
+func (h *HeaderFilter) Close() error {
+	if h.done {
+		return nil
+	}
+	n := len(h.buf)
+	if !bytes.HasSuffix(h.buf, []byte("\r\n")) {
+		n = 0
+	}
+	return h.flush(n)
 }
