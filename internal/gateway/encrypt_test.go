@@ -247,3 +247,62 @@ func TestWKDServedOverWeb(t *testing.T) {
 		t.Fatalf("another domain's host: %d", code)
 	}
 }
+
+// TestEncryptActionByKind: action encrypt gives each recipient what they
+// have: Dan's S/MIME certificate, added to the key store with keys add,
+// goes through the S/MIME transport (OpenSSL decrypts); Bob's OpenPGP key
+// gives PGP/MIME; Carol, with neither, gets the portal.
+func TestEncryptActionByKind(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"openssl", "sqop"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testutil.Missing(t, "%s is not installed", tool)
+		}
+	}
+	anchors, _ := filepath.Abs("testdata/smime/ca.crt")
+	e := start(t, func(c *config.Config) {
+		c.Encryption.WKD = false
+		c.Policy.Disable = []string{"first-contact-sensitive", "unscannable-content"}
+		c.Policy.Rules = []config.PolicyRule{{Name: "partners", When: `recipient.domain in ["example.test", "partner.example"]`, Action: "encrypt", Reason: "partners get encryption"}}
+		c.SMIME = config.SMIME{Enabled: true, TrustAnchors: anchors, CertificatesDir: t.TempDir(), Revocation: "off"}
+	})
+	ctx := context.Background()
+	if _, err := e.gw.Keyring.Add(ctx, mustRead(t, "testdata/smime/dan.crt"), false); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bobKey := runTool(t, nil, "sqop", "generate-key", "Bob <bob@partner.example>")
+	os.WriteFile(filepath.Join(dir, "bob.key"), bobKey, 0o600)
+	if _, err := e.gw.Keyring.Add(ctx, runTool(t, bobKey, "sqop", "extract-cert"), false); err != nil {
+		t.Fatal(err)
+	}
+	rcpts := []string{"dan@example.test", "bob@partner.example", "carol@partner.example"}
+	msg := "From: staff@example.gov.uk\r\nTo: " + strings.Join(rcpts, ", ") + "\r\nSubject: case file\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain\r\n\r\nThe case file for the partner.\r\n"
+	code, reply := outbound(t, e, "staff@example.gov.uk", rcpts, msg)
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	dan := mailTo(t, e.sink, "dan@example.test", "case file", 0)
+	f := filepath.Join(dir, "dan.eml")
+	os.WriteFile(f, dan.Data, 0o600)
+	out, err := exec.Command("openssl", "cms", "-decrypt", "-in", f, "-recip", "testdata/smime/dan.crt", "-inkey", "testdata/smime/dan.key").Output()
+	if err != nil || !strings.Contains(string(out), "The case file for the partner.") {
+		t.Fatalf("openssl: %q %v", out, err)
+	}
+	bob := mailTo(t, e.sink, "bob@partner.example", "case file", 0)
+	if bytes.Contains(bob.Data, []byte("The case file")) || !bytes.Contains(bob.Data, []byte("multipart/encrypted")) {
+		t.Fatalf("bob got:\n%.400s", bob.Data)
+	}
+	mailTo(t, e.sink, "carol@partner.example", "Secure message", 0)
+	var d policy.Decision
+	json.Unmarshal([]byte(decision(t, e, msgID(t, reply)).Detail), &d)
+	for _, r := range d.Recipients {
+		if r.Address == "carol@partner.example" && (r.Action != "portal" || !strings.Contains(strings.Join(r.Reasons, " "), "no usable key")) {
+			t.Errorf("carol: %s %v", r.Action, r.Reasons)
+		}
+		if r.Address == "dan@example.test" && (r.Action != "encrypt" || !strings.Contains(strings.Join(r.Reasons, " "), "kind=x509")) {
+			t.Errorf("dan: %s %v", r.Action, r.Reasons)
+		}
+	}
+}
