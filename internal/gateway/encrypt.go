@@ -38,7 +38,20 @@ func NewKeyring(cfg *config.Config, st *store.Store) *keyring.Keyring {
 // recipient to the portal when it has no usable key.
 // smimeT takes the recipients of action encrypt whose key is an S/MIME
 // certificate (route smime, the S/MIME transport).
-func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string]queue.Transport, smimeT queue.Transport) {
+//
+// Inbound PGP/MIME mail to a staff key the organisation holds (secret
+// keys in data_dir/keys/openpgp-staff) is decrypted in front of the mail
+// host (encrypt.Decrypter).
+func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string]queue.Transport, smimeT queue.Transport) error {
+	staffDir := cfg.Path(filepath.Join("keys", "openpgp-staff"))
+	staff, err := encrypt.LoadSecretKeys(staffDir)
+	if err != nil {
+		return fmt.Errorf("the staff OpenPGP keys in %s: %w", staffDir, err)
+	}
+	if len(staff) > 0 {
+		transports[queue.RouteMailHost] = &encrypt.Decrypter{Next: transports[queue.RouteMailHost], Keys: staff, Keyring: g.Keyring,
+			AuthServ: cfg.SMTP.Hostname, TempDir: cfg.Path("spool"), Audit: g.audit.recorder.Record, Log: g.Log}
+	}
 	signers := &orgSigners{dir: cfg.Path("keys"), keys: map[string]*crypto.Key{}}
 	for _, action := range []string{encrypt.Any, encrypt.PGP} {
 		var portalT queue.Transport
@@ -62,6 +75,7 @@ func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string
 			},
 		}
 	}
+	return nil
 }
 
 func smimeTransportIf(on bool, t queue.Transport) queue.Transport {

@@ -271,7 +271,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	}
 	transports[queue.RouteSMIME] = smimeT
 	smimeT.addKeyring(g.Keyring)
-	g.addEncryptTransports(cfg, transports, smimeT)
+	if err := g.addEncryptTransports(cfg, transports, smimeT); err != nil {
+		return nil, err
+	}
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
