@@ -60,7 +60,10 @@ func TestDecrypterForStaff(t *testing.T) {
 	next := &captureTransport{}
 	var audited []string
 	dec := &Decrypter{Next: next, Keys: keys, AuthServ: "gw.council.example", TempDir: dir,
-		Audit: func(ctx context.Context, e *store.AuditEvent) error { audited = append(audited, e.Action+" "+e.Detail); return nil }}
+		Audit: func(ctx context.Context, e *store.AuditEvent) error {
+			audited = append(audited, e.Action+" "+e.Detail)
+			return nil
+		}}
 	deliver := func(direction, body string) string {
 		dec.Deliver(context.Background(), &queue.Delivery{Msg: &store.Message{ID: "m", Direction: direction}, Route: queue.RouteMailHost,
 			Rcpts: []string{"staff@council.example"}, Body: strings.NewReader(body), Size: int64(len(body))})
