@@ -29,7 +29,7 @@ type Encryption struct {
 	ProtectHeaders bool `toml:"protect_headers"`
 	// SignDomains: organisation domains whose encrypted mail is signed
 	// with the domain's own OpenPGP key (v4, made at first use under
-	// data_dir/keys and published by the WKD sealpost serves).
+	// data_dir/keys).
 	SignDomains []string `toml:"sign_domains"`
 }
 

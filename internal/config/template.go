@@ -234,7 +234,10 @@ serve_wkd = true
 # Copy From, To, Subject, Date into the encrypted part (RFC 9788).
 protect_headers = false
 # Org domains whose encrypted mail is signed with the domain's OpenPGP key
-# (made at first use in data_dir/keys, published by the WKD served here).
+# (made at first use as data_dir/keys/openpgp-DOMAIN.key; give partners
+# openpgp-DOMAIN.asc).
+# Inbound PGP/MIME to staff keys whose secret keys are in
+# data_dir/keys/openpgp-staff/ is decrypted before it reaches the mail host.
 sign_domains = []
 
 [portal]
