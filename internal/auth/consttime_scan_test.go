@@ -19,12 +19,18 @@ var secretName = regexp.MustCompile(`(?i:token|secret|csrf|totp|passw)|^(?i:tok|
 // notSecret are comparisons the scan flags whose values are not secret,
 // each with the reason.
 var notSecret = map[string]string{
-	"internal/config/config.go:keyLine:current~key": "TOML table names, while finding the line of a config key",
-	"internal/deliver/client.go:expect:code~want":   "SMTP reply codes from a remote server",
-	"internal/deliver/client.go:reply:n~code":       "SMTP reply codes from a remote server",
-	"internal/dlp/scan.go:letters:class.tok~cDigit": "character classes of a text token being scanned",
-	"internal/dlp/scan.go:letters:class.tok~cUpper": "character classes of a text token being scanned",
-	"internal/web/csrf.go:csrfOK:u.Host~r.Host":     "the Origin header's host against the request's Host",
+	"internal/config/config.go:keyLine:current~key":                            "TOML table names, while finding the line of a config key",
+	"internal/deliver/client.go:expect:code~want":                              "SMTP reply codes from a remote server",
+	"internal/deliver/client.go:reply:n~code":                                  "SMTP reply codes from a remote server",
+	"internal/dlp/scan.go:letters:class.tok~cDigit":                            "character classes of a text token being scanned",
+	"internal/dlp/scan.go:letters:class.tok~cUpper":                            "character classes of a text token being scanned",
+	"internal/web/csrf.go:csrfOK:u.Host~r.Host":                                "the Origin header's host against the request's Host",
+	"internal/cms/decrypt.go:openContent:int64.len.mac~icv":                    "the length of a GCM tag against the ICV length the message declares",
+	"internal/config/smime.go:validateSMIME:s.SignCert~s.SignKey":              "whether two file-name settings are both empty",
+	"internal/store/storetest/storetest.go:testTakeOver:got.Token~first.Token": "lease fencing tokens (counters, not credentials) in the conformance suite",
+	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeDANE":                      "a TLS policy mode, for the connection pool's key",
+	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeMTASTS":                    "a TLS policy mode, for the connection pool's key",
+	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeRequired":                  "a TLS policy mode, for the connection pool's key",
 }
 
 // TestSecretsComparedInConstantTime scans the production code for a

@@ -49,6 +49,12 @@ func OpenSQLite(path string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A file that is not a database (or not readable) is named as such,
+	// before any migration talks of tables.
+	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
 	applied, err := migrate(ctx, db, sqliteMigrations, time.Now)
 	if err != nil {
 		db.Close()
