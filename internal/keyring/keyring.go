@@ -112,9 +112,9 @@ func (k *Keyring) Staff(ctx context.Context, address string) ([]Key, error) {
 		return nil, err
 	}
 	var out []Key
-	for _, key := range fromRows(rows) {
-		if key.Staff && key.Kind == KindPGP && key.Unusable(address, k.now()) == "" {
-			out = append(out, key)
+	for _, cert := range fromRows(rows) {
+		if cert.Staff && cert.Kind == KindPGP && cert.Unusable(address, k.now()) == "" {
+			out = append(out, cert)
 		}
 	}
 	return out, nil
@@ -175,15 +175,15 @@ func (k *Keyring) Lookup(ctx context.Context, address string, opt Options) (*Ans
 	now := k.now()
 	judge := func(src string, keys []Key) Step {
 		st := Step{Source: src, Result: "none"}
-		for _, key := range keys {
-			if opt.Kind != "" && key.Kind != opt.Kind {
+		for _, cert := range keys {
+			if opt.Kind != "" && cert.Kind != opt.Kind {
 				continue
 			}
-			if why := key.Unusable(address, now); why != "" {
-				st.Passed = append(st.Passed, Passed{Fingerprint: key.Fingerprint, Kind: key.Kind, Why: why})
+			if why := cert.Unusable(address, now); why != "" {
+				st.Passed = append(st.Passed, Passed{Fingerprint: cert.Fingerprint, Kind: cert.Kind, Why: why})
 				continue
 			}
-			st.Keys = append(st.Keys, key)
+			st.Keys = append(st.Keys, cert)
 		}
 		if len(st.Keys) > 0 {
 			st.Result = "found"
@@ -310,8 +310,8 @@ func (k *Keyring) setNegative(address string, now time.Time) {
 
 // putUnlessOperator stores a discovered key unless the operator holds the
 // same key: the operator's row (and its addresses) stays as it is.
-func (k *Keyring) putUnlessOperator(ctx context.Context, key *Key) error {
-	rows, err := k.Store.KeyByFingerprint(ctx, key.Fingerprint)
+func (k *Keyring) putUnlessOperator(ctx context.Context, cert *Key) error {
+	rows, err := k.Store.KeyByFingerprint(ctx, cert.Fingerprint)
 	if err != nil {
 		return err
 	}
@@ -319,12 +319,12 @@ func (k *Keyring) putUnlessOperator(ctx context.Context, key *Key) error {
 		if r.Source == SourceOperator {
 			return nil
 		}
-		if r.Source != key.Source {
-			// Keep every address the key was already known for.
-			key.Addresses = union(key.Addresses, r.Addresses)
+		if r.Source != cert.Source {
+			// Keep every address the cert was already known for.
+			cert.Addresses = union(cert.Addresses, r.Addresses)
 		}
 	}
-	return k.Store.PutKey(ctx, toRow(key))
+	return k.Store.PutKey(ctx, toRow(cert))
 }
 
 // Harvest keeps the keys in data (an OpenPGP certificate or X.509
