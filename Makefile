@@ -2,7 +2,7 @@
 # runs every test. `make run` starts the dev gateway.
 GO ?= go
 
-.PHONY: test deps check unit fuzz build run bench clean
+.PHONY: test deps check unit fuzz build run bench bench-smime clean
 
 test: deps check
 	SEALPOST_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
@@ -23,6 +23,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzHeaderCapture -fuzztime $(FUZZTIME) ./internal/pipeline/
+	$(GO) test -run XXX -fuzz FuzzParseContentType -fuzztime $(FUZZTIME) ./internal/mime/
+	$(GO) test -run XXX -fuzz FuzzReadHeader -fuzztime $(FUZZTIME) ./internal/mime/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/
@@ -39,6 +41,11 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDescribe -fuzztime $(FUZZTIME) ./internal/portal/
 	$(GO) test -run XXX -fuzz FuzzVerifyBundle -fuzztime $(FUZZTIME) ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/mailauth/dmarc/
+	$(GO) test -run XXX -fuzz FuzzRef -fuzztime $(FUZZTIME) ./internal/blob/
+	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/attach/
+	$(GO) test -run XXX -fuzz FuzzParseScan -fuzztime $(FUZZTIME) ./internal/clamd/
+	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./internal/impersonation/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/rua/
 	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/cms/
 	$(GO) test -run XXX -fuzz FuzzDecryptMessage -fuzztime $(FUZZTIME) ./internal/smime/
 	$(GO) test -run XXX -fuzz FuzzParseCertificates -fuzztime $(FUZZTIME) ./internal/smime/
@@ -52,6 +59,10 @@ run:
 
 bench:
 	./bench/relay.sh
+
+# S/MIME encryption throughput beside openssl cms -encrypt (1 MB, 100 MB).
+bench-smime:
+	$(GO) test -run XXX -bench BenchmarkEncrypt -benchtime 3x ./internal/cms/
 
 clean:
 	rm -rf sealpost sealpost-data

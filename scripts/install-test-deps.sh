@@ -31,6 +31,11 @@ command -v unbound     >/dev/null || need+=(unbound)  # DANE e2e: validates it (
 command -v chromium    >/dev/null || need+=(chromium)
 command -v npm         >/dev/null || need+=(npm)
 id postfix >/dev/null 2>&1 || need+=(postfix)
+# Inbound antivirus tests run their own clamd with a database they write;
+# the packaged daemon and freshclam are kept stopped (see below).
+{ command -v clamd >/dev/null || [ -x /usr/sbin/clamd ]; } || need+=(clamav-daemon)
+command -v zip         >/dev/null || need+=(zip)         # attachments: encrypted zip
+command -v 7z          >/dev/null || need+=(p7zip-full)  # attachments: encrypted 7z
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 # OpenPGP peers: sealpost's PGP/MIME is decrypted and verified by each.
 command -v gpg            >/dev/null || need+=(gnupg)
@@ -84,5 +89,10 @@ trap 'if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi' EXIT
 apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $pkgs ca-certificates >/dev/null
+# The tests start clamd themselves, offline: the packaged service would
+# fetch signatures from the Internet.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now clamav-daemon clamav-freshclam >/dev/null 2>&1 || true
+fi
 install_axe
 install_versitygw

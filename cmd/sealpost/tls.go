@@ -104,7 +104,17 @@ func tlsCmd(g *globalFlags) *cobra.Command {
 					fmt.Printf("dropped the cached MTA-STS policy of %s; fetched again:\n", domain)
 				}
 			}
-			return show(e.Plan(ctx, domain, false))
+			r := e.Plan(ctx, domain, false)
+			if err := show(r); err != nil {
+				return err
+			}
+			if r.Fail != "" {
+				// Exit 1: mail to the domain would not go now.
+				// (The reply itself is in the output above; repeating it here
+				// could read as a usage error to main's cobra matcher.)
+				return fmt.Errorf("%s: mail would not be sent now (see above)", domain)
+			}
+			return nil
 		}
 	}
 	check := newCmd("check DOMAIN", "What outbound TLS mail to DOMAIN gets now, and why", cobra.ExactArgs(1), run(false))

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"sealpost/internal/testutil"
 )
 
@@ -113,4 +116,47 @@ func FuzzDecrypt(f *testing.F) {
 			Decrypt(der, rsaC, rsaK)
 		}
 	})
+}
+
+// TestDecryptBadPadding: EnvelopedData whose last block does not end in
+// valid PKCS #7 padding is refused, not returned with garbage.
+func TestDecryptBadPadding(t *testing.T) {
+	t.Parallel()
+	rsaC, rsaK := readCert(t, "rsa.crt"), readKey(t, "rsa.crt", "rsa.key")
+	content := bytes.Repeat([]byte("0123456789abcdef"), 4) // a whole block of padding follows
+	der := encrypt(t, content, []Recipient{{Cert: rsaC}}, AES256CBC)
+	// The second-to-last byte of the next-to-last ciphertext block flips
+	// the same byte of the padding block when decrypted.
+	der[len(der)-16-2] ^= 1
+	if got, err := Decrypt(der, rsaC, rsaK); err == nil {
+		t.Fatalf("bad padding accepted: %q", got)
+	}
+}
+
+// TestRecipientInfosSorted: DER sorts SET OF by encoding (X.690 §11.6).
+func TestRecipientInfosSorted(t *testing.T) {
+	t.Parallel()
+	var rs []Recipient
+	for _, c := range []string{"rsa.crt", "ec-P-256.crt", "ec-P-384.crt", "ec-P-521.crt"} {
+		rs = append(rs, Recipient{Cert: readCert(t, c)})
+	}
+	der := encrypt(t, []byte("x"), rs, AES256GCM)
+	s := cryptobyte.String(der)
+	var ci, content, ed, ris cryptobyte.String
+	var v int64
+	if !s.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.SkipASN1(cbasn1.OBJECT_IDENTIFIER) || !ci.ReadASN1(&content, cbasn1.Tag(0).ContextSpecific().Constructed()) ||
+		!content.ReadASN1(&ed, cbasn1.SEQUENCE) || !ed.ReadASN1Integer(&v) || !ed.ReadASN1(&ris, cbasn1.SET) {
+		t.Fatal("cannot parse")
+	}
+	var prev []byte
+	for !ris.Empty() {
+		var el cryptobyte.String
+		if !ris.ReadAnyASN1Element(&el, nil) {
+			t.Fatal("cannot parse RecipientInfo")
+		}
+		if prev != nil && bytes.Compare(prev, el) > 0 {
+			t.Fatal("RecipientInfos are not in DER order")
+		}
+		prev = el
+	}
 }

@@ -44,6 +44,7 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Audit    Audit    `toml:"audit"`
 	Keys     Keys     `toml:"keys"`
+	Inbound  Inbound  `toml:"inbound"`
 	SMIME    SMIME    `toml:"smime"`
 
 	Encryption Encryption `toml:"encryption"`
@@ -578,6 +579,9 @@ func (c *Config) validate() error {
 		return c.errf("web.public_url", "%q: want an http:// or https:// URL", c.Web.PublicURL)
 	}
 	c.Web.PublicURL = strings.TrimSuffix(c.Web.PublicURL, "/")
+	if err := c.validateInbound(); err != nil {
+		return err
+	}
 	if err := c.validateWeb(); err != nil {
 		return err
 	}

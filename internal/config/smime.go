@@ -21,9 +21,10 @@ type SMIME struct {
 	// Revocation: require (status unknown: not used), best-effort (used,
 	// and the audit says unknown) or off.
 	Revocation string `toml:"revocation"`
-	// Offline: never fetch CRLs; only those in crl_dir count.
+	// Offline: never fetch CRLs or OCSP; only what is in crl_dir counts.
 	Offline bool `toml:"offline"`
-	// CRLDir holds CRLs (PEM or DER) placed by the operator or fetched.
+	// CRLDir holds CRLs (PEM or DER) and OCSP responses (*.ocsp), placed
+	// by the operator or fetched.
 	CRLDir string `toml:"crl_dir"`
 	// MatchSubjectEmail also matches the subject's emailAddress of
 	// certificates that have no subjectAltName rfc822Name (older CAs).

@@ -296,6 +296,31 @@ tls_rpt_rua = "mailto:tls-rua@mailcheck.service.ncsc.gov.uk"
 # MTA-STS policy mode served at /.well-known/mta-sts.txt: enforce or testing.
 mta_sts_mode = "enforce"
 
+[inbound]
+# Content checks of inbound mail (docs/inbound-threats.md). Dangerous
+# attachments (programs, scripts, shortcuts, disk images, OneNote, macros,
+# encrypted archives, HTML smuggling, ambiguous MIME) are always looked
+# for: "quarantine" or "reject" (550 5.7.1).
+dangerous_attachments = "quarantine"
+# clamd to scan every decoded part with: "unix:/run/clamav/clamd.ctl" or
+# "127.0.0.1:3310"; empty: no antivirus. A virus is refused (550 5.7.1).
+clamd = ""
+# When clamd gives no verdict: tempfail (451 4.7.1, the sender retries),
+# quarantine or deliver.
+clamd_unavailable = "tempfail"
+# Display names mail from outside may not use (staff, the organisation);
+# names seen on outbound mail are protected too.
+protected_names = []
+# Impersonation (a protected name from outside, a look-alike domain, a
+# Reply-To elsewhere from a first-time sender): tag (an
+# X-Impersonation-Warning header) or quarantine.
+impersonation = "tag"
+# Addresses that receive DMARC aggregate and TLS reports (the rua of your
+# DMARC and TLS-RPT records): reports in mail to them are summed up per
+# sending source in the console (Reports from others). The mail is
+# delivered as usual.
+report_addresses = []
+
 [smime]
 # Encryption to recipients' S/MIME certificates (policy action
 # encrypt-smime). A recipient without a usable certificate (none, expired,
@@ -312,10 +337,12 @@ certificates_dir = "smime/certs"
 cipher = "aes-256-gcm"
 # RSA recipients: oaep (RSAES-OAEP with SHA-256) or pkcs1v15 (legacy clients).
 rsa_key_transport = "oaep"
-# require: a certificate whose revocation status no CRL gives is not used;
-# best-effort: it is used and the audit says "revocation unknown"; off.
+# require: a certificate whose revocation status no current CRL or OCSP
+# response gives is not used; best-effort: it is used and the audit says
+# "revocation unknown"; off.
 revocation = "require"
-# offline = true: never fetch CRLs, only those in crl_dir count.
+# offline = true: never fetch CRLs or OCSP; only those in crl_dir count
+# (CRLs, and OCSP responses as *.ocsp files).
 offline = false
 crl_dir = "smime/crls"
 # Also match the subject's emailAddress when a certificate has no

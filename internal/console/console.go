@@ -53,7 +53,8 @@ type Service struct {
 	Rules      func() []policy.Rule
 	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
 	DNSRecords func() ([]dnscheck.Record, error)
-	Dev        bool // link the dev outbox
+	TLSCheck   TLSCheck // nil: no outbound TLS policy (smarthost)
+	Dev        bool     // link the dev outbox
 	// Available says which policy actions this gateway carries out; the
 	// dashboard lists no others (nil: all).
 	Available func(policy.Action) bool
@@ -77,11 +78,14 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/held/{id}/{action}", s.resolve)
 	mux.HandleFunc("GET /console/reports", s.reports)
 	mux.HandleFunc("GET /console/reports/usage.csv", s.reportCSV)
+	mux.HandleFunc("GET /console/rua", s.ruaPage)
 	mux.HandleFunc("GET /console/queue", s.queuePage)
 	mux.HandleFunc("POST /console/queue/{id}/{action}", s.queueAction)
 	mux.HandleFunc("GET /console/policy", s.policyPage)
 	mux.HandleFunc("POST /console/policy/test", s.policyTest)
 	mux.HandleFunc("GET /console/keys", s.keysPage)
+	mux.HandleFunc("GET /console/tls", s.tlsPage)
+	mux.HandleFunc("POST /console/tls/refresh", s.tlsRefresh)
 	mux.HandleFunc("GET /console/users", s.usersPage)
 }
 

@@ -277,11 +277,14 @@ func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
 	id, action := r.PathValue("id"), r.PathValue("action")
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	if reason == "" {
-		s.fail(w, http.StatusUnprocessableEntity, "Give a reason", "Go back and write why you release or delete the message: it goes into the record.")
+		s.fail(w, http.StatusUnprocessableEntity, "Give a reason", "Go back and write why you view, release or delete the message: it goes into the record.")
 		return
 	}
 	var release bool
 	switch action {
+	case "view":
+		s.viewHeld(w, r, u, id, reason)
+		return
 	case "release":
 		release = true
 	case "delete":

@@ -27,7 +27,7 @@ import (
 // sinks behind 127.0.0.x addresses, an MTA-STS HTTPS server, a mock
 // resolver whose answers carry the AD bit where the test says.
 type policyRig struct {
-	t        *testing.T
+	t        testing.TB
 	ca       *testutil.CA
 	res      dns.MockResolver
 	sinks    map[string]*testutil.Sink // by 127.0.0.x
@@ -43,6 +43,10 @@ type policyRig struct {
 
 func newPolicyRig(t *testing.T) *policyRig {
 	t.Parallel()
+	return newRig(t)
+}
+
+func newRig(t testing.TB) *policyRig {
 	r := &policyRig{t: t, ca: testutil.NewCA(t, "test CA"), sinks: map[string]*testutil.Sink{}, stsCache: &tlspolicy.MemCache{},
 		res: dns.MockResolver{TXT: map[string][]string{}, MX: map[string][]dns.MX{}, IP: map[string][]net.IP{},
 			TLSA: map[string][]dns.TLSA{}, Fail: map[string]error{}, Authentic: map[string]bool{}}}
@@ -259,8 +263,9 @@ func TestMTASTSBadCertificate(t *testing.T) {
 				}
 				return
 			}
-			// Testing delivers, and the failure is kept for the report.
-			if !delivered(att) || att.TLSInfo.PolicyMode != "testing" || att.TLSInfo.Failure != "certificate-not-trusted" || att.TLSInfo.Verified {
+			// Testing delivers, over TLS as without a policy (not in
+			// clear), and the failure is kept for the report.
+			if !delivered(att) || !s.Messages()[0].TLS || att.TLSInfo.PolicyMode != "testing" || att.TLSInfo.Failure != "certificate-not-trusted" || att.TLSInfo.Verified {
 				t.Fatalf("%+v %+v", att.Rcpts, att.TLSInfo)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"mime"
 	"net/mail"
 	"path"
 	"regexp"
@@ -18,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/text/encoding/htmlindex"
+	"sealpost/internal/mime"
 )
 
 // Finding is what a scan reports for one detector at one place
@@ -148,6 +147,8 @@ type scan struct {
 	visited map[string]bool
 	// captureLeft is what remains of captureBudget for this scan.
 	captureLeft *int64
+	// visit, when not nil, is shown what the walk reads (WalkMessage).
+	visit *Visitor
 }
 
 func (e *Engine) newScan() *scan {
@@ -168,6 +169,9 @@ func (s *scan) add(det, where string, c Confidence) {
 }
 
 func (s *scan) unscannable(where, why string) {
+	if s.visit != nil && s.visit.Unscannable != nil {
+		s.visit.Unscannable(where, why)
+	}
 	s.add(Unscannable, where+" ("+why+")", High)
 }
 
@@ -199,6 +203,9 @@ func (s *scan) text(b []byte, where string) {
 		s.visited[where] = true
 	}
 	s.expanded += int64(len(b))
+	if s.visit != nil && s.visit.SkipDetectors {
+		return
+	}
 	scanText(b, s.e.tables, func(m Match) { s.add(m.Detector, where, m.Confidence) })
 	if len(s.e.custom) == 0 {
 		return
@@ -260,14 +267,9 @@ func (e *Engine) ScanDocument(name string, data []byte) *Result {
 	return s.result()
 }
 
-var wordDecoder = mime.WordDecoder{CharsetReader: charsetReader}
-
+// charsetReader decodes a MIME charset: the one in internal/mime.
 func charsetReader(charset string, r io.Reader) (io.Reader, error) {
-	enc, err := htmlindex.Get(charset)
-	if err != nil {
-		return nil, fmt.Errorf("unknown charset %q", charset)
-	}
-	return enc.NewDecoder().Reader(r), nil
+	return mime.CharsetReader(charset, r)
 }
 
 func (s *scan) decodeCharset(data []byte, cs string) []byte {
@@ -365,6 +367,7 @@ func (s *scan) part(data []byte, mt, name, where string, depth int) {
 		s.unscannable(where, "nested too deep")
 		return
 	}
+	s.visitFile(data, mt, name, where, depth)
 	ext := strings.ToLower(path.Ext(name))
 	kind := sniff(data)
 	if kind == "" {

@@ -11,6 +11,8 @@ import (
 	"net/textproto"
 	"path"
 	"strings"
+
+	"sealpost/internal/mime"
 )
 
 // The MIME walk. Well-formed mail (the common case) is streamed: text parts
@@ -53,7 +55,7 @@ func (s *scan) message(r io.Reader, prefix string, depth int) error {
 			break
 		}
 	}
-	h, off, odd := readHeader(hb)
+	h, off, odd := mime.ReadHeader(hb)
 	if len(h) == 0 {
 		if prefix == "" {
 			return fmt.Errorf("not a message: no header")
@@ -77,7 +79,7 @@ func (s *scan) message(r io.Reader, prefix string, depth int) error {
 		return prefix + "/" + w
 	}
 	raw := h.Get("Subject")
-	subj, err := wordDecoder.DecodeHeader(raw)
+	subj, err := mime.WordDecoder().DecodeHeader(raw)
 	if err != nil {
 		subj = raw
 	}
@@ -130,14 +132,14 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 		return
 	}
 	cts := h["Content-Type"]
-	ct := parseCT(strings.Join(cts, ""))
+	ct := mime.ParseContentType(strings.Join(cts, ""))
 	if len(cts) == 1 {
-		ct = parseCT(cts[0])
+		ct = mime.ParseContentType(cts[0])
 	}
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
-	mt := ct.mt()
-	suspicious := odd || foldedMIME(h) || len(cts) > 1 || ct.odd || len(h["Content-Transfer-Encoding"]) > 1 || !knownCTE(cte) ||
-		len(ct.params["boundary"]) > 1 || mt != "" && !strings.Contains(mt, "/") ||
+	mt := ct.MediaType()
+	suspicious := odd || foldedMIME(h) || len(cts) > 1 || ct.Odd || len(h["Content-Transfer-Encoding"]) > 1 || !knownCTE(cte) ||
+		len(ct.Params["boundary"]) > 1 || mt != "" && !strings.Contains(mt, "/") ||
 		strings.Contains(mt, "multipart") && !strings.HasPrefix(mt, "multipart/")
 	if suspicious {
 		s.robust(h, body, where, prefix, depth)
@@ -146,13 +148,14 @@ func (s *scan) entity(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 	if mt == "" {
 		mt = "text/plain"
 	}
-	name := partName(h, ct)
+	name := mime.PartName(h, ct)
 	where = at(prefix, where, name)
+	s.visitHeader(h, ct, where)
 	if strings.HasPrefix(mt, "multipart/") {
-		s.multipart(h, body, ct.param("boundary"), where, prefix, depth)
+		s.multipart(h, body, ct.Param("boundary"), where, prefix, depth)
 		return
 	}
-	s.leaf(body, cte, mt, ct.param("charset"), name, where, prefix, depth)
+	s.leaf(body, cte, mt, ct.Param("charset"), name, where, prefix, depth)
 }
 
 // capture keeps what is read through it, up to a bound, so that a
@@ -353,6 +356,21 @@ func (s *scan) leaf(body io.Reader, cte, mt, charset, name, where, prefix string
 		}
 		return
 	}
+	if s.visit != nil {
+		// Inbound checks see every part whole, binary ones too.
+		data, err := io.ReadAll(io.LimitReader(br, s.e.limits.maxPart()+1))
+		if int64(len(data)) > s.e.limits.maxPart() {
+			s.unscannable(where, fmt.Sprintf("larger than the scanning limit of %d bytes", s.e.limits.maxPart()))
+			return
+		}
+		s.visitFile(data, mt, name, where, depth)
+		if err != nil {
+			// A broken multipart: the caller reads it again the lenient
+			// way, and that reading reports what stays ambiguous.
+			return
+		}
+		br.Reset(bytes.NewReader(data))
+	}
 	if !(strings.HasPrefix(mt, "text/") || mt == "" || ext == ".txt" || ext == ".csv") && !looksText(head) {
 		return // images and other binary formats carry no text we can read
 	}
@@ -380,12 +398,18 @@ func (s *scan) robust(h textproto.MIMEHeader, body io.Reader, where, prefix stri
 }
 
 func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix string, depth int) {
+	if s.visit != nil {
+		// A visitor is told the header is ambiguous, with every reading.
+		ct := mime.ParseContentType(strings.Join(h["Content-Type"], ";"))
+		ct.Odd = true
+		s.visitHeader(h, ct, at(prefix, where, mime.PartName(h, mime.ParseContentType(h.Get("Content-Type")))))
+	}
 	var types []string
 	var boundaries []string
 	for _, v := range h["Content-Type"] {
-		ct := parseCT(v)
-		types = appendUniq(types, ct.types...)
-		for _, b := range ct.params["boundary"] {
+		ct := mime.ParseContentType(v)
+		types = appendUniq(types, ct.Types...)
+		for _, b := range ct.Params["boundary"] {
 			boundaries = appendUniq(boundaries, b, strings.TrimSpace(b), strings.TrimRight(b, "\r\n\t "))
 		}
 	}
@@ -427,7 +451,7 @@ func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix str
 	if len(h["Content-Type"]) > 0 && !readable && len(present) == 0 {
 		s.unscannable(where, "Content-Type cannot be read")
 	}
-	name := partName(h, parseCT(h.Get("Content-Type")))
+	name := mime.PartName(h, mime.ParseContentType(h.Get("Content-Type")))
 	named := at(prefix, where, name)
 	for _, b := range present {
 		s.isolated(func() { s.split(data, b, named, prefix, depth) })
@@ -439,9 +463,9 @@ func (s *scan) robustData(h textproto.MIMEHeader, data []byte, where, prefix str
 				continue
 			}
 			for _, cte := range ctes {
-				ct := parseCT(h.Get("Content-Type"))
+				ct := mime.ParseContentType(h.Get("Content-Type"))
 				s.isolated(func() {
-					s.leaf(bytes.NewReader(data), cte, t, ct.param("charset"), name, named, prefix, depth)
+					s.leaf(bytes.NewReader(data), cte, t, ct.Param("charset"), name, named, prefix, depth)
 				})
 			}
 		}
@@ -559,7 +583,7 @@ func (s *scan) split(data []byte, b, where, prefix string, depth int) {
 			continue
 		}
 		p := data[starts[k]:end]
-		ph, off, odd := readHeader(p)
+		ph, off, odd := mime.ReadHeader(p)
 		s.entity(ph, bytes.NewReader(p[off:]), where, prefix, depth+1, odd)
 		if k > 1000 {
 			s.unscannable(where, "too many parts")
@@ -621,4 +645,18 @@ func foldedMIME(h textproto.MIMEHeader) bool {
 		}
 	}
 	return false
+}
+
+// appendUniq appends the values of vs not yet in dst.
+func appendUniq(dst []string, vs ...string) []string {
+	for _, v := range vs {
+		found := false
+		for _, d := range dst {
+			found = found || d == v
+		}
+		if !found {
+			dst = append(dst, v)
+		}
+	}
+	return dst
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/textproto"
 	"strings"
+
+	"sealpost/internal/mime"
 )
 
 // Encodings that hide an attachment inside text: base64 blocks whose MIME
@@ -256,7 +258,9 @@ func (s *scan) sweep(data []byte, where, prefix string, depth int, blocks bool) 
 			dec = d.write(dec, l)
 		}
 		dec = d.flush(dec)
-		if chars >= 16 && (sniff(dec) != "" || looksText(dec) || bomOf(dec) != "") {
+		// A visitor (inbound checks) sees binary blocks too: an executable
+		// hidden in a body is what it looks for.
+		if chars >= 16 && (sniff(dec) != "" || looksText(dec) || bomOf(dec) != "" || s.visit != nil && chars >= 64) {
 			name := nameBefore(lines, i)
 			s.part(dec, "", name, at(prefix, where, name), depth+1)
 		}
@@ -286,6 +290,6 @@ func nameBefore(lines [][]byte, i int) string {
 	if len(hdr) == 0 {
 		return ""
 	}
-	h, _, _ := readHeader(append(bytes.Join(hdr, []byte("\n")), '\n', '\n'))
-	return partName(textproto.MIMEHeader(h), parseCT(h.Get("Content-Type")))
+	h, _, _ := mime.ReadHeader(append(bytes.Join(hdr, []byte("\n")), '\n', '\n'))
+	return mime.PartName(textproto.MIMEHeader(h), mime.ParseContentType(h.Get("Content-Type")))
 }

@@ -52,7 +52,20 @@ func smtpOptions(cfg *config.Config) smtpd.Options {
 }
 
 func (b *backend) NewSession(c *smtpd.ConnInfo) smtpd.Session {
-	s := &session{b: b, c: c, cfg: b.g.Config()}
+	s := &session{b: b, c: c, cfg: b.g.Config(), direction: "in"}
+	if c.Role == smtpd.RoleOutbound {
+		s.direction = "out"
+	}
+	// The connection stage: a verdict that stops the client answers its
+	// first MAIL (smtpd sends the greeting).
+	if p := b.g.rules.Load().pipelineFor(s.direction); len(p.Checks) > 0 {
+		v := p.Run(context.Background(), pipeline.StageConnection, s.input())
+		if v.Stops() {
+			s.refused = v.SMTPReply()
+		}
+		s.headers = append(s.headers, v.Headers...)
+		s.connHeaders = len(s.headers)
+	}
 	if c.Role == smtpd.RoleOutbound {
 		return &authSession{s}
 	}
@@ -61,9 +74,14 @@ func (b *backend) NewSession(c *smtpd.ConnInfo) smtpd.Session {
 
 // session is one SMTP connection's transaction state and rules.
 type session struct {
-	b   *backend
-	c   *smtpd.ConnInfo
-	cfg *config.Config // as at connect
+	b         *backend
+	c         *smtpd.ConnInfo
+	cfg       *config.Config // as at connect
+	direction string         // "in" or "out"
+
+	refused     *smtpd.Reply      // the connection stage stopped the client
+	headers     []pipeline.Header // added by the envelope stages
+	connHeaders int               // how many of headers the connection stage added
 
 	sendAs []string // the addresses the login may use (MAIL FROM, header From)
 	from   string
@@ -72,6 +90,30 @@ type session struct {
 
 // authSession is an outbound session: it offers AUTH.
 type authSession struct{ *session }
+
+// input is what the envelope stages' checks see.
+func (s *session) input() *pipeline.Input {
+	return &pipeline.Input{Direction: s.direction, RemoteIP: s.c.RemoteIP, Helo: s.c.Helo, AuthUser: s.c.AuthUser, MailFrom: s.from}
+}
+
+// runStage runs the checks of an envelope stage (none: nothing is
+// allocated); a verdict that stops answers the command.
+func (s *session) runStage(stage pipeline.Stage, rcpt string) *smtpd.Reply {
+	p := s.b.g.rules.Load().pipelineFor(s.direction)
+	if len(p.Checks) == 0 {
+		return nil
+	}
+	in := s.input()
+	in.Rcpt = rcpt
+	v := p.Run(context.Background(), stage, in)
+	if v.Stops() {
+		s.reject("check")
+		s.b.g.Log.Info("refused by a check", "stage", stage.String(), "check", v.Check, "reason", v.Reason, "ip", s.c.RemoteIP.String())
+		return v.SMTPReply()
+	}
+	s.headers = append(s.headers, v.Headers...)
+	return nil
+}
 
 func (s *session) reject(reason string) {
 	s.b.g.Metrics.Rejected.WithLabelValues(s.c.Role, reason).Inc()
@@ -125,6 +167,9 @@ func (s *authSession) Auth(user, pass string) *smtpd.Reply {
 }
 
 func (s *session) Mail(from string, _ smtpd.MailOptions) *smtpd.Reply {
+	if s.refused != nil {
+		return s.refused
+	}
 	outbound := s.c.Role == smtpd.RoleOutbound
 	if outbound && s.c.AuthUser == "" && !s.cfg.IsConnector(s.c.RemoteIP) {
 		s.reject("auth_required")
@@ -140,6 +185,10 @@ func (s *session) Mail(from string, _ smtpd.MailOptions) *smtpd.Reply {
 		return smtpd.ReplyForeignSender
 	}
 	s.from, s.rcpts = from, s.rcpts[:0]
+	if r := s.runStage(pipeline.StageSender, ""); r != nil {
+		s.from = ""
+		return r
+	}
 	return nil
 }
 
@@ -148,11 +197,18 @@ func (s *session) Rcpt(to string) *smtpd.Reply {
 		s.reject("relay_denied")
 		return smtpd.ReplyRelayDenied
 	}
+	if r := s.runStage(pipeline.StageRecipient, to); r != nil {
+		return r
+	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
 }
 
-func (s *session) Reset() { s.from, s.rcpts = "", s.rcpts[:0] }
+// Reset ends the transaction; the connection stage's headers stay.
+func (s *session) Reset() {
+	s.from, s.rcpts = "", s.rcpts[:0]
+	s.headers = s.headers[:s.connHeaders]
+}
 
 func (s *session) Logout() {}
 
@@ -208,21 +264,43 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		s.reject("storage")
 		return smtpd.ReplyStorage
 	}
+	direction := "in"
+	if s.c.Role == smtpd.RoleOutbound {
+		direction = "out"
+	}
+	rs := g.rules.Load()
 	hc := &pipeline.HeaderCapture{Max: 64 << 10}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	out := spool
-	var insp *inspection
+	// The data checks of the listener (none: the relay path allocates
+	// nothing for them).
+	var in *pipeline.Input
+	var msg *pipeline.Message
+	if p := rs.pipelineFor(direction); len(p.Data) > 0 {
+		in = &pipeline.Input{Direction: direction, RemoteIP: s.c.RemoteIP, Helo: s.c.Helo, AuthUser: s.c.AuthUser,
+			MailFrom: s.from, Rcpts: s.rcpts, ID: id}
+		msg = p.StartData(in)
+	}
 	var hf *pipeline.HeaderFilter
-	if s.c.Role == smtpd.RoleOutbound && g.Config().DLP.Enabled {
-		in := inspector{g}
-		insp = in.Start()
-		hf = &pipeline.HeaderFilter{W: spool, Rewrite: in.RewriteHeader, Max: 64 << 10}
+	// The inbound content checks (attachments, antivirus, impersonation:
+	// inbound_content.go) read the message as it arrives, beside the
+	// listener's pipeline checks.
+	var insp dataInspection
+	if direction == "out" && rs.cfg.DLP.Enabled {
+		hf = &pipeline.HeaderFilter{W: spool, Rewrite: rs.outbound.RewriteHeader, Max: 64 << 10}
+		out = hf
+	} else if direction == "in" && g.inbound != nil {
+		insp = g.inbound.Start()
+		hf = &pipeline.HeaderFilter{W: spool, Rewrite: g.inbound.RewriteHeader, Max: 64 << 10}
 		out = hf
 	}
 	abort := func() {
 		w.Abort()
+		if msg != nil {
+			msg.Abort()
+		}
 		if insp != nil {
 			insp.Abort()
 		}
@@ -233,10 +311,26 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		s.reject("storage")
 		return smtpd.ReplyStorage
 	}
+	// Fields the envelope stages added go on top, below our Received
+	// (RFC 5321 §4.4: trace fields are prepended in order).
+	for _, h := range s.headers {
+		f, ok := h.Field()
+		if !ok {
+			abort()
+			log.Error("a check added a malformed header field; message refused for now", "field", h.Name)
+			return smtpd.ReplyTempFail
+		}
+		if _, err := io.WriteString(spool, f); err != nil {
+			return storageErr(err)
+		}
+	}
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			hc.Write(buf[:n])
+			if msg != nil {
+				msg.Write(buf[:n])
+			}
 			if insp != nil {
 				insp.Write(buf[:n])
 			}
@@ -268,16 +362,53 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		log.Info("header From not permitted for the login", "ip", s.c.RemoteIP.String(), "user", s.c.AuthUser)
 		return r
 	}
-	direction := "in"
-	if s.c.Role == smtpd.RoleOutbound {
-		direction = "out"
-	}
 	env := &queue.Envelope{ID: id, Direction: direction, MailFrom: s.from, Rcpts: append([]string(nil), s.rcpts...),
 		RemoteIP: s.c.RemoteIP.String(), Helo: smtpd.SanitizeHelo(s.c.Helo), AuthUser: s.c.AuthUser,
 		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil))}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if msg != nil {
+		in.Rcpts, in.Header = env.Rcpts, hi
+		v := msg.Finish(ctx, in)
+		if v.Outcome == pipeline.TempFail {
+			w.Abort()
+			s.reject("check")
+			log.Warn("check failed", "check", v.Check, "reason", v.Reason, "ip", s.c.RemoteIP.String())
+			return v.SMTPReply()
+		}
+		if len(v.Headers) > 0 {
+			// The spool already holds the header section when the data
+			// checks decide; fields they add need the queue to prepend
+			// them at delivery, which it does not yet. Refused for now
+			// rather than sent without the fields a check required.
+			w.Abort()
+			log.Error("a data check added header fields, which are not carried yet; message refused for now", "check", v.Check)
+			s.reject("check")
+			return smtpd.ReplyTempFail
+		}
+		// The policy's decision is recorded even when it refuses: apply
+		// turns its reject into the 550 with the operator's reference.
+		rej, err := g.apply(ctx, env, &v)
+		if err != nil {
+			w.Abort()
+			log.Error("inspection failed", "err", err)
+			s.reject("inspection")
+			return smtpd.ReplyTempFail
+		}
+		if rej != nil {
+			w.Abort()
+			s.reject("policy")
+			log.Info("refused by policy", "ip", s.c.RemoteIP.String(), "rcpts", len(env.Rcpts))
+			return smtpd.NewReply(550, "5.7.1", rej.Text)
+		}
+		if v.Stops() {
+			w.Abort()
+			s.reject("check")
+			log.Info("refused by a check", "check", v.Check, "reason", v.Reason, "ip", s.c.RemoteIP.String())
+			return v.SMTPReply()
+		}
+	}
 	if insp != nil {
 		rej, err := insp.Decide(ctx, env)
 		if err != nil {
@@ -285,6 +416,12 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			log.Error("inspection failed", "err", err)
 			s.reject("inspection")
 			return smtpd.ReplyTempFail
+		}
+		if rej != nil && rej.Temporary {
+			w.Abort()
+			s.reject("inspection")
+			log.Info("deferred by inspection", "ip", s.c.RemoteIP.String(), "rcpts", len(env.Rcpts))
+			return smtpd.NewReply(451, "4.7.1", rej.Text)
 		}
 		if rej != nil {
 			w.Abort()

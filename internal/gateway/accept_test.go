@@ -26,6 +26,11 @@ func testSession(t *testing.T, authUser string, sendAs ...string) *session {
 	}
 	g := &Gateway{Log: slog.New(slog.DiscardHandler), Metrics: metrics.New()}
 	g.cfg.Store(cfg)
+	rs, err := g.newRules(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.rules.Store(rs)
 	s := newBackend(g).NewSession(&smtpd.ConnInfo{Role: smtpd.RoleOutbound, Helo: "client.example", AuthUser: authUser}).(*authSession)
 	s.sendAs = sendAs
 	return s.session

@@ -36,29 +36,32 @@ func NewKeyring(cfg *config.Config, st *store.Store) *keyring.Keyring {
 // addEncryptTransports registers the transports of the encrypt actions:
 // each encrypts and hands the copy to the outbound transport, or gives the
 // recipient to the portal when it has no usable key.
-// smimeT takes the recipients of action encrypt whose key is an S/MIME
-// certificate (route smime, the S/MIME transport).
+// encryptTransports returns the transports of the actions encrypt and
+// encrypt-pgp by route (queue.ActionEncrypt, queue.ActionPGP); smimeT takes
+// the recipients of action encrypt whose key is an S/MIME certificate
+// (route smime, the S/MIME transport).
 //
 // Inbound PGP/MIME mail to a staff key the organisation holds (secret
 // keys in data_dir/keys/openpgp-staff) is decrypted in front of the mail
 // host (encrypt.Decrypter).
-func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string]queue.Transport, smimeT queue.Transport) error {
+func (g *Gateway) encryptTransports(cfg *config.Config, transports map[string]queue.Transport, smimeT queue.Transport) (map[string]queue.Transport, error) {
 	staffDir := cfg.Path(filepath.Join("keys", "openpgp-staff"))
 	staff, err := encrypt.LoadSecretKeys(staffDir)
 	if err != nil {
-		return fmt.Errorf("the staff OpenPGP keys in %s: %w", staffDir, err)
+		return nil, fmt.Errorf("the staff OpenPGP keys in %s: %w", staffDir, err)
 	}
 	if len(staff) > 0 {
 		transports[queue.RouteMailHost] = &encrypt.Decrypter{Next: transports[queue.RouteMailHost], Keys: staff, Keyring: g.Keyring,
 			AuthServ: cfg.SMTP.Hostname, TempDir: cfg.Path("spool"), Audit: g.audit.recorder.Record, Log: g.Log}
 	}
 	signers := &orgSigners{dir: cfg.Path("keys"), keys: map[string]*crypto.Key{}}
+	out := map[string]queue.Transport{}
 	for _, action := range []string{encrypt.Any, encrypt.PGP} {
 		var portalT queue.Transport
 		if g.Portal != nil && cfg.Portal.Enabled {
 			portalT = g.Portal
 		}
-		transports[action] = &encrypt.Transport{
+		out[action] = &encrypt.Transport{
 			Action: action, Keyring: g.Keyring, Next: transports[queue.RouteOutbound], Portal: portalT,
 			SMIME:  smimeTransportIf(cfg.SMIME.Enabled, smimeT),
 			Prefer: cfg.Encryption.Prefer, ProtectHeaders: cfg.Encryption.ProtectHeaders, TempDir: cfg.Path("spool"),
@@ -75,7 +78,7 @@ func (g *Gateway) addEncryptTransports(cfg *config.Config, transports map[string
 			},
 		}
 	}
-	return nil
+	return out, nil
 }
 
 func smimeTransportIf(on bool, t queue.Transport) queue.Transport {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -71,6 +70,8 @@ type Gateway struct {
 
 	// Ops does the operator and sender actions for every surface.
 	Ops *ops.Service
+	// inbound checks inbound mail's content (inbound_content.go).
+	inbound *inboundContent
 
 	lock    *datadir.Lock
 	spool   *queue.Spool
@@ -115,13 +116,22 @@ func OpenStore(cfg *config.Config) (*store.Store, error) {
 // lock given up) and returned as an error that names the config key, file
 // or rule involved; *config.Error where a key is to blame.
 func Start(cfg *config.Config, log *slog.Logger, res deliver.Resolver) (*Gateway, error) {
-	return StartWith(cfg, log, res, nil)
+	return StartWith(cfg, log, res, StartOptions{})
 }
 
-// StartWith is Start with the DNS of the outbound TLS policy (DANE,
-// MTA-STS) given: tests pass a mock; nil uses outbound.resolver when res is
-// nil too, and turns the policy off when only res (a test's MX fake) is set.
-func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, policyDNS dns.Resolver) (_ *Gateway, err error) {
+// StartOptions are the seams tests use beyond Start's.
+type StartOptions struct {
+	// PolicyDNS answers the outbound TLS policy's lookups (DANE, MTA-STS,
+	// MX with AD bits): nil uses outbound.resolver when Start's res is nil
+	// too, and turns the policy off when only res (a test's MX fake) is set.
+	PolicyDNS dns.Resolver
+	// MXDial replaces the dialer of MX deliveries (tests: to loopback sinks).
+	MXDial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// StartWith is Start with StartOptions.
+func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt StartOptions) (_ *Gateway, err error) {
+	policyDNS := opt.PolicyDNS
 	// g is not the named result: every "return nil, err" below would set
 	// that to nil before the deferred clean-up runs.
 	g := &Gateway{Log: log, Metrics: metrics.New()}
@@ -151,7 +161,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	if g.linkKey, err = hkdf.Key(sha256.New, key, nil, "sealpost link signing", 32); err != nil {
 		return nil, err
 	}
-	rs, err := newRules(cfg)
+	rs, err := g.newRules(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +220,15 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 		if tlsPolicy, err = NewTLSPolicy(cfg, pres, g.Store, roots, log); err != nil {
 			return nil, err
 		}
+		// The list follows reloads (Validate has parsed it already).
+		started := tlsPolicy.RequireTLS
+		tlsPolicy.List = func() tlspolicy.DomainList {
+			l, err := tlspolicy.ParseDomainList(g.Config().Outbound.RequireTLSDomains)
+			if err != nil {
+				return started // never an empty list in place of a bad one
+			}
+			return l
+		}
 	}
 	g.tlsPolicy = tlsPolicy
 	smtpT := func(fixed, tlsMode string, sign bool) *deliver.Transport {
@@ -219,7 +238,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 			Log: log, Pool: g.pool, RootCAs: roots,
 		}
 		if fixed == "" && tlsPolicy != nil {
-			t.Policy = tlsPolicy
+			t.Policy, t.DialContext = tlsPolicy, opt.MXDial
 		}
 		if sign && g.Signer.Enabled() {
 			t.Signer = g.Signer
@@ -262,17 +281,31 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 		}
 		return g.Queue.Submit(ctx, p)
 	}
-	transports[queue.RoutePortal] = g.Portal
-	g.Keyring = NewKeyring(cfg, g.Store)
 	smimeT, err := newSMIMETransport(cfg, transports[queue.RouteOutbound], g.Portal, func() bool { return g.Config().Portal.Enabled },
 		g.audit.recorder.Record, log)
 	if err != nil {
 		return nil, err
 	}
-	transports[queue.RouteSMIME] = smimeT
+	g.Keyring = NewKeyring(cfg, g.Store)
 	smimeT.addKeyring(g.Keyring)
-	if err := g.addEncryptTransports(cfg, transports, smimeT); err != nil {
+	encT, err := g.encryptTransports(cfg, transports, smimeT)
+	if err != nil {
 		return nil, err
+	}
+	reg, err := transportRegistry(cfg, actionTransports{outbound: transports[queue.RouteOutbound], portal: g.Portal, smime: smimeT,
+		encrypt: encT[queue.ActionEncrypt], pgp: encT[queue.ActionPGP]})
+	if err != nil {
+		return nil, fmt.Errorf("transports: %w", err)
+	}
+	for r, t := range reg.Routes() {
+		transports[r] = t
+	}
+	// Mail already queued for the portal, for S/MIME or OpenPGP is sent on
+	// even after the action is switched off.
+	transports[queue.RoutePortal] = g.Portal
+	transports[queue.RouteSMIME] = smimeT
+	for r, t := range encT {
+		transports[r] = t
 	}
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
@@ -315,6 +348,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	if !cfg.DLP.Enabled {
 		log.Warn("dlp.enabled = false: outbound mail is neither inspected nor protected by policy")
 	}
+	g.inbound = newInboundContent(g) // the inbound content checks (accept.go runs them)
 	if cfg.SMTP.InboundListen != "" {
 		if g.InboundAddr, err = g.SMTP.Listen(smtpd.RoleInbound, cfg.SMTP.InboundListen); err != nil {
 			return nil, listenError(cfg, "smtp.inbound_listen", cfg.SMTP.InboundListen, err)
@@ -344,12 +378,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 	g.API = &api.Service{Store: g.Store, Queue: g.Queue, Ops: g.Ops, Log: log, AuditVerify: g.verifier, Recorder: g.audit.recorder,
 		Rules: func() []policy.Rule { return g.rules.Load().policy.Rules() },
 		PolicyTest: func(ctx context.Context, data []byte, to []string) (*policy.Decision, error) {
-			rs := g.rules.Load()
-			d, err := testMessage(rs.cfg, rs.dlp, rs.policy, data, "", to, g.Queue.Known, func(h mail.Header) (*portal.Answered, error) { return g.Portal.Answers(ctx, h) })
-			if err == nil {
-				err = resolveKeys(ctx, g.Keyring, rs.cfg, rs.cfg.SMIME.Enabled, d)
-			}
-			return d, err
+			return testMessage(ctx, g.rules.Load().outbound, data, "", to)
 		},
 		DNSRecords: func() ([]dnscheck.Record, error) {
 			var out []dnscheck.Record
@@ -363,6 +392,9 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, polic
 			return out, nil
 		}}
 	g.Console.Evidence = g.messageEvidence
+	if g.tlsPolicy != nil {
+		g.Console.TLSCheck = g.tlsCheck
+	}
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
 	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount
@@ -438,7 +470,7 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 func (g *Gateway) Reload(cfg *config.Config) error {
 	old := g.Config()
 	cfg.DataDir = old.DataDir
-	rs, err := newRules(cfg)
+	rs, err := g.newRules(cfg)
 	if err != nil {
 		return err
 	}

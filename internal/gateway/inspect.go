@@ -1,19 +1,15 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"mime"
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"sealpost/internal/config"
 	"sealpost/internal/dlp"
+	"sealpost/internal/pipeline"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/store"
@@ -24,9 +20,14 @@ type rules struct {
 	cfg    *config.Config
 	dlp    *dlp.Engine
 	policy *policy.Engine
+	// outbound is the outbound DLP + policy check; inbound and outbound
+	// the check lists of the two listeners.
+	outbound          *pipeline.Outbound
+	inbound, outgoing *pipeline.Pipeline
 }
 
-func newRules(cfg *config.Config) (*rules, error) {
+// newRules builds the rules of cfg for g.
+func (g *Gateway) newRules(cfg *config.Config) (*rules, error) {
 	d, err := DLPEngine(cfg)
 	if err != nil {
 		return nil, &config.Error{File: cfg.File, Key: "dlp.custom", Msg: err.Error()}
@@ -35,121 +36,61 @@ func newRules(cfg *config.Config) (*rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rules{cfg: cfg, dlp: d, policy: p}, nil
+	rs := &rules{cfg: cfg, dlp: d, policy: p}
+	rs.outbound = &pipeline.Outbound{DLP: d, Policy: p, Keywords: cfg.Policy.SenderKeywords, Log: g.Log,
+		// The queue and the portal start after the rules: looked up per message.
+		Known: func(domain string) bool { return g.Queue.Known(domain) },
+		Answers: func(ctx context.Context, h mail.Header) (pipeline.Threads, error) {
+			a, err := g.Portal.Answers(ctx, h)
+			return a, err
+		},
+		TLS: func(ctx context.Context) func(string) string { return g.recipientTLS(ctx) },
+		// Staff display names, for the inbound impersonation check.
+		Saw: func(h mail.Header) { g.inbound.learnFrom(cfg, h) },
+		// Recipients to encrypt without a usable key: the portal, and why.
+		Keys: func(ctx context.Context, d *policy.Decision) error {
+			return resolveKeys(ctx, g.Keyring, cfg, cfg.SMIME.Enabled, d)
+		}}
+	rs.outgoing = &pipeline.Pipeline{Log: g.Log}
+	if cfg.DLP.Enabled {
+		rs.outgoing.Data = append(rs.outgoing.Data, rs.outbound)
+	}
+	rs.inbound = &pipeline.Pipeline{Log: g.Log, Checks: inboundChecks(cfg), Data: inboundDataChecks(cfg)}
+	return rs, nil
 }
 
-// inspector inspects outbound messages before they are accepted: every
-// message is scanned while it streams in (DLP), and the policy decides
-// before the 250. It is what lets the gateway refuse a message with a 550
-// at the end of DATA, hold it, or mark recipients for protection.
-type inspector struct{ g *Gateway }
+// inboundChecks are the envelope checks of the MX listener (none yet:
+// inbound authentication and threat checks register here).
+func inboundChecks(cfg *config.Config) []pipeline.Check { return nil }
+
+// inboundDataChecks are the message checks of the MX listener (none yet).
+func inboundDataChecks(cfg *config.Config) []pipeline.DataCheck { return nil }
+
+// pipelineFor returns the check list of a listener's direction.
+func (rs *rules) pipelineFor(direction string) *pipeline.Pipeline {
+	if direction == "out" {
+		return rs.outgoing
+	}
+	return rs.inbound
+}
 
 // rejection refuses a message for policy reasons.
 type rejection struct {
 	Text string // for the client, with the reference the operator can look up
+	// Temporary asks the client to try again later (451 4.7.1, RFC 3463
+	// "security or policy status") instead of refusing (550 5.7.1).
+	Temporary bool
 }
 
-// Start begins the inspection of one message. Its bytes, as the client
-// sent them, are written to the inspection as they arrive.
-func (in inspector) Start() *inspection {
-	pr, pw := io.Pipe()
-	is := &inspection{g: in.g, rules: in.g.rules.Load(), pw: pw, done: make(chan struct{})}
-	go is.scan(pr)
-	return is
-}
-
-// RewriteHeader may change the header section (up to and including the
-// CRLF that ends its last field) before it is spooled; nil keeps it.
-func (in inspector) RewriteHeader(h []byte) []byte {
-	return rewriteSubject(h, in.g.rules.Load().cfg.Policy.SenderKeywords)
-}
-
-type inspection struct {
-	g     *Gateway
-	rules *rules
-	pw    *io.PipeWriter
-	done  chan struct{}
-	res   *dlp.Result
-	err   error
-	size  int64 // bytes written: message.size for the policy
-}
-
-func (is *inspection) scan(pr *io.PipeReader) {
-	defer close(is.done)
-	defer func() {
-		if p := recover(); p != nil {
-			// A scanner bug must not take the gateway down, nor let the
-			// message through uninspected.
-			is.g.Log.Error("DLP scanner panicked; message treated as unscannable", "panic", fmt.Sprint(p))
-			is.res, is.err = nil, fmt.Errorf("scanner failure")
-			pr.CloseWithError(fmt.Errorf("scanner failure"))
-		}
-	}()
-	is.res, is.err = is.rules.dlp.ScanMessage(pr)
-	io.Copy(io.Discard, pr) // the scanner may stop early; the writer must not block
-	pr.Close()
-}
-
-func (is *inspection) Write(p []byte) (int, error) {
-	is.size += int64(len(p))
-	is.pw.Write(p) // fails only after a scanner failure, which Decide reports
-	return len(p), nil
-}
-
-// Abort ends an inspection whose message was not accepted.
-func (is *inspection) Abort() {
-	is.pw.CloseWithError(io.ErrUnexpectedEOF)
-	<-is.done
-}
-
-// Decide ends the inspection once every byte is written: it fills in env's
-// plan and notices, or returns a rejection.
-func (is *inspection) Decide(ctx context.Context, env *queue.Envelope) (*rejection, error) {
-	is.pw.Close()
-	select {
-	case <-is.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// apply turns the data stage's verdict into the envelope's plan, records
+// the policy's decision and writes the sender's notice; a policy reject
+// becomes the SMTP rejection. A verdict without a policy decision (the
+// outbound policy did not run) leaves the envelope as it is.
+func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, v *pipeline.Verdict) (*rejection, error) {
+	d := v.Decision
+	if d == nil {
+		return nil, nil
 	}
-	cfg := is.rules.cfg
-	res := is.res
-	if res == nil {
-		// Not a message we could parse, or the scanner failed: say so.
-		why := "malformed message"
-		if is.err != nil && !strings.HasPrefix(is.err.Error(), "not a message") {
-			why = is.err.Error()
-		}
-		res = &dlp.Result{Findings: []dlp.Finding{{Detector: dlp.Unscannable, Count: 1, Confidence: "high", Where: "body (" + why + ")"}}}
-	}
-	subject := res.Subject
-	if subject == "" {
-		subject = env.Subject
-	}
-	// An answer to a secure portal conversation (a verified thread token
-	// in In-Reply-To/References): the policy sees it as message.portal_thread
-	// and recipient.portal_thread. Not knowing is a temporary failure, never
-	// "not an answer".
-	answered, err := is.g.Portal.Answers(ctx, res.Header)
-	if err != nil {
-		return nil, fmt.Errorf("checking for portal conversations: %w", err)
-	}
-	in := &policy.Input{
-		MailFrom: env.MailFrom, HeaderFrom: env.HeaderFrom, AuthUser: env.AuthUser, Subject: subject,
-		Keyword: hasKeyword(subject, cfg.Policy.SenderKeywords), Size: is.size, Visible: visible(res.Header),
-		Classification: res.Classification, Findings: res.Findings, Recipients: env.Rcpts, Known: is.g.Queue.Known,
-		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
-		TLS: is.g.recipientTLS(ctx),
-	}
-	d := is.rules.policy.Decide(in)
-	if err := resolveKeys(ctx, is.g.Keyring, cfg, cfg.SMIME.Enabled, d); err != nil {
-		return nil, err
-	}
-	return is.g.apply(ctx, env, d)
-}
-
-// apply turns a decision into the envelope's plan, records it and writes
-// the sender's notice; a reject becomes the SMTP rejection.
-func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Decision) (*rejection, error) {
 	cfg := g.Config()
 	most := d.Most()
 	now := time.Now()
@@ -180,41 +121,13 @@ func (g *Gateway) apply(ctx context.Context, env *queue.Envelope, d *policy.Deci
 	env.PolicyDetail = map[string]string{}
 	for _, r := range d.Recipients {
 		env.PolicyDetail[r.Address] = "policy=" + r.Action + " rules=" + strings.Join(r.Rules, ",")
-		a, _ := policy.ParseAction(r.Action)
-		if most == policy.Quarantine && a == policy.Hold {
-			a = policy.Quarantine // one message, one reviewer: the operator
-		}
-		split := ""
-		if r.Split {
-			split = queue.ActionSplit
-		}
-		switch a {
-		case policy.Hold:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "held", Then: r.Then, Action: split}
-		case policy.Quarantine:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "quarantined", Then: r.Then, Action: split}
-		case policy.RequireTLS:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionRequireTLS + split}
-		case policy.Portal:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionPortal}
-		case policy.EncryptSMIME:
-			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: queue.ActionSMIME}
-		case policy.Encrypt, policy.EncryptPGP:
-			// Each recipient gets a copy of their own (encrypt.Transport).
-			env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: a.String()}
-		default:
-			if split != "" {
-				env.Plan[r.Address] = queue.RcptPlan{Status: "queued", Action: split}
-			}
-		}
 	}
-	// The policy lower-cases addresses; the plan must use the envelope's.
-	for _, rc := range env.Rcpts {
-		if p, ok := env.Plan[strings.ToLower(rc)]; ok {
-			env.Plan[rc] = p
+	for rc, p := range v.Plan {
+		if status, action, then := p.Encode(); status != pipeline.StatusQueued || action != "" {
+			env.Plan[rc] = queue.RcptPlan{Status: status, Action: action, Then: then}
 		}
-		if p, ok := env.PolicyDetail[strings.ToLower(rc)]; ok {
-			env.PolicyDetail[rc] = p
+		if det, ok := env.PolicyDetail[strings.ToLower(rc)]; ok {
+			env.PolicyDetail[rc] = det
 		}
 	}
 	switch most {
@@ -261,105 +174,6 @@ func rulesOf(d *policy.Decision) string {
 	return strings.Join(out, ",")
 }
 
-// visible returns the addresses in To and Cc.
-func visible(h mail.Header) []string {
-	if h == nil {
-		return nil
-	}
-	var out []string
-	for _, k := range []string{"To", "Cc"} {
-		v := h.Get(k)
-		if v == "" {
-			continue
-		}
-		if list, err := (&mail.AddressParser{WordDecoder: &mime.WordDecoder{}}).ParseList(v); err == nil {
-			for _, a := range list {
-				out = append(out, a.Address)
-			}
-			continue
-		}
-		// Not a valid list: count what looks like addresses.
-		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '<' || r == '>' }) {
-			if strings.Contains(f, "@") {
-				out = append(out, f)
-			}
-		}
-	}
-	return out
-}
-
-// hasKeyword reports whether subject contains one of the sender keywords.
-func hasKeyword(subject string, kws []string) bool {
-	_, changed := stripKeywords(subject, kws)
-	return changed
-}
-
-// stripKeywords removes the keywords (case-insensitive) from s.
-func stripKeywords(s string, kws []string) (string, bool) {
-	changed := false
-	for _, k := range kws {
-		if k == "" {
-			continue
-		}
-		for i := 0; i+len(k) <= len(s); {
-			if strings.EqualFold(s[i:i+len(k)], k) {
-				s = s[:i] + s[i+len(k):]
-				changed = true
-				continue
-			}
-			_, size := utf8.DecodeRuneInString(s[i:])
-			i += size
-		}
-	}
-	if changed {
-		s = strings.Join(strings.Fields(s), " ")
-	}
-	return s, changed
-}
-
-var subjectDecoder = mime.WordDecoder{}
-
 // rewriteSubject removes the sender keywords from the Subject field of a
 // header section; nil if there is nothing to change.
-func rewriteSubject(h []byte, kws []string) []byte {
-	if len(kws) == 0 {
-		return nil
-	}
-	lines := bytes.SplitAfter(h, []byte("\r\n"))
-	for i := 0; i < len(lines); i++ {
-		if len(lines[i]) < 8 || !bytes.EqualFold(lines[i][:8], []byte("subject:")) {
-			continue
-		}
-		end := i + 1
-		for end < len(lines) && len(lines[end]) > 0 && (lines[end][0] == ' ' || lines[end][0] == '\t') {
-			end++
-		}
-		raw := string(bytes.Join(lines[i:end], nil))
-		raw = strings.ReplaceAll(strings.TrimSuffix(raw[8:], "\r\n"), "\r\n", "")
-		dec, err := subjectDecoder.DecodeHeader(strings.TrimSpace(raw))
-		if err != nil {
-			dec = strings.TrimSpace(raw)
-		}
-		clean, changed := stripKeywords(dec, kws)
-		if !changed {
-			return nil
-		}
-		enc := clean
-		for _, r := range clean {
-			if r >= 0x80 || r < 0x20 {
-				enc = mime.QEncoding.Encode("utf-8", clean)
-				break
-			}
-		}
-		var out bytes.Buffer
-		for _, l := range lines[:i] {
-			out.Write(l)
-		}
-		out.WriteString("Subject: " + enc + "\r\n")
-		for _, l := range lines[end:] {
-			out.Write(l)
-		}
-		return out.Bytes()
-	}
-	return nil
-}
+func rewriteSubject(h []byte, kws []string) []byte { return pipeline.RewriteSubject(h, kws) }

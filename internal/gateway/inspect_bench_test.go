@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"sealpost/internal/pipeline"
 	"sealpost/internal/queue"
 )
 
@@ -17,16 +18,18 @@ func BenchmarkInspect10KB(b *testing.B) {
 		body.WriteString("The quarterly report is attached; please review the figures before the meeting.\r\n")
 	}
 	msg := []byte(message("Staff <staff@example.gov.uk>", "rcpt@dest.bench.example", "bench", body.String()))
-	in := inspector{e.gw}
+	p := e.gw.rules.Load().pipelineFor("out")
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		is := in.Start()
-		for off := 0; off < len(msg); off += 4096 {
-			is.Write(msg[off:min(len(msg), off+4096)])
-		}
 		env := &queue.Envelope{ID: queue.NewID(), MailFrom: "staff@example.gov.uk", Rcpts: []string{"rcpt@dest.bench.example"}}
-		if _, err := is.Decide(context.Background(), env); err != nil {
+		in := &pipeline.Input{Direction: "out", MailFrom: env.MailFrom, Rcpts: env.Rcpts, ID: env.ID}
+		m := p.StartData(in)
+		for off := 0; off < len(msg); off += 4096 {
+			m.Write(msg[off:min(len(msg), off+4096)])
+		}
+		v := m.Finish(context.Background(), in)
+		if _, err := e.gw.apply(context.Background(), env, &v); err != nil {
 			b.Fatal(err)
 		}
 	}

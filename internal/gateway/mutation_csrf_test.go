@@ -44,6 +44,7 @@ var csrfRoutes = map[string]string{
 	"POST /console/held/{id}/{action}":     "/console/held/x/release",
 	"POST /console/queue/{id}/{action}":    "/console/queue/x/retry",
 	"POST /console/policy/test":            "/console/policy/test",
+	"POST /console/tls/refresh":            "/console/tls/refresh",
 }
 
 // postRoutes finds the POST routes registered in the browser surfaces'

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -9,28 +10,9 @@ import (
 
 	"sealpost/internal/config"
 	"sealpost/internal/dlp"
+	"sealpost/internal/pipeline"
 	"sealpost/internal/policy"
-	"sealpost/internal/portal"
 )
-
-// available says which policy actions this gateway carries out:
-// recipient-key encryption ([encryption], and [smime] for S/MIME) and the
-// portal can be switched off. The policy falls back to the portal, or to
-// hold, never to plain delivery; a recipient without a usable key goes to
-// the portal too (resolveKeys, and the transports at delivery).
-func available(cfg *config.Config) func(policy.Action) bool {
-	return func(a policy.Action) bool {
-		switch a {
-		case policy.Encrypt, policy.EncryptPGP:
-			return cfg.Encryption.Enabled
-		case policy.EncryptSMIME:
-			return cfg.SMIME.Enabled
-		case policy.Portal:
-			return cfg.Portal.Enabled
-		}
-		return true
-	}
-}
 
 // DLPEngine builds the scanner of cfg (nil cfg: built-in detectors only).
 func DLPEngine(cfg *config.Config) (*dlp.Engine, error) {
@@ -104,27 +86,28 @@ func PolicyEngine(cfg *config.Config) (*policy.Engine, error) {
 // sending it (`policy test`, the API, the console). from defaults to the
 // From: address; to to the message's To, Cc and Bcc.
 func TestMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, data []byte, from string, to []string, known func(string) bool) (*policy.Decision, error) {
-	return testMessage(cfg, scanner, pol, data, from, to, known, nil)
+	o := &pipeline.Outbound{DLP: scanner, Policy: pol, Keywords: cfg.Policy.SenderKeywords, Known: known}
+	return testMessage(context.Background(), o, data, from, to)
 }
 
-// testMessage is TestMessage that also sees portal conversations (answers,
-// when not nil, checks a header's thread tokens), as the running gateway.
-func testMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, data []byte, from string, to []string, known func(string) bool,
-	answers func(mail.Header) (*portal.Answered, error)) (*policy.Decision, error) {
-	res, err := scanner.ScanMessage(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("not a message: %v", err)
-	}
-	headerFrom := ""
-	if a, err := mail.ParseAddress(res.Header.Get("From")); err == nil {
-		headerFrom = a.Address
-	}
+// testMessage decides on data through o exactly as the outbound listener
+// does at the end of DATA (the same data check, fed the same bytes, with
+// the header captured the same way), so a test shows what SMTP would do:
+// a message the scanner cannot read is decided on as unscannable here too.
+func testMessage(ctx context.Context, o *pipeline.Outbound, data []byte, from string, to []string) (*policy.Decision, error) {
+	hc := &pipeline.HeaderCapture{Max: 64 << 10}
+	hc.Write(data)
+	hi := hc.Info()
 	if from == "" {
-		from = headerFrom
+		from = hi.From
 	}
 	if len(to) == 0 {
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("not a message (%v), so it names no recipients", err)
+		}
 		for _, k := range []string{"To", "Cc", "Bcc"} {
-			if l, err := res.Header.AddressList(k); err == nil {
+			if l, err := m.Header.AddressList(k); err == nil {
 				for _, a := range l {
 					to = append(to, a.Address)
 				}
@@ -134,14 +117,12 @@ func testMessage(cfg *config.Config, scanner *dlp.Engine, pol *policy.Engine, da
 	if len(to) == 0 {
 		return nil, fmt.Errorf("no recipients: the message has no To/Cc/Bcc; give them")
 	}
-	var answered *portal.Answered
-	if answers != nil {
-		if answered, err = answers(res.Header); err != nil {
-			return nil, fmt.Errorf("checking for portal conversations: %w", err)
-		}
+	in := &pipeline.Input{Direction: "out", MailFrom: from, Rcpts: to, Header: hi}
+	run := o.Start(in)
+	run.Write(data)
+	v := run.Finish(ctx, in)
+	if v.Decision == nil {
+		return nil, fmt.Errorf("%s: %s", v.Check, v.Reason)
 	}
-	return pol.Decide(&policy.Input{MailFrom: from, HeaderFrom: headerFrom, Subject: res.Subject,
-		Keyword: hasKeyword(res.Subject, cfg.Policy.SenderKeywords), Size: int64(len(data)), Visible: visible(res.Header),
-		Classification: res.Classification, Findings: res.Findings, Recipients: to, Known: known,
-		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" }}), nil
+	return v.Decision, nil
 }

@@ -415,7 +415,7 @@ func TestPolicyErrorsAtStartAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newRules(cfg)
+	_, err = (&Gateway{}).newRules(cfg)
 	if err == nil || !strings.Contains(err.Error(), "test.toml:11:") || !strings.Contains(err.Error(), `"bad"`) || !strings.Contains(err.Error(), "externl") {
 		t.Fatalf("got %v", err)
 	}

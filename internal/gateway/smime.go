@@ -86,8 +86,12 @@ func newSMIMETransport(cfg *config.Config, next, portal queue.Transport, portalO
 		}
 		t.opt.Signer = sg
 	}
-	if err := os.MkdirAll(t.tmpDir, 0o700); err != nil {
-		return nil, err
+	// The directories the operator fills exist from the first start, so
+	// an empty one reads as "no certificate", not as an error.
+	for _, d := range []string{t.tmpDir, pathOrEmpty(cfg, s.CertificatesDir), pathOrEmpty(cfg, s.CRLDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }

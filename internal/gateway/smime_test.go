@@ -211,3 +211,88 @@ func TestEncryptSMIMEEndToEnd(t *testing.T) {
 		t.Fatalf("audit: %v", actions)
 	}
 }
+
+// TestQuarantinedSMIMEReleasedEncrypted: a quarantined message whose
+// then-action is encrypt-smime is encrypted after release, never sent in
+// clear.
+func TestQuarantinedSMIMEReleasedEncrypted(t *testing.T) {
+	t.Parallel()
+	anchors, _ := filepath.Abs("testdata/smime/ca.crt")
+	certs := t.TempDir()
+	b, _ := os.ReadFile("testdata/smime/dan.crt")
+	os.WriteFile(filepath.Join(certs, "dan.pem"), b, 0o600)
+	e := start(t, func(c *config.Config) {
+		c.Policy.Disable = []string{"first-contact-sensitive", "unscannable-content"}
+		c.Policy.Rules = []config.PolicyRule{
+			{Name: "partner-smime", When: `recipient.domain == "example.test"`, Action: "encrypt-smime"},
+			{Name: "review-me", When: `message.subject.contains("review me")`, Action: "quarantine"},
+		}
+		c.SMIME = config.SMIME{Enabled: true, TrustAnchors: anchors, CertificatesDir: certs, Revocation: "off"}
+	})
+	msg := "From: staff@example.gov.uk\r\nTo: dan@example.test\r\nSubject: review me\r\n\r\nHeld then encrypted.\r\n"
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"dan@example.test"}, msg)
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	id := msgID(t, reply)
+	if _, err := e.gw.Queue.Resolve(context.Background(), id, true, "released", "admin", ""); err != nil {
+		t.Fatal(err)
+	}
+	got := mailTo(t, e.sink, "dan@example.test", "review me", 0)
+	if strings.Contains(string(got.Data), "Held then encrypted.") || !strings.Contains(string(got.Data), "application/pkcs7-mime") {
+		t.Fatalf("released copy:\n%s", got.Data)
+	}
+	r, _ := e.gw.Store.Recipients(context.Background(), id)
+	if r[0].Route != queue.RouteSMIME {
+		t.Fatalf("route %+v", r[0])
+	}
+}
+
+// TestSMIMEConfigErrors: unreadable files are start-up errors naming the key.
+func TestSMIMEConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mutate func(*config.SMIME)
+		key    string
+	}{
+		{func(s *config.SMIME) { s.TrustAnchors = "/nonexistent/anchors.pem" }, "smime.trust_anchors"},
+		{func(s *config.SMIME) { s.TrustAnchors, _ = filepath.Abs("testdata/smime/dan.key") }, "smime.trust_anchors"},
+		{func(s *config.SMIME) { s.Intermediates = "/nonexistent/i.pem" }, "smime.intermediates"},
+		{func(s *config.SMIME) { s.SignCert, s.SignKey = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "smime.sign_cert"},
+	} {
+		cfg := smimeConfig(t)
+		tc.mutate(&cfg.SMIME)
+		_, err := newSMIMETransport(cfg, &fakeHop{}, &fakeHop{}, func() bool { return true }, nil, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("want an error naming %s, got %v", tc.key, err)
+		}
+	}
+}
+
+// TestSMIMETransportSigns: with sign_cert/sign_key the encrypted mail is
+// signed inside; openssl decrypts it and verifies the signature to the CA.
+func TestSMIMETransportSigns(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		testutil.Missing(t, "openssl not installed")
+	}
+	cfg := smimeConfig(t)
+	cfg.SMIME.SignCert, _ = filepath.Abs("testdata/smime/dan.crt")
+	cfg.SMIME.SignKey, _ = filepath.Abs("testdata/smime/dan.key")
+	r := newSMIMERig(t, cfg)
+	r.deliver()
+	if len(r.next.bodies) != 1 || !strings.Contains(r.events[0].Detail, "signed=true") {
+		t.Fatalf("sent %d, events %+v", len(r.next.bodies), r.events)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "m.eml"), []byte(r.next.bodies[0]), 0o600)
+	dec, err := exec.Command("openssl", "cms", "-decrypt", "-binary", "-in", filepath.Join(dir, "m.eml"), "-recip", "testdata/smime/dan.crt", "-inkey", "testdata/smime/dan.key").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d.eml"), dec, 0o600)
+	out, err := exec.Command("openssl", "cms", "-verify", "-in", filepath.Join(dir, "d.eml"), "-CAfile", "testdata/smime/ca.crt").Output()
+	if err != nil || !strings.Contains(string(out), "Official-sensitive content.") {
+		t.Fatalf("verify: %q %v", out, err)
+	}
+}

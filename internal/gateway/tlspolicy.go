@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -51,7 +53,7 @@ func NewTLSPolicy(cfg *config.Config, res dns.Resolver, st *store.Store, roots *
 		}
 		// Policy fetches verify against the system's roots only: outbound.ca_file
 		// is for the operator's own next hops, not for other domains' web servers.
-		e.STS = &tlspolicy.STS{Resolver: res, HTTP: tlspolicy.NewHTTPClient(nil, nil, 30*time.Second), Cache: cache, Log: log}
+		e.STS = &tlspolicy.STS{Resolver: res, HTTP: tlspolicy.NewHTTPClient(nil, tlspolicy.ResolverDial(res, 30*time.Second), 30*time.Second), Cache: cache, Log: log}
 	}
 	return e, nil
 }
@@ -94,4 +96,21 @@ func (g *Gateway) recipientTLS(ctx context.Context) func(domain string) string {
 		seen[domain] = m
 		return m
 	}
+}
+
+// tlsCheck is the console's TLS page: the policy for domain now, after
+// dropping its cached MTA-STS policy when refresh is set.
+func (g *Gateway) tlsCheck(ctx context.Context, domain string, refresh bool) (*tlspolicy.CheckReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if refresh {
+		if g.tlsPolicy.STS == nil {
+			return nil, errors.New("outbound.mta_sts is false: there is no MTA-STS cache to refresh")
+		}
+		if err := g.tlsPolicy.STS.Cache.Delete(ctx, domain); err != nil {
+			return nil, fmt.Errorf("the cached policy could not be dropped: %v", err)
+		}
+	}
+	rep := g.tlsPolicy.Plan(ctx, domain, false).Report()
+	return &rep, nil
 }

@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"mime"
 	"net/mail"
 	"net/textproto"
 	"strings"
+
+	mimex "sealpost/internal/mime"
 )
 
 // HeaderCapture keeps the start of a message, up to the end of its header
@@ -57,8 +58,6 @@ type HeaderInfo struct {
 	Complete bool
 }
 
-var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil }}
-
 func (h *HeaderCapture) Info() HeaderInfo {
 	var hi HeaderInfo
 	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(bytes.Clone(h.buf), '\r', '\n'))))
@@ -86,9 +85,7 @@ func (h *HeaderCapture) Info() HeaderInfo {
 		}
 	}
 	if s := hdr.Get("Subject"); s != "" {
-		if dec, err := wordDecoder.DecodeHeader(s); err == nil {
-			s = dec
-		}
+		s = mimex.DecodeHeader(s)
 		hi.Subject = truncate(s, 300)
 	}
 	hi.MessageID = truncate(strings.Trim(strings.TrimSpace(hdr.Get("Message-Id")), "<>"), 300)

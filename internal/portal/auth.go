@@ -57,7 +57,7 @@ func (s *Service) requestCode(ctx context.Context, address, ip, ua string) (time
 		s.audit(ctx, address, "portal.rate_limited", address, ip, ua, "codes asked for from one client address")
 		return time.Time{}, errTooMany
 	}
-	l, err := s.Store.GetPortalLock(ctx, address)
+	l, err := s.auth().GetPortalLock(ctx, address)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -72,11 +72,11 @@ func (s *Service) requestCode(ctx context.Context, address, ip, ua string) (time
 		return l.WindowStart.Add(time.Hour), errTooMany
 	}
 	l.CodesSent++
-	if err := s.Store.PutPortalLock(ctx, l); err != nil {
+	if err := s.auth().PutPortalLock(ctx, l); err != nil {
 		return time.Time{}, err
 	}
 	code := newCode()
-	if err := s.Store.PutPortalCode(ctx, &store.PortalCode{Address: address, Hash: s.mac("code", address, code), ExpiresAt: now.Add(cfg.Portal.CodeValidity.Duration)}); err != nil {
+	if err := s.auth().PutPortalCode(ctx, &store.PortalCode{Address: address, Hash: s.mac("code", address, code), ExpiresAt: now.Add(cfg.Portal.CodeValidity.Duration)}); err != nil {
 		return time.Time{}, err
 	}
 	if err := s.sendCode(ctx, address, code); err != nil {
@@ -95,14 +95,14 @@ func (s *Service) verifyCode(ctx context.Context, address, code, ip, ua string) 
 		s.audit(ctx, address, "portal.rate_limited", address, ip, ua, "codes tried from one client address")
 		return 0, time.Time{}, errTooMany
 	}
-	l, err := s.Store.GetPortalLock(ctx, address)
+	l, err := s.auth().GetPortalLock(ctx, address)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
 	if now.Before(l.LockedUntil) {
 		return 0, l.LockedUntil, errLocked
 	}
-	c, err := s.Store.GetPortalCode(ctx, address)
+	c, err := s.auth().GetPortalCode(ctx, address)
 	if errors.Is(err, store.ErrNotFound) || err == nil && now.After(c.ExpiresAt) {
 		return 0, time.Time{}, errNoCode
 	}
@@ -110,27 +110,27 @@ func (s *Service) verifyCode(ctx context.Context, address, code, ip, ua string) 
 		return 0, time.Time{}, err
 	}
 	if hmac.Equal(s.mac("code", address, normalizeCode(code)), c.Hash) {
-		s.Store.DeletePortalCode(ctx, address)
+		s.auth().DeletePortalCode(ctx, address)
 		l.Failures = 0
-		s.Store.PutPortalLock(ctx, l)
+		s.auth().PutPortalLock(ctx, l)
 		s.audit(ctx, address, "portal.signed_in", address, ip, ua, "")
 		return 0, time.Time{}, nil
 	}
-	n, err := s.Store.BumpPortalCode(ctx, address)
+	n, err := s.auth().BumpPortalCode(ctx, address)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
 	l.Failures++
 	s.audit(ctx, address, "portal.code_failed", address, ip, ua, "")
 	if n >= cfg.Portal.CodeAttempts {
-		s.Store.DeletePortalCode(ctx, address)
+		s.auth().DeletePortalCode(ctx, address)
 		l.Lockouts++
 		l.LockedUntil = now.Add(lockout(l.Lockouts))
 		s.audit(ctx, address, "portal.locked_out", address, ip, ua, "until "+l.LockedUntil.UTC().Format(time.RFC3339))
-		s.Store.PutPortalLock(ctx, l)
+		s.auth().PutPortalLock(ctx, l)
 		return 0, l.LockedUntil, errLocked
 	}
-	s.Store.PutPortalLock(ctx, l)
+	s.auth().PutPortalLock(ctx, l)
 	return cfg.Portal.CodeAttempts - n, time.Time{}, errBadCode
 }
 
@@ -145,7 +145,7 @@ func (s *Service) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 	cfg := s.Config()
 	if c, err := r.Cookie(cookieName(r)); err == nil {
 		h := sha256.Sum256([]byte(c.Value))
-		if err := s.Store.DeletePortalSession(ctx, h[:]); err != nil {
+		if err := s.auth().DeletePortalSession(ctx, h[:]); err != nil {
 			return err
 		}
 	}
@@ -158,7 +158,7 @@ func (s *Service) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	now := s.now()
 	h := sha256.Sum256([]byte(id))
-	if err := s.Store.PutPortalSession(ctx, h[:], address, now, now.Add(life)); err != nil {
+	if err := s.auth().PutPortalSession(ctx, h[:], address, now, now.Add(life)); err != nil {
 		return err
 	}
 	maxAge := 0
@@ -176,7 +176,7 @@ func (s *Service) sessionAddress(r *http.Request) string {
 		return ""
 	}
 	h := sha256.Sum256([]byte(c.Value))
-	a, err := s.Store.PortalSession(r.Context(), h[:], s.now())
+	a, err := s.auth().PortalSession(r.Context(), h[:], s.now())
 	if err != nil {
 		return ""
 	}
@@ -186,7 +186,7 @@ func (s *Service) sessionAddress(r *http.Request) string {
 func (s *Service) endSession(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(cookieName(r)); err == nil {
 		h := sha256.Sum256([]byte(c.Value))
-		s.Store.DeletePortalSession(r.Context(), h[:])
+		s.auth().DeletePortalSession(r.Context(), h[:])
 	}
 	http.SetCookie(w, web.SessionCookie(r, sessionCookie, "", -1))
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/encoding/htmlindex"
+
+	mimex "sealpost/internal/mime"
 )
 
 // Parts describes what a sealed message holds, worked out once at sealing:
@@ -48,13 +50,8 @@ type leaf struct {
 	decoded io.Reader
 }
 
-var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
-	enc, err := htmlindex.Get(charset)
-	if err != nil {
-		return r, nil
-	}
-	return enc.NewDecoder().Reader(r), nil
-}}
+// wordDecoder is the project's one RFC 2047 decoder (internal/mime).
+var wordDecoder = *mimex.WordDecoder()
 
 // walk visits the leaves of a message in order; visit may read the leaf's
 // decoded body and returns false to stop.
@@ -66,8 +63,16 @@ func walk(r io.Reader, visit func(l *leaf) bool) (mail.Header, error) {
 	n := 0
 	var entity func(h textproto.MIMEHeader, body io.Reader, depth int) bool
 	entity = func(h textproto.MIMEHeader, body io.Reader, depth int) bool {
-		mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-		if err != nil || mt == "" {
+		// The Content-Type read as the DLP scan read it (internal/mime:
+		// comments, RFC 2231, duplicated parameters), so that the parts
+		// shown are the parts that were scanned.
+		ct := mimex.ParseContentType(h.Get("Content-Type"))
+		mt := ct.MediaType()
+		params := map[string]string{}
+		for k := range ct.Params {
+			params[k] = ct.Param(k)
+		}
+		if mt == "" || !strings.Contains(mt, "/") {
 			mt, params = "text/plain", map[string]string{}
 		}
 		if strings.HasPrefix(mt, "multipart/") && depth < 20 {
@@ -85,15 +90,9 @@ func walk(r io.Reader, visit func(l *leaf) bool) (mail.Header, error) {
 		}
 		l := &leaf{index: n, header: h, media: mt, params: params}
 		n++
-		disp, dp, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
-		l.name = dp["filename"]
-		if l.name == "" {
-			l.name = params["name"]
-		}
-		if dec, err := wordDecoder.DecodeHeader(l.name); err == nil {
-			l.name = dec
-		}
-		l.name = cleanName(path.Base(strings.ReplaceAll(l.name, "\\", "/")))
+		disp := mimex.ParseContentType(h.Get("Content-Disposition")).MediaType()
+		// The name a mail client shows (internal/mime), made safe to show.
+		l.name = cleanName(path.Base(strings.ReplaceAll(mimex.PartName(h, ct), "\\", "/")))
 		if l.name == "." || l.name == "/" {
 			l.name = ""
 		}

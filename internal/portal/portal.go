@@ -75,7 +75,11 @@ type Service struct {
 	Dir      string // blobs, when Blobs is nil
 	// Blobs keeps the sealed bytes; nil: files under Dir (the layout
 	// Dir/ab/abcdef, Dir/ab/abcdef.1 of earlier versions).
-	Blobs   blob.Store
+	Blobs blob.Store
+	// Auth keeps sign-in state (codes, lock-outs, sessions); nil: Store.
+	// Shared by every node in cluster mode, so that a sign-in continues
+	// on another node and wrong codes count together.
+	Auth    store.PortalAuth
 	KEK     []byte // wraps message keys
 	MACKey  []byte // link tokens, references, codes, sessions
 	Config  func() *config.Config
@@ -163,6 +167,13 @@ func (s *Service) kekAEAD() (cipher.AEAD, error) {
 }
 
 var errDestroyed = errors.New("the message's key is destroyed")
+
+func (s *Service) auth() store.PortalAuth {
+	if s.Auth != nil {
+		return s.Auth
+	}
+	return s.Store
+}
 
 func (s *Service) blobStore() blob.Store {
 	s.blobsOnce.Do(func() {

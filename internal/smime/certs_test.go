@@ -3,6 +3,8 @@ package smime
 import (
 	"context"
 	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +182,80 @@ func TestCRLSignatureChecked(t *testing.T) {
 	got := mimekitChooser(t, now, dir, "mimekit/rsa.crt").Choose(context.Background(), "rsa@mimekit.net")
 	if got.Use != nil || !strings.Contains(got.Reason, "revocation status unknown") {
 		t.Fatalf("impostor CRL: %s", got.Reason)
+	}
+}
+
+// TestOCSP: with no CRL of the secondary CA, OCSP responses made by
+// `openssl ocsp` answer: cached in the directory (offline), or fetched
+// from a responder and then cached.
+func TestOCSP(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
+	dir := crlDir(t, "root.crl", "primary.crl", "rsa.ocsp", "revoked.ocsp")
+	if got := mimekitChooser(t, now, dir, "mimekit/rsa.crt").Choose(context.Background(), "rsa@mimekit.net"); got.Use == nil || !strings.Contains(got.Use.Reason, "not revoked") {
+		t.Errorf("good by OCSP: %s", got.Reason)
+	}
+	if got := mimekitChooser(t, now, dir, "mimekit/revoked.crt").Choose(context.Background(), "revoked@mimekit.net"); got.Use != nil || !strings.Contains(got.Reason, "revoked per OCSP of MimeKit Secondary Intermediate CA") {
+		t.Errorf("revoked by OCSP: %s", got.Reason)
+	}
+	// A response for another certificate says nothing about this one.
+	dir = crlDir(t, "root.crl", "primary.crl", "revoked.ocsp")
+	if got := mimekitChooser(t, now, dir, "mimekit/rsa.crt").Choose(context.Background(), "rsa@mimekit.net"); got.Use != nil || !strings.Contains(got.Reason, "unknown") {
+		t.Errorf("other's response: %s", got.Reason)
+	}
+
+	raw, _ := os.ReadFile("testdata/mimekit/rsa.ocsp")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/ocsp-request" {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		w.Write(raw)
+	}))
+	defer srv.Close()
+	certs, _ := fileSource{"mimekit/rsa.crt", "mimekit/secondary.crt"}.Certificates(context.Background(), "")
+	cache := &CRLCache{Dir: t.TempDir()}
+	st, _, err := cache.fetchOCSP(context.Background(), srv.URL, certs[0], certs[1], now)
+	if err != nil || st != Good {
+		t.Fatalf("fetched: %v %v", st, err)
+	}
+	again := &CRLCache{Dir: cache.Dir, Offline: true}
+	if st, _ := again.Status(context.Background(), certs[0], certs[1], now); st != Good {
+		t.Errorf("the fetched response was not cached: %v", st)
+	}
+}
+
+// TestOCSPStale: a "good" past its nextUpdate says nothing; a revocation
+// stays one.
+func TestOCSPStale(t *testing.T) {
+	t.Parallel()
+	certs, _ := fileSource{"mimekit/rsa.crt", "mimekit/revoked.crt", "mimekit/secondary.crt"}.Certificates(context.Background(), "")
+	later := time.Date(2127, 1, 1, 0, 0, 0, 0, time.UTC)
+	good, _ := os.ReadFile("testdata/mimekit/rsa.ocsp")
+	revoked, _ := os.ReadFile("testdata/mimekit/revoked.ocsp")
+	if st, _ := ocspStatus(good, certs[0], certs[2], later); st != Unknown {
+		t.Errorf("stale good: %v", st)
+	}
+	if st, _ := ocspStatus(revoked, certs[1], certs[2], later); st != Revoked {
+		t.Errorf("stale revoked: %v", st)
+	}
+}
+
+// TestCRLStale: a CRL past its nextUpdate vouches for nobody, but its
+// revocations stand.
+func TestCRLStale(t *testing.T) {
+	t.Parallel()
+	certs, _ := fileSource{"mimekit/rsa.crt", "mimekit/revoked.crt", "mimekit/secondary.crt"}.Certificates(context.Background(), "")
+	b, _ := os.ReadFile("testdata/mimekit/secondary.crl")
+	crl, err := ParseCRL(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Date(2127, 1, 1, 0, 0, 0, 0, time.UTC)
+	if st, _ := judge([]*x509.RevocationList{crl}, certs[0], certs[2], later); st != Unknown {
+		t.Errorf("stale CRL: %v", st)
+	}
+	if st, _ := judge([]*x509.RevocationList{crl}, certs[1], certs[2], later); st != Revoked {
+		t.Errorf("stale CRL revocation: %v", st)
 	}
 }

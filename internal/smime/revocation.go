@@ -3,6 +3,7 @@ package smime
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 )
 
 // RevocationStatus is what a CRL says of one certificate.
@@ -30,12 +33,14 @@ const (
 // maxCRLBytes bounds a fetched CRL; public CAs' largest are a few MB.
 const maxCRLBytes = 16 << 20
 
-// CRLCache answers revocation from CRLs (RFC 5280 §5, §6.3): those in Dir
-// (placed there by the operator, or fetched earlier) and, unless Offline,
-// those fetched over HTTP from a certificate's CRL distribution points and
-// then kept in Dir. A CRL counts only when its issuer's signature verifies
-// and it is current (nextUpdate in the future); a revoked entry counts
-// even in a stale CRL, since revocation is permanent.
+// CRLCache answers revocation from CRLs (RFC 5280 §5, §6.3) and, when no
+// CRL answers, OCSP responses (RFC 6960): first those in Dir (CRLs, and
+// *.ocsp files, placed there by the operator or fetched earlier); then,
+// unless Offline, OCSP from the certificate's responders and CRLs from its
+// distribution points over HTTP, which are kept in Dir. A CRL or response
+// counts only when its issuer's signature verifies and it is current
+// (nextUpdate in the future); a revoked entry counts even when stale,
+// since revocation is permanent.
 type CRLCache struct {
 	Dir     string
 	Offline bool
@@ -45,17 +50,28 @@ type CRLCache struct {
 	mu     sync.Mutex
 	loaded bool
 	crls   []*x509.RevocationList
+	ocsp   [][]byte // raw OCSP responses: *.ocsp in Dir, and fetched ones
 }
 
 // Status checks cert against the CRLs of issuer.
 func (c *CRLCache) Status(ctx context.Context, cert, issuer *x509.Certificate, now time.Time) (RevocationStatus, string) {
 	crls := c.forIssuer(issuer)
 	st, detail := judge(crls, cert, issuer, now)
-	if st != Unknown || c.Offline {
-		if st == Unknown && c.Offline {
-			detail += " (offline mode)"
-		}
+	if st != Unknown {
 		return st, detail
+	}
+	if st2, d2 := c.cachedOCSP(cert, issuer, now); st2 != Unknown {
+		return st2, d2
+	}
+	if c.Offline {
+		return st, detail + " (offline mode)"
+	}
+	for _, url := range cert.OCSPServer {
+		if st2, d2, err := c.fetchOCSP(ctx, url, cert, issuer, now); err != nil {
+			detail += "; OCSP " + url + ": " + err.Error()
+		} else if st2 != Unknown {
+			return st2, d2
+		}
 	}
 	for _, url := range cert.CRLDistributionPoints {
 		if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
@@ -132,6 +148,10 @@ func (c *CRLCache) loadDir() []*x509.RevocationList {
 		if err != nil {
 			continue
 		}
+		if strings.HasSuffix(e.Name(), ".ocsp") {
+			c.ocsp = append(c.ocsp, b)
+			continue
+		}
 		if crl, err := ParseCRL(b); err == nil {
 			out = append(out, crl)
 		}
@@ -191,6 +211,91 @@ func (c *CRLCache) fetch(ctx context.Context, url string, issuer *x509.Certifica
 		}
 	}
 	return crl, nil
+}
+
+// ocspStatus reads one OCSP response (RFC 6960) for cert: its signature
+// must verify to issuer (directly or through a delegated responder
+// certificate issuer signed); Good only while current, Revoked always.
+func ocspStatus(raw []byte, cert, issuer *x509.Certificate, now time.Time) (RevocationStatus, string) {
+	resp, err := ocsp.ParseResponseForCert(raw, cert, issuer)
+	if err != nil {
+		return Unknown, ""
+	}
+	switch resp.Status {
+	case ocsp.Revoked:
+		return Revoked, fmt.Sprintf("revoked per OCSP of %s since %s", issuer.Subject.CommonName, resp.RevokedAt.UTC().Format(time.DateOnly))
+	case ocsp.Good:
+		if !resp.NextUpdate.IsZero() && resp.NextUpdate.After(now) && !resp.ThisUpdate.After(now) {
+			return Good, ""
+		}
+	}
+	return Unknown, ""
+}
+
+func (c *CRLCache) cachedOCSP(cert, issuer *x509.Certificate, now time.Time) (RevocationStatus, string) {
+	c.mu.Lock()
+	raws := append([][]byte(nil), c.ocsp...)
+	c.mu.Unlock()
+	for _, raw := range raws {
+		if st, d := ocspStatus(raw, cert, issuer, now); st != Unknown {
+			return st, d
+		}
+	}
+	return Unknown, ""
+}
+
+// maxOCSPBytes bounds an OCSP response.
+const maxOCSPBytes = 1 << 20
+
+func (c *CRLCache) fetchOCSP(ctx context.Context, url string, cert, issuer *x509.Certificate, now time.Time) (RevocationStatus, string, error) {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return Unknown, "", fmt.Errorf("not an HTTP URL")
+	}
+	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA256})
+	if err != nil {
+		return Unknown, "", err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req))
+	if err != nil {
+		return Unknown, "", err
+	}
+	hreq.Header.Set("Content-Type", "application/ocsp-request") // RFC 6960 App. A.1
+	client := c.Client
+	if client == nil {
+		client = &http.Client{Timeout: 20 * time.Second}
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return Unknown, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Unknown, "", fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxOCSPBytes+1))
+	if err != nil {
+		return Unknown, "", err
+	}
+	if len(raw) > maxOCSPBytes {
+		return Unknown, "", fmt.Errorf("response larger than %d bytes", maxOCSPBytes)
+	}
+	if _, err := ocsp.ParseResponseForCert(raw, cert, issuer); err != nil {
+		return Unknown, "", err
+	}
+	st, d := ocspStatus(raw, cert, issuer, now)
+	c.mu.Lock()
+	c.ocsp = append(c.ocsp, raw)
+	c.mu.Unlock()
+	if c.Dir != "" {
+		sum := sha256.Sum256(cert.Raw)
+		name := filepath.Join(c.Dir, hex.EncodeToString(sum[:8])+".ocsp")
+		if err := os.MkdirAll(c.Dir, 0o700); err == nil {
+			if err := os.WriteFile(name, raw, 0o600); err != nil {
+				c.log().Warn("smime: caching OCSP response", "file", name, "err", err)
+			}
+		}
+	}
+	return st, d, nil
 }
 
 func (c *CRLCache) log() *slog.Logger {

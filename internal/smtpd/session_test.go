@@ -2,14 +2,25 @@ package smtpd
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"sealpost/internal/metrics"
 )
 
 // The protocol over a socket, against the fake backend: what the gateway's
@@ -261,4 +272,51 @@ func TestMessageReachesBackend(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestStartTLSRefusesPipelinedCommands: commands sent in clear after
+// STARTTLS, in the same packet, must not run inside the TLS session (RFC
+// 3207 §4.2, CVE-2011-0411): the server closes the connection instead of
+// starting TLS.
+func TestStartTLSRefusesPipelinedCommands(t *testing.T) {
+	t.Parallel()
+	o := testOptions()
+	b := &fakeBackend{}
+	srv := New(o, b, selfSigned(t), metrics.New(), slog.New(slog.DiscardHandler))
+	addr, err := srv.Listen(RoleOutbound, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	c := dial(t, addr.String())
+	if msg := c.expect("EHLO client.example", 250); !strings.Contains(msg, "250") {
+		t.Fatal(msg)
+	}
+	c.write("STARTTLS\r\nMAIL FROM:<injected@example.gov.uk>\r\n")
+	if code, msg := c.reply(); code != 220 {
+		t.Fatalf("STARTTLS: %s", msg)
+	}
+	// The server does not start TLS on such a connection: a handshake
+	// fails, so nothing sent in clear can run as if sent under TLS.
+	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := tls.Client(c.nc, &tls.Config{InsecureSkipVerify: true, ServerName: "gw.example.gov.uk"})
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("TLS started on a connection with commands pipelined after STARTTLS")
+	}
+}
+
+// selfSigned is a TLS server configuration with a fresh certificate.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw.example.gov.uk"},
+		DNSNames: []string{"gw.example.gov.uk"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }

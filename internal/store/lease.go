@@ -174,3 +174,26 @@ func scanRecipientInto(rows *sql.Rows, r *Recipient, extra ...any) error {
 	r.NextAttempt, r.LeaseUntil, r.UpdatedAt = fromMS(next), fromMS(lease), fromMS(upd)
 	return nil
 }
+
+// PortalAuth is the portal's sign-in state: one-time codes, brute-force
+// lock-outs and sessions. In cluster mode it is what lets a sign-in begun
+// on one node continue on another, and wrong codes spread over several
+// nodes count together.
+type PortalAuth interface {
+	PutPortalCode(ctx context.Context, c *PortalCode) error
+	// GetPortalCode returns ErrNotFound when address has no code.
+	GetPortalCode(ctx context.Context, address string) (*PortalCode, error)
+	// BumpPortalCode counts one wrong attempt atomically and returns the
+	// count (an error when address has no code).
+	BumpPortalCode(ctx context.Context, address string) (int, error)
+	DeletePortalCode(ctx context.Context, address string) error
+	// GetPortalLock returns the zero state for an address never seen.
+	GetPortalLock(ctx context.Context, address string) (*PortalLock, error)
+	PutPortalLock(ctx context.Context, l *PortalLock) error
+	PutPortalSession(ctx context.Context, hash []byte, address string, now, expires time.Time) error
+	// PortalSession returns ErrNotFound for an unknown or expired session.
+	PortalSession(ctx context.Context, hash []byte, now time.Time) (string, error)
+	DeletePortalSession(ctx context.Context, hash []byte) error
+}
+
+var _ PortalAuth = (*Store)(nil)

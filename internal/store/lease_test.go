@@ -19,3 +19,15 @@ func TestSQLiteLeases(t *testing.T) {
 		return s
 	})
 }
+
+func TestSQLitePortalAuth(t *testing.T) {
+	t.Parallel()
+	storetest.RunPortalAuth(t, func(t *testing.T) store.PortalAuth {
+		s, err := store.OpenSQLite(filepath.Join(t.TempDir(), "s.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -18,9 +18,31 @@ var sqliteMigrations = []Migration{
 	{Version: 2, Name: "lease_owner", Up: SQL(`ALTER TABLE recipients ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE recipients ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0`)},
 	// MTA-STS policies cached per recipient domain (store/mtasts.go).
-	{Version: 3, Name: "mtasts_policies", Up: SQL(mtastsSchema)},
+	{Version: 3, Name: "mtasts_policies", Up: SQL(`CREATE TABLE mtasts_policies (
+	domain     TEXT PRIMARY KEY,
+	id         TEXT NOT NULL,
+	policy     TEXT NOT NULL,
+	fetched_at INTEGER NOT NULL,
+	expires    INTEGER NOT NULL,
+	refresh_at INTEGER NOT NULL
+)`)},
 	// Recipients' OpenPGP and X.509 keys with provenance (store/keyring.go).
-	{Version: 4, Name: "recipient_keys", Up: SQL(keyringSchema)},
+	{Version: 4, Name: "recipient_keys", Up: SQL(`CREATE TABLE recipient_keys (
+	fingerprint TEXT PRIMARY KEY,
+	kind        TEXT NOT NULL,
+	source      TEXT NOT NULL,
+	fetched_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL DEFAULT 0,
+	trust       TEXT NOT NULL,
+	raw         BLOB NOT NULL,
+	staff       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE recipient_key_addrs (
+	address     TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	PRIMARY KEY (address, fingerprint)
+);
+CREATE INDEX recipient_key_addrs_fpr ON recipient_key_addrs(fingerprint)`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in

@@ -9,18 +9,8 @@ import (
 
 // MTA-STS policies fetched for recipient domains (RFC 8461 §5.1: cached
 // until max_age, so that an attacker who blocks the fetch later cannot
-// downgrade delivery). Kept in the database so that they survive restarts
-// and are shared by the nodes of a cluster.
-const mtastsSchema = `
-CREATE TABLE IF NOT EXISTS mtasts_policies (
-	domain     TEXT PRIMARY KEY,
-	id         TEXT NOT NULL,
-	policy     TEXT NOT NULL,
-	fetched_at INTEGER NOT NULL,
-	expires    INTEGER NOT NULL,
-	refresh_at INTEGER NOT NULL
-);
-`
+// downgrade delivery) are kept in the database (migration 3) so that they
+// survive restarts and are shared by the nodes of a cluster.
 
 // MTASTSPolicy is one cached policy; times in Unix seconds.
 type MTASTSPolicy struct {

@@ -64,6 +64,34 @@ type STS struct {
 	Cache    Cache
 	Log      *slog.Logger
 	Now      func() time.Time // nil: time.Now
+
+	// memo keeps cached policy texts parsed: every delivery reads the
+	// cache, and parsing is most of a Plan's cost. Bounded by memoMax.
+	mu   sync.Mutex
+	memo map[string]*mtasts.Policy
+}
+
+const memoMax = 1000
+
+// parse parses a cached policy text once; the result is never modified.
+func (s *STS) parse(text string) (*mtasts.Policy, error) {
+	s.mu.Lock()
+	p, ok := s.memo[text]
+	s.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := mtasts.ParsePolicy(text)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.memo == nil || len(s.memo) >= memoMax {
+		s.memo = map[string]*mtasts.Policy{}
+	}
+	s.memo[text] = p
+	s.mu.Unlock()
+	return p, nil
 }
 
 // maxPolicySize bounds a policy body; RFC 8461 §3.2 policies are a few lines.
@@ -88,6 +116,35 @@ func NewHTTPClient(roots *x509.CertPool, dial func(ctx context.Context, network,
 	}
 	return &http.Client{Transport: tr, Timeout: timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// ResolverDial is a dialer for NewHTTPClient that finds the policy host's
+// addresses with res (outbound.resolver, the one the rest of the policy
+// asks) rather than the system's, trying each in turn.
+func ResolverDial(res dns.Resolver, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		ips, _, err := res.LookupIP(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		d := net.Dialer{Timeout: timeout}
+		var last error
+		for _, ip := range ips {
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		if last == nil {
+			last = fmt.Errorf("%s has no addresses", host)
+		}
+		return nil, last
+	}
 }
 
 func (s *STS) now() time.Time {
@@ -174,7 +231,7 @@ func (s *STS) fromCache(c *CachedPolicy) *mtasts.Policy {
 	if c == nil || !s.now().Before(c.Expires) {
 		return nil
 	}
-	p, err := mtasts.ParsePolicy(c.Text)
+	p, err := s.parse(c.Text)
 	if err != nil {
 		return nil
 	}

@@ -129,7 +129,10 @@ type Evaluator struct {
 	Resolver   dns.Resolver
 	STS        *STS // nil: MTA-STS is not used
 	RequireTLS DomainList
-	Log        *slog.Logger
+	// List, when set, is asked instead of RequireTLS on every Plan, so a
+	// configuration reload takes effect without a new Evaluator.
+	List func() DomainList
+	Log  *slog.Logger
 }
 
 // Plan looks up the MX hosts of domain and decides the policy for each.
@@ -146,7 +149,11 @@ func (e *Evaluator) Plan(ctx context.Context, domain string, localRequire bool) 
 			r.STSID, r.STSMode, r.STSText = sts.ID, string(sts.Policy.Mode), sts.Text
 		}
 	}
-	r.ListEntry = e.RequireTLS.Match(domain)
+	list := e.RequireTLS
+	if e.List != nil {
+		list = e.List()
+	}
+	r.ListEntry = list.Match(domain)
 	if herr {
 		// No host to decide for: say what the domain's policy would be.
 		switch {
@@ -200,6 +207,12 @@ func (e *Evaluator) host(ctx context.Context, r *Result, mx dns.MX, sts STSResul
 	// itself is authentic (for the implicit MX, the domain's own lookup).
 	if r.MXAuthentic {
 		if done := e.dane(ctx, &h); done {
+			if h.DANEUnusable && (localRequire || r.ListEntry != "") {
+				// Unusable records leave TLS unauthenticated; a rule that
+				// asks for verified TLS gets WebPKI instead (it only raises).
+				h.Mode = ModeRequired
+				h.Why += "; verified by WebPKI as the require-TLS list or a local rule asks"
+			}
 			return h
 		}
 	}

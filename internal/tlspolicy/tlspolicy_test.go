@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,9 +70,12 @@ type stsRig struct {
 	text    string
 	ctype   string
 	fetches int
-	res     dns.MockResolver
-	sts     *STS
-	now     time.Time
+	// redirect: the well-known URL redirects to one serving the policy.
+	redirect bool
+	status   int // 0: 200
+	res      dns.MockResolver
+	sts      *STS
+	now      time.Time
 }
 
 func newSTSRig(t *testing.T, trusted bool) *stsRig {
@@ -81,7 +86,14 @@ func newSTSRig(t *testing.T, trusted bool) *stsRig {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.fetches++
+		if r.redirect && req.URL.Path == "/.well-known/mta-sts.txt" {
+			http.Redirect(w, req, "/elsewhere", http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", r.ctype)
+		if r.status != 0 {
+			w.WriteHeader(r.status)
+		}
 		fmt.Fprint(w, r.text)
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "mta-sts.example.org")}}
@@ -166,10 +178,12 @@ func TestSTSInvalidIsNoneWithReport(t *testing.T) {
 		"syntax":       {"version: STSv1\nmode: bogus\n", "text/plain", true, "sts-policy-invalid"},
 		"content type": {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/html", true, "sts-policy-invalid"},
 		"untrusted":    {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/plain", false, "sts-webpki-invalid"},
+		// RFC 8461 §3.3: redirects are not followed.
+		"redirect": {"version: STSv1\nmode: enforce\nmx: a.example.org\nmax_age: 60\n", "text/plain", true, "sts-policy-fetch-error"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := newSTSRig(t, c.trusted)
-			r.text, r.ctype = c.text, c.ctype
+			r.text, r.ctype, r.redirect = c.text, c.ctype, name == "redirect"
 			got := r.sts.Lookup(context.Background(), "example.org")
 			if got.Policy != nil || got.Failure != c.failure {
 				t.Fatalf("%+v, want no policy and failure %s", got, c.failure)
@@ -221,5 +235,117 @@ func TestUsableTLSA(t *testing.T) {
 		if usable(c.r) != c.want {
 			t.Errorf("%v usable=%v", c.r, !c.want)
 		}
+	}
+}
+
+// BenchmarkPlan is the policy's own cost per delivery with the MTA-STS
+// policy cached and a resolver that answers at once (the real one caches
+// by TTL): what the relay pays besides the network.
+func BenchmarkPlan(b *testing.B) {
+	cache := &MemCache{}
+	now := time.Now()
+	cache.Put(context.Background(), CachedPolicy{Domain: "example.org", ID: "1", Text: "version: STSv1\nmode: enforce\nmx: *.example.org\nmax_age: 86400\n",
+		FetchedAt: now, Expires: now.Add(time.Hour), RefreshAt: now.Add(30 * time.Minute)})
+	res := dns.MockResolver{TXT: map[string][]string{"_mta-sts.example.org": {"v=STSv1; id=1"}},
+		MX: map[string][]dns.MX{"example.org": {{Host: "mx1.example.org", Pref: 10}, {Host: "mx2.example.org", Pref: 20}}}}
+	list, _ := ParseDomainList([]string{"*.gov.uk", "nhs.net", "!x.gov.uk"})
+	e := &Evaluator{Resolver: res, RequireTLS: list, Log: slog.New(slog.DiscardHandler),
+		STS: &STS{Resolver: res, Cache: cache, Log: slog.New(slog.DiscardHandler)}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if r := e.Plan(context.Background(), "example.org", false); r.Mode != ModeMTASTS {
+			b.Fatal(r.Mode)
+		}
+	}
+}
+
+// TestUnusableDANERaisedByLocalRule: authentic TLSA records that are all
+// unusable (PKIX usages) leave TLS mandatory but unauthenticated; the
+// require-TLS list or a local rule raises that to WebPKI, never lowers it.
+func TestUnusableDANERaisedByLocalRule(t *testing.T) {
+	t.Parallel()
+	res := dns.MockResolver{MX: map[string][]dns.MX{"example.org": {{Host: "mx.example.org", Pref: 1}}},
+		TLSA:      map[string][]dns.TLSA{"_25._tcp.mx.example.org": {rec(1, 1, 1, make([]byte, 32))}},
+		Authentic: map[string]bool{"example.org": true, "_25._tcp.mx.example.org": true}}
+	e := &Evaluator{Resolver: res, Log: slog.New(slog.DiscardHandler)}
+	h := e.Plan(context.Background(), "example.org", false).Hosts[0]
+	if h.Mode != ModeDANE || !h.DANEUnusable || !h.TLSMandatory() || h.Enforced() {
+		t.Fatalf("unusable DANE: %+v", h)
+	}
+	h = e.Plan(context.Background(), "example.org", true).Hosts[0]
+	if h.Mode != ModeRequired || !h.Enforced() {
+		t.Fatalf("with a local rule: %+v", h)
+	}
+}
+
+// TestSTSReferenceCases runs the fixtures of another implementation
+// (testdata/mtasts/README.md): which records and policy responses give a
+// policy, and which give none.
+func TestSTSReferenceCases(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../testdata/mtasts/postfix-mta-sts-resolver.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where we differ on purpose. bad-policy6 has max_age 31557601, one
+	// second over RFC 8461 §3.2's maximum: they drop the policy, we cap its
+	// lifetime at the maximum and enforce it, since dropping it would send
+	// the domain's mail with less protection than it asked for.
+	deviations := map[string]string{"bad-policy6": "enforce"}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 6 {
+			t.Fatalf("bad line %q", line)
+		}
+		name, txt, ctype, body, want := f[0], f[1], f[3], strings.ReplaceAll(f[4], `\n`, "\n"), f[5]
+		if d, ok := deviations[name]; ok {
+			want = d
+		}
+		status, _ := strconv.Atoi(f[2])
+		r := newSTSRig(t, name != "untrusted")
+		r.text, r.ctype, r.status = body, ctype, status
+		if txt == "-" {
+			delete(r.res.TXT, "_mta-sts.example.org")
+		} else {
+			r.res.TXT["_mta-sts.example.org"] = []string{txt}
+		}
+		got := "none"
+		if res := r.sts.Lookup(context.Background(), "example.org"); res.Policy != nil {
+			got = string(res.Policy.Mode)
+			if got == "none" {
+				got = "a mode-none policy in force" // it must withdraw MTA-STS
+			}
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+		if c, _ := r.sts.Cache.Get(context.Background(), "example.org"); c != nil && c.Expires.Sub(c.FetchedAt) > maxAgeCap*time.Second {
+			t.Errorf("%s: cached for %s, over RFC 8461's maximum", name, c.Expires.Sub(c.FetchedAt))
+		}
+		n++
+	}
+	if n != 16 {
+		t.Fatalf("%d cases", n)
+	}
+}
+
+// TestResolverDial: the policy host is found through the policy's resolver.
+func TestResolverDial(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	dial := ResolverDial(dns.MockResolver{IP: map[string][]net.IP{"mta-sts.example.org": {net.ParseIP("127.0.0.1")}}}, time.Second)
+	c, err := dial(context.Background(), "tcp", "mta-sts.example.org:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := dial(context.Background(), "tcp", "mta-sts.nowhere.example:"+port); err == nil {
+		t.Fatal("dialed a name the resolver does not know")
 	}
 }

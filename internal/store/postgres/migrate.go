@@ -148,4 +148,27 @@ CREATE TABLE recipients (
 CREATE INDEX recipients_due ON recipients(next_attempt) WHERE status = 'queued';
 CREATE INDEX recipients_owner ON recipients(lease_owner) WHERE status = 'queued' AND lease_owner <> '';
 `},
+	{2, "portal_auth", `
+CREATE TABLE portal_codes (
+	address    TEXT PRIMARY KEY,
+	code_hash  BYTEA NOT NULL,
+	expires_at BIGINT NOT NULL,
+	attempts   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE portal_locks (
+	address      TEXT PRIMARY KEY,
+	failures     INTEGER NOT NULL DEFAULT 0,
+	lockouts     INTEGER NOT NULL DEFAULT 0,
+	locked_until BIGINT NOT NULL DEFAULT 0,
+	codes_sent   INTEGER NOT NULL DEFAULT 0,
+	window_start BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE portal_sessions (
+	id_hash    BYTEA PRIMARY KEY,
+	address    TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
+`},
 }

@@ -1,7 +1,8 @@
 // Package postgres is the store on PostgreSQL, for several nodes sharing
 // one database (cluster mode). It implements the store's interfaces one
 // concern at a time and passes their part of store/storetest; so far the
-// queue's fenced delivery leases (store.Leases).
+// queue's fenced delivery leases (store.Leases) and the portal's sign-in
+// state (store.PortalAuth).
 package postgres
 
 import (

@@ -130,3 +130,8 @@ func TestPostgresMigrationFailureAndTooNew(t *testing.T) {
 		t.Fatalf("older list on a newer database: %v", err)
 	}
 }
+
+func TestPostgresPortalAuth(t *testing.T) {
+	t.Parallel()
+	storetest.RunPortalAuth(t, func(t *testing.T) store.PortalAuth { return open(t, newDB(t)) })
+}

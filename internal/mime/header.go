@@ -1,9 +1,18 @@
-package dlp
+// Package mime reads the header blocks of MIME entities (RFC 2045, 2046,
+// 2047, 2231) the way mail clients do: leniently, with every plausible
+// reading kept where a value is not plain, so that what any client would
+// show is what the checks read. It is the one place the project parses
+// Content-Type and Content-Disposition parameters, decodes encoded words
+// and names parts; dlp, the portal and the inbound checks use it.
+//
+// The walk of the MIME tree itself still lives in dlp (mimewalk.go), on
+// these functions.
+package mime
 
 import (
 	"bytes"
 	"io"
-	"mime"
+	stdmime "mime"
 	"net/textproto"
 	"net/url"
 	"sort"
@@ -20,42 +29,44 @@ import (
 // walk reads the entity's body under each candidate and, if they still
 // disagree, reports it as unscannable.
 
-// ctype is a Content-Type (or Content-Disposition) read leniently.
-type ctype struct {
-	types  []string            // media type candidates, lower case; [0] is the most likely
-	params map[string][]string // parameter (lower case) → candidate values
-	odd    bool                // something in the value is not plain RFC 2045
+// ContentType is a Content-Type (or Content-Disposition) read leniently.
+type ContentType struct {
+	Types  []string            // media type candidates, lower case; [0] is the most likely
+	Params map[string][]string // parameter (lower case) → candidate values
+	Odd    bool                // something in the value is not plain RFC 2045
 }
 
-func (c ctype) mt() string {
-	if len(c.types) == 0 {
+// MediaType is the most likely media type ("" for none).
+func (c ContentType) MediaType() string {
+	if len(c.Types) == 0 {
 		return ""
 	}
-	return c.types[0]
+	return c.Types[0]
 }
 
-func (c ctype) param(k string) string {
-	if v := c.params[k]; len(v) > 0 {
+// Param is the most likely value of parameter k (lower case).
+func (c ContentType) Param(k string) string {
+	if v := c.Params[k]; len(v) > 0 {
 		return v[0]
 	}
 	return ""
 }
 
-// parseCT reads a Content-Type or Content-Disposition value. Go's
-// mime.ParseMediaType is tried first; where it fails or the value holds
+// ParseContentType reads a Content-Type or Content-Disposition value. Go's
+// stdmime.ParseMediaType is tried first; where it fails or the value holds
 // anything unusual, the lenient reading below supplies the candidates.
-func parseCT(v string) ctype {
-	c := ctype{params: map[string][]string{}}
+func ParseContentType(v string) ContentType {
+	c := ContentType{Params: map[string][]string{}}
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return c
 	}
-	strictType, strictParams, err := mime.ParseMediaType(v)
+	strictType, strictParams, err := stdmime.ParseMediaType(v)
 	plain := err == nil && !strings.ContainsAny(v, "()\\\r'") && !strings.Contains(v, "=?")
 	if plain {
-		c.types = []string{strictType}
+		c.Types = []string{strictType}
 		for k, val := range strictParams {
-			c.params[k] = []string{val}
+			c.Params[k] = []string{val}
 		}
 	}
 	// The lenient reading, always: it finds RFC 2231 values with an empty
@@ -65,15 +76,15 @@ func parseCT(v string) ctype {
 	if err != nil {
 		odd = true
 	}
-	c.odd = odd
+	c.Odd = odd
 	if !plain || odd {
-		c.types = appendUniq(c.types, lt...)
+		c.Types = appendUniq(c.Types, lt...)
 		if err == nil {
-			c.types = appendUniq(c.types, strictType)
+			c.Types = appendUniq(c.Types, strictType)
 		}
 	}
 	for _, k := range sortedKeys(lp) {
-		c.params[k] = appendUniq(c.params[k], lp[k]...)
+		c.Params[k] = appendUniq(c.Params[k], lp[k]...)
 	}
 	return c
 }
@@ -335,7 +346,7 @@ func lenientCT(v string) (types []string, params map[string][]string, odd bool) 
 		if charset != "" && charset != "utf-8" && charset != "us-ascii" {
 			// RFC 2231 section 4: the value is in the named charset.
 			for i, c := range combos {
-				if r, err := charsetReader(charset, strings.NewReader(c)); err == nil {
+				if r, err := CharsetReader(charset, strings.NewReader(c)); err == nil {
 					if d, err := io.ReadAll(r); err == nil {
 						combos[i] = string(d)
 					}
@@ -351,11 +362,11 @@ func lenientCT(v string) (types []string, params map[string][]string, odd bool) 
 	return types, params, odd
 }
 
-// readHeader reads a header block leniently: continuation lines are
+// ReadHeader reads a header block leniently: continuation lines are
 // unfolded, a space before the colon is forgiven, a bare CR ends a line,
 // and lines that are no header at all are skipped. It returns the header,
 // the offset of the body and whether anything was odd.
-func readHeader(b []byte) (textproto.MIMEHeader, int, bool) {
+func ReadHeader(b []byte) (textproto.MIMEHeader, int, bool) {
 	h := textproto.MIMEHeader{}
 	odd := false
 	var last string
@@ -434,22 +445,26 @@ func headerLine(l []byte) (string, string, bool) {
 	return textproto.CanonicalMIMEHeaderKey(k), strings.TrimSpace(string(l[c+1:])), true
 }
 
-// partName is the name a mail client shows for a part: the
+// PartName is the name a mail client shows for a part: the
 // Content-Disposition filename (RFC 2231 or RFC 2047 encoded), else the
 // Content-Type name.
-func partName(h textproto.MIMEHeader, ct ctype) string {
+func PartName(h textproto.MIMEHeader, ct ContentType) string {
 	name := ""
 	for _, d := range h["Content-Disposition"] {
-		if n := parseCT(d).param("filename"); n != "" {
+		if n := ParseContentType(d).Param("filename"); n != "" {
 			name = n
 			break
 		}
 	}
 	if name == "" {
-		name = ct.param("name")
+		name = ct.Param("name")
 	}
 	if dec, err := wordDecoder.DecodeHeader(name); err == nil {
 		name = dec
 	}
 	return strings.TrimSpace(name)
 }
+
+// SplitParams splits a header value at the semicolons outside quoted
+// strings and comments: its media type and each parameter.
+func SplitParams(v string) []string { return splitTop(v, ';') }

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"sealpost/internal/config"
+	"sealpost/internal/dns"
+	"sealpost/internal/store"
+	"sealpost/internal/testutil"
+)
+
+// TestRecipientTLSSendsPersonalDataByDANE: with no smarthost, MX delivery
+// runs under the outbound TLS policy. A domain whose MX host has DNSSEC-
+// authentic DANE records is recipient.tls "dane", so the built-in policy
+// sends personal data there by mail (require-tls) instead of to the portal;
+// the attempt's audit event says how TLS was verified. A domain without
+// DANE, MTA-STS or a list entry still gets the portal.
+func TestRecipientTLSSendsPersonalDataByDANE(t *testing.T) {
+	t.Parallel()
+	ca := testutil.NewCA(t, "test CA")
+	cert := ca.Leaf(t, "mx.nhs.example")
+	mx := testutil.NewSinkTLS(t, &cert)
+	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
+	res := dns.MockResolver{
+		MX:        map[string][]dns.MX{"nhs.example": {{Host: "mx.nhs.example", Pref: 10}}, "plain.example": {{Host: "mx.plain.example", Pref: 10}}},
+		IP:        map[string][]net.IP{"mx.nhs.example": {net.IPv4(127, 0, 0, 1)}, "mx.plain.example": {net.IPv4(127, 0, 0, 1)}},
+		TLSA:      map[string][]dns.TLSA{"_25._tcp.mx.nhs.example": {{Usage: 3, Selector: 1, MatchingType: 1, CertAssoc: spki[:]}}},
+		Authentic: map[string]bool{"nhs.example": true, "mx.nhs.example": true, "_25._tcp.mx.nhs.example": true},
+	}
+	sink := testutil.NewSink(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Org.Domains = []string{"example.gov.uk"}
+	cfg.Org.MailHost = sink.Addr
+	cfg.SMTP.Hostname = "gw.example.gov.uk"
+	cfg.SMTP.InboundListen = "127.0.0.1:0"
+	cfg.SMTP.OutboundListen = "127.0.0.1:0"
+	cfg.Web.Listen = "127.0.0.1:0"
+	cfg.Outbound.RetryInitial.Duration = 200 * time.Millisecond
+	cfg.Outbound.Workers = 2
+	cfg.Outbound.MTASTS = false
+	cfg.Queue.PollInterval.Duration = 100 * time.Millisecond
+	cfg.DKIM.Algorithm = "ed25519"
+	cfg.Policy.Disable = []string{"first-contact-sensitive"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gw, err := StartWith(cfg, log, &testutil.Resolver{}, StartOptions{PolicyDNS: res,
+		MXDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, mx.Addr)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gw.Shutdown(ctx)
+	})
+	e := &env{t: t, gw: gw, sink: sink, cfg: cfg}
+	body := "NHS number 943 476 5919"
+	code, reply := outbound(t, e, "staff@example.gov.uk", []string{"gp@nhs.example"}, message("staff@example.gov.uk", "gp@nhs.example", "r", body))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	id := msgID(t, reply)
+	got := mx.Wait(t, 1, 10*time.Second)
+	if !got[0].TLS || !strings.Contains(string(got[0].Data), "943 476 5919") {
+		t.Fatalf("delivered without TLS or without the body: TLS=%v", got[0].TLS)
+	}
+	if rs, _ := gw.Store.Recipients(context.Background(), id); len(rs) != 1 || rs[0].Action != "require-tls" {
+		t.Fatalf("recipients %+v", rs)
+	}
+	var attempt *store.AuditEvent
+	for deadline := time.Now().Add(5 * time.Second); attempt == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		evs, _ := gw.Store.AuditEvents(context.Background(), id, 100)
+		for _, ev := range evs {
+			if ev.Action == "delivery.attempt" {
+				attempt = ev
+			}
+		}
+	}
+	if attempt == nil || !strings.Contains(attempt.Detail, "tls_mode=dane") || !strings.Contains(attempt.Detail, "chain=dane-ee") {
+		t.Fatalf("attempt event %+v", attempt)
+	}
+
+	code, reply = outbound(t, e, "staff@example.gov.uk", []string{"x@plain.example"}, message("staff@example.gov.uk", "x@plain.example", "r", body))
+	if code != 250 {
+		t.Fatal(reply)
+	}
+	if rs, _ := gw.Store.Recipients(context.Background(), msgID(t, reply)); len(rs) != 1 || rs[0].Action != "portal" {
+		t.Fatalf("opportunistic domain: %+v", rs)
+	}
+
+	// The console's TLS page says the same to the support desk; only an
+	// admin may drop a cached policy.
+	pw := addConsoleUser(t, gw.Store, "audrey", "auditor")
+	aud := newBrowser(t, e)
+	aud.get("/console/login")
+	if st, _ := aud.post("/console/login", url.Values{"user": {"audrey"}, "password": {pw}}); st != 200 {
+		t.Fatalf("auditor sign-in: %d", st)
+	}
+	st, page := aud.get("/console/tls?domain=NHS.example.")
+	if st != 200 || !strings.Contains(page, "nhs.example: dane") || !strings.Contains(page, "mx.nhs.example") || strings.Contains(page, "Drop the cached") {
+		t.Fatalf("TLS page %d:\n%s", st, page)
+	}
+	if st, page = aud.get("/console/tls?domain=plain.example"); st != 200 || !strings.Contains(page, "plain.example: opportunistic") {
+		t.Fatalf("TLS page %d:\n%s", st, page)
+	}
+	if st, _ = aud.post("/console/tls/refresh", url.Values{"domain": {"nhs.example"}}); st != 403 {
+		t.Fatalf("auditor refresh: %d", st)
+	}
+}
