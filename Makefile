@@ -31,6 +31,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzSealOpen -fuzztime $(FUZZTIME) ./internal/seal/
 	$(GO) test -run XXX -fuzz FuzzRelaxedBody -fuzztime $(FUZZTIME) ./internal/mailauth/
 	$(GO) test -run XXX -fuzz FuzzParseRecord -fuzztime $(FUZZTIME) ./internal/tlsrpt/
+	$(GO) test -run XXX -fuzz FuzzEncrypt -fuzztime $(FUZZTIME) ./internal/pgp/
+	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/pgp/
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/keyring/
 	$(GO) test -run XXX -fuzz FuzzARCVerify -fuzztime $(FUZZTIME) ./internal/mailauth/arc/
 	$(GO) test -run XXX -fuzz FuzzScanMessage -fuzztime $(FUZZTIME) ./internal/dlp/
 	$(GO) test -run XXX -fuzz FuzzText -fuzztime $(FUZZTIME) ./internal/dlp/

@@ -37,6 +37,12 @@ id postfix >/dev/null 2>&1 || need+=(postfix)
 command -v zip         >/dev/null || need+=(zip)         # attachments: encrypted zip
 command -v 7z          >/dev/null || need+=(p7zip-full)  # attachments: encrypted 7z
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+# OpenPGP peers: sealpost's PGP/MIME is decrypted and verified by each.
+command -v gpg            >/dev/null || need+=(gnupg)
+command -v sqop           >/dev/null || need+=(sqop)
+command -v rnp            >/dev/null || need+=(rnp)
+command -v gosop          >/dev/null || need+=(gosop)
+command -v pgpainless-cli >/dev/null || need+=(pgpainless-cli)
 
 # axe-core (npm) checks the portal's pages for accessibility in Chromium.
 AXE_DIR=/opt/sealpost-test

@@ -43,7 +43,7 @@ func run(args []string) int {
 	// --version prints what `sealpost version` does.
 	root.Version = "set"
 	root.SetVersionTemplate(versionString())
-	root.AddCommand(versionCmd(), serveCmd(g), initCmd(), queueCmd(g), quarantineCmd(g), policyCmd(g), auditCmd(g), reportCmd(g), dnsCmd(g), tlsCmd(g), tokenCmd(g), userCmd(g), dlpCmd(g), migrateCmd(g), inboundCmd(g))
+	root.AddCommand(versionCmd(), serveCmd(g), initCmd(), queueCmd(g), quarantineCmd(g), policyCmd(g), auditCmd(g), reportCmd(g), dnsCmd(g), tlsCmd(g), tokenCmd(g), userCmd(g), dlpCmd(g), migrateCmd(g), inboundCmd(g), keysCmd(g))
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {

@@ -70,6 +70,21 @@ func policyCmd(g *globalFlags) *cobra.Command {
 		if err != nil {
 			return usagef("%s: %v (give recipients with --to ADDR)", args[0], err)
 		}
+		// Recipients the policy wants encrypted: is there a usable key, and
+		// if not, the portal, and why (as the running gateway decides).
+		if _, err := os.Stat(cfg.Path("sealpost.db")); err == nil && fromFile {
+			st, err := gateway.OpenStore(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err = gateway.ResolveKeys(ctx, gateway.NewKeyring(cfg, st), cfg, d)
+			cancel()
+			st.Close()
+			if err != nil {
+				return err
+			}
+		}
 		if asJSON {
 			return json.NewEncoder(os.Stdout).Encode(d)
 		}

@@ -52,7 +52,7 @@ func reportCmd(g *globalFlags) *cobra.Command {
 			}
 			for _, m := range u.Months {
 				var prot []string
-				for _, k := range []string{"portal", "require-tls", "encrypt-pgp", "encrypt-smime", "hold", "quarantine", "reject"} {
+				for _, k := range []string{"portal", "require-tls", "encrypt", "encrypt-pgp", "encrypt-smime", "hold", "quarantine", "reject"} {
 					if n := m.Protected[k]; n > 0 {
 						prot = append(prot, fmt.Sprintf("%s %d", k, n))
 					}

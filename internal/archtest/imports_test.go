@@ -24,6 +24,7 @@ var protocol = []string{
 	"sealpost/internal/pipeline",
 	"sealpost/internal/smime",
 	"sealpost/internal/cms",
+	"sealpost/internal/pgp",
 	"sealpost/internal/tlspolicy",
 }
 

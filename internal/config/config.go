@@ -48,6 +48,8 @@ type Config struct {
 	TLSRPT   TLSRPT   `toml:"tlsrpt"`
 	SMIME    SMIME    `toml:"smime"`
 
+	Encryption Encryption `toml:"encryption"`
+
 	// Dev is set by `serve --dev`: outbound mail (and inbound mail when no
 	// mail host is configured) is captured in the dev outbox.
 	Dev bool `toml:"-"`
@@ -355,6 +357,7 @@ func Default() *Config {
 			CodeValidity: Duration{15 * time.Minute}, CodeAttempts: 5, CodesPerHour: 5,
 			LinkInNotice: true, BrandColour: "#1d4f91", MaxReplyBytes: 25 << 20,
 		},
+		Encryption: defaultEncryption(),
 		Policy: Policy{
 			BuiltinRules:        true,
 			SenderKeywords:      []string{"[secure]", "[encrypt]"},
@@ -736,7 +739,10 @@ func (c *Config) validate() error {
 	if err := c.validateTLSRPT(); err != nil {
 		return err
 	}
-	return c.validateSMIME()
+	if err := c.validateSMIME(); err != nil {
+		return err
+	}
+	return c.validateEncryption()
 }
 
 // IsOrgDomain reports whether domain (lower case) is one of the org's.

@@ -211,13 +211,40 @@ quarantine_retention = "30d"
 # Rules of your own, any number, evaluated after the built-in ones; the most
 # protective action of all matching rules wins. "when" is a CEL expression
 # over message, classification, findings, confidence, personal, sensitive,
-# sender and recipient; actions: deliver, require-tls, encrypt-pgp,
+# sender and recipient; actions: deliver, require-tls, encrypt, encrypt-pgp,
 # encrypt-smime, portal, hold, quarantine, reject.
 # [[policy.rule]]
 # name = "falcon-stays-inside"
 # when = '"project-falcon" in findings && recipient.external'
 # action = "quarantine"
 # reason = "Project Falcon material may not leave the organisation"
+
+[encryption]
+# Recipient-key encryption: the actions encrypt-pgp (OpenPGP, PGP/MIME),
+# encrypt-smime and encrypt (whichever the recipient has, see prefer). A
+# recipient's key comes from the key store ("sealpost keys add"), then the
+# recipient domain's Web Key Directory, then keys harvested from signed mail
+# that passed DMARC; "sealpost keys lookup ADDRESS" shows the ladder. With no
+# usable key (none, revoked, expired) the message goes to the portal and the
+# decision says why. Off: the encrypt actions use the portal.
+enabled = true
+# For action encrypt, when a recipient has both: "pgp" or "smime".
+prefer = "pgp"
+# Ask the recipient domain's Web Key Directory (HTTPS, verified certificate).
+wkd = true
+wkd_timeout = "10s"
+# Keys found by discovery are fetched again when older than this.
+key_max_age = "24h"
+# Publish staff keys ("sealpost keys add --staff") at /.well-known/openpgpkey/.
+serve_wkd = true
+# Copy From, To, Subject, Date into the encrypted part (RFC 9788).
+protect_headers = false
+# Org domains whose encrypted mail is signed with the domain's OpenPGP key
+# (made at first use as data_dir/keys/openpgp-DOMAIN.key; give partners
+# openpgp-DOMAIN.asc).
+# Inbound PGP/MIME to staff keys whose secret keys are in
+# data_dir/keys/openpgp-staff/ is decrypted before it reaches the mail host.
+sign_domains = []
 
 [portal]
 # The secure portal, where outside recipients read mail the policy seals

@@ -29,6 +29,7 @@ import (
 	"sealpost/internal/deliver"
 	"sealpost/internal/dns"
 	"sealpost/internal/dnscheck"
+	"sealpost/internal/keyring"
 	"sealpost/internal/mailauth"
 	"sealpost/internal/metrics"
 	"sealpost/internal/ops"
@@ -59,6 +60,7 @@ type Gateway struct {
 	auth      *inboundAuth         // nil: inbound.authenticate off (see inbound.go)
 	rules     atomic.Pointer[rules]
 	Portal    *portal.Service
+	Keyring   *keyring.Keyring // recipients' keys (encrypt actions, `sealpost keys`)
 	Console   *console.Service
 	API       *api.Service
 	linkKey   []byte
@@ -286,17 +288,27 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 	if err != nil {
 		return nil, err
 	}
-	reg, err := transportRegistry(cfg, actionTransports{outbound: transports[queue.RouteOutbound], portal: g.Portal, smime: smimeT})
+	g.Keyring = NewKeyring(cfg, g.Store)
+	smimeT.addKeyring(g.Keyring)
+	encT, err := g.encryptTransports(cfg, transports, smimeT)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := transportRegistry(cfg, actionTransports{outbound: transports[queue.RouteOutbound], portal: g.Portal, smime: smimeT,
+		encrypt: encT[queue.ActionEncrypt], pgp: encT[queue.ActionPGP]})
 	if err != nil {
 		return nil, fmt.Errorf("transports: %w", err)
 	}
 	for r, t := range reg.Routes() {
 		transports[r] = t
 	}
-	// Mail already queued for the portal or for S/MIME is sent on even
-	// after the action is switched off.
+	// Mail already queued for the portal, for S/MIME or OpenPGP is sent on
+	// even after the action is switched off.
 	transports[queue.RoutePortal] = g.Portal
 	transports[queue.RouteSMIME] = smimeT
+	for r, t := range encT {
+		transports[r] = t
+	}
 	route := func(rcpt string) string {
 		if i := strings.LastIndexByte(rcpt, '@'); i >= 0 && g.Config().IsOrgDomain(strings.ToLower(rcpt[i+1:])) {
 			return queue.RouteMailHost
@@ -403,6 +415,10 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		}
 		g.Console.Routes(mux)
 		g.API.Routes(mux)
+		if cfg.Encryption.ServeWKD {
+			wkd := &keyring.WKDHandler{Keyring: g.Keyring, IsOrgDomain: func(d string) bool { return g.Config().IsOrgDomain(d) }, Log: log}
+			wkd.Mount(mux)
+		}
 	}
 	if cfg.Web.Listen != "" {
 		if g.WebAddr, err = g.Web.Serve(cfg.Web.Listen); err != nil {

@@ -46,7 +46,11 @@ func (g *Gateway) newRules(cfg *config.Config) (*rules, error) {
 		},
 		TLS: func(ctx context.Context) func(string) string { return g.recipientTLS(ctx) },
 		// Staff display names, for the inbound impersonation check.
-		Saw: func(h mail.Header) { g.inbound.learnFrom(cfg, h) }}
+		Saw: func(h mail.Header) { g.inbound.learnFrom(cfg, h) },
+		// Recipients to encrypt without a usable key: the portal, and why.
+		Keys: func(ctx context.Context, d *policy.Decision) error {
+			return resolveKeys(ctx, g.Keyring, cfg, cfg.SMIME.Enabled, d)
+		}}
 	rs.outgoing = &pipeline.Pipeline{Log: g.Log}
 	if cfg.DLP.Enabled {
 		rs.outgoing.Data = append(rs.outgoing.Data, rs.outbound)

@@ -15,8 +15,7 @@ import (
 // or a hold) and says so. The CLI and the rules of a reload use it with
 // nil transports, for availability only.
 //
-// A transport for a new action (encrypt-pgp, encrypt-smime) is registered
-// here and nowhere else.
+// A transport for a new action is registered here and nowhere else.
 //
 // An error (an action registered twice) is a wiring bug here; Start
 // refuses to run with it.
@@ -32,7 +31,9 @@ func transportRegistry(cfg *config.Config, t actionTransports) (*pipeline.Regist
 	if cfg.SMIME.Enabled {
 		errs = append(errs, r.Register(policy.EncryptSMIME, queue.RouteSMIME, t.smime))
 	}
-	// OpenPGP (encrypt-pgp) has no transport yet: not available.
+	if cfg.Encryption.Enabled {
+		errs = append(errs, r.Register(policy.EncryptPGP, queue.ActionPGP, t.pgp), r.Register(policy.Encrypt, queue.ActionEncrypt, t.encrypt))
+	}
 	return r, errors.Join(errs...)
 }
 
@@ -40,6 +41,7 @@ func transportRegistry(cfg *config.Config, t actionTransports) (*pipeline.Regist
 // availability only).
 type actionTransports struct {
 	outbound, portal, smime queue.Transport
+	encrypt, pgp            queue.Transport // actions encrypt and encrypt-pgp (internal/encrypt)
 }
 
 // available reports which policy actions can be carried out under cfg:

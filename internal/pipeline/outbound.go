@@ -36,7 +36,12 @@ type Outbound struct {
 	// Saw, if set, is shown each scanned message's header (the inbound
 	// impersonation check learns staff display names from outbound mail).
 	Saw func(h mail.Header)
-	Log *slog.Logger
+	// Keys, if set, checks the recipients the policy wants encrypted for
+	// a usable key and changes the action of those without one (to the
+	// portal, or a hold), adding why to their reasons; an error is a
+	// temporary failure.
+	Keys func(ctx context.Context, d *policy.Decision) error
+	Log  *slog.Logger
 }
 
 // Name is the check's name in logs and verdicts.
@@ -142,6 +147,11 @@ func (o *Outbound) Evaluate(ctx context.Context, res *dlp.Result, err error, in 
 		PortalThread: answered.Any(), ThreadParty: func(rcpt string) bool { return answered.Thread(rcpt) != "" },
 		TLS: tls,
 	})
+	if o.Keys != nil {
+		if err := o.Keys(ctx, d); err != nil {
+			return Failed(o.Name(), "looking up recipient keys: "+err.Error())
+		}
+	}
 	v := Verdict{Decision: d, Plan: PlanOf(d, in.Rcpts), Check: o.Name()}
 	switch d.Most() {
 	case policy.Reject:

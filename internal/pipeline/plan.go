@@ -36,6 +36,8 @@ const (
 	flagSplit      = ",split"        // a copy of its own
 	flagPortal     = "portal"        // sealed into the portal (route portal)
 	flagSMIME      = "encrypt-smime" // encrypted to S/MIME certificates (route smime)
+	flagPGP        = "encrypt-pgp"   // encrypted to OpenPGP keys (route encrypt-pgp)
+	flagEncrypt    = "encrypt"       // OpenPGP or S/MIME, whichever the recipient has (route encrypt)
 )
 
 // Encode returns the queue's form of p: the recipient's status, its
@@ -56,6 +58,10 @@ func (p RcptPlan) Encode() (status, action, then string) {
 		return StatusQueued, flagPortal, ""
 	case policy.EncryptSMIME:
 		return StatusQueued, flagSMIME, ""
+	case policy.EncryptPGP:
+		return StatusQueued, flagPGP, ""
+	case policy.Encrypt:
+		return StatusQueued, flagEncrypt, ""
 	}
 	return StatusQueued, split, ""
 }
@@ -74,6 +80,10 @@ func Decode(status, action, then string) RcptPlan {
 		p.Action = policy.Portal
 	case action == flagSMIME:
 		p.Action = policy.EncryptSMIME
+	case action == flagPGP:
+		p.Action = policy.EncryptPGP
+	case action == flagEncrypt:
+		p.Action = policy.Encrypt
 	}
 	if a, ok := policy.ParseAction(then); ok {
 		p.Then = a

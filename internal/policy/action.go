@@ -11,6 +11,7 @@ type Action int
 const (
 	Deliver      Action = iota // deliver as usual (TLS when the next hop offers it)
 	RequireTLS                 // deliver only over TLS with a verified certificate
+	Encrypt                    // encrypt to the recipient's key, OpenPGP or S/MIME (operator's preference)
 	EncryptSMIME               // encrypt to the recipient's S/MIME certificate
 	EncryptPGP                 // encrypt to the recipient's OpenPGP key
 	Portal                     // seal into the secure portal and notify the recipient
@@ -19,7 +20,7 @@ const (
 	Reject                     // refuse the message (550 5.7.1)
 )
 
-var actionNames = [...]string{"deliver", "require-tls", "encrypt-smime", "encrypt-pgp", "portal", "hold", "quarantine", "reject"}
+var actionNames = [...]string{"deliver", "require-tls", "encrypt", "encrypt-smime", "encrypt-pgp", "portal", "hold", "quarantine", "reject"}
 
 func (a Action) String() string {
 	if a < 0 || int(a) >= len(actionNames) {

@@ -273,6 +273,15 @@ const (
 // ActionSMIME: encrypted to the recipient's S/MIME certificate (route smime).
 const ActionSMIME = "encrypt-smime"
 
+// ActionEncrypt and ActionPGP: encrypted to the recipient's key (OpenPGP
+// or, for ActionEncrypt, S/MIME by preference); their routes are their
+// names, whose transports (internal/encrypt) encrypt and hand over to the
+// outbound one.
+const (
+	ActionEncrypt = "encrypt"
+	ActionPGP     = "encrypt-pgp"
+)
+
 // RcptPlan is how one recipient's copy is handled.
 type RcptPlan struct {
 	Status string // "queued", "held" or "quarantined"
@@ -309,6 +318,9 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 			}
 			if p.Action == ActionSMIME && sr.Route == RouteOutbound {
 				sr.Route = RouteSMIME
+			}
+			if (p.Action == ActionEncrypt || p.Action == ActionPGP) && sr.Route == RouteOutbound {
+				sr.Route = p.Action
 			}
 			if p.Status == "held" || p.Status == "quarantined" {
 				sr.Status, sr.NextAttempt = p.Status, time.Time{}

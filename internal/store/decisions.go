@@ -138,7 +138,7 @@ func (s *Store) Resolve(ctx context.Context, id string, release bool, state, by,
 	}
 	rows.Close()
 	if release {
-		_, err = tx.ExecContext(ctx, `UPDATE recipients SET status='queued', route=CASE WHEN then_action='portal' THEN 'portal' WHEN then_action='encrypt-smime' AND route='outbound' THEN 'smime' ELSE route END, action=(CASE WHEN then_action IN ('require-tls','portal','encrypt-smime') THEN then_action ELSE '' END) || (CASE WHEN action LIKE '%,split%' AND then_action<>'portal' THEN ',split' ELSE '' END), next_attempt=?, lease_until=0, updated_at=? WHERE msg_id=? AND status IN ('held','quarantined')`, ms(now), ms(now), id)
+		_, err = tx.ExecContext(ctx, `UPDATE recipients SET status='queued', route=CASE WHEN then_action='portal' THEN 'portal' WHEN then_action='encrypt-smime' AND route='outbound' THEN 'smime' WHEN then_action IN ('encrypt','encrypt-pgp') AND route='outbound' THEN then_action ELSE route END, action=(CASE WHEN then_action IN ('require-tls','portal','encrypt-smime') THEN then_action ELSE '' END) || (CASE WHEN action LIKE '%,split%' AND then_action<>'portal' THEN ',split' ELSE '' END), next_attempt=?, lease_until=0, updated_at=? WHERE msg_id=? AND status IN ('held','quarantined')`, ms(now), ms(now), id)
 	} else {
 		_, err = tx.ExecContext(ctx, `UPDATE recipients SET status='cancelled', last_error=?, updated_at=? WHERE msg_id=? AND status IN ('held','quarantined')`, state+": "+reason, ms(now), id)
 	}

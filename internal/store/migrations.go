@@ -42,6 +42,23 @@ CREATE TABLE tlsrpt_sent (
 	sent_at       INTEGER NOT NULL,
 	PRIMARY KEY (day, policy_domain)
 )`)},
+	// Recipients' OpenPGP and X.509 keys with provenance (store/keyring.go).
+	{Version: 5, Name: "recipient_keys", Up: SQL(`CREATE TABLE recipient_keys (
+	fingerprint TEXT PRIMARY KEY,
+	kind        TEXT NOT NULL,
+	source      TEXT NOT NULL,
+	fetched_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL DEFAULT 0,
+	trust       TEXT NOT NULL,
+	raw         BLOB NOT NULL,
+	staff       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE recipient_key_addrs (
+	address     TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	PRIMARY KEY (address, fingerprint)
+);
+CREATE INDEX recipient_key_addrs_fpr ON recipient_key_addrs(fingerprint)`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in
