@@ -127,6 +127,12 @@ func newGW(t testing.TB, o gwOptions) *gw {
 	if o.dkim == "" {
 		o.dkim = "ed25519"
 	}
+	// outbound.resolver only when given: a test may add its own.
+	resolverLine := ""
+	if o.resolver != "" {
+		resolverLine = fmt.Sprintf("resolver = %q", o.resolver)
+	}
+	// [web] comes last: o.extra adds keys to it.
 	cfg := fmt.Sprintf(`data_dir = %q
 [org]
 name = "Test Council"
@@ -141,17 +147,17 @@ max_message_bytes = 1048576
 [outbound]
 smarthost = %q
 retry_initial = "1s"
-resolver = %q
+%s
 [queue]
 poll_interval = "200ms"
 [dkim]
 algorithm = %q
+[inbound]
+%s
 [web]
 listen = %q
 public_url = "http://%s"
-[inbound]
-%s
-%s`, g.dir, o.mailHost, g.inbound, g.outbound, o.smarthost, o.resolver, o.dkim, g.web, g.web, o.inbound, o.extra)
+%s`, g.dir, o.mailHost, g.inbound, g.outbound, o.smarthost, resolverLine, o.dkim, o.inbound, g.web, g.web, o.extra)
 	g.cfgPath = filepath.Join(g.dir, "sealpost.toml")
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
