@@ -318,13 +318,15 @@ func sessionResult(s *queue.TLSInfo) (tlsrpt.Result, bool) {
 		return tlsrpt.Result{}, false
 	}
 	r := tlsrpt.Result{PolicyType: tlsrpt.PolicyNotFound, PolicyDomain: strings.ToLower(s.PolicyDomain), MXHost: s.Host}
-	switch s.Mode {
-	case "dane":
+	switch {
+	case s.Mode == "dane":
 		r.PolicyType, r.PolicyStrings = tlsrpt.PolicyTLSA, s.PolicyStrings
 		if s.Host != "" {
 			r.PolicyDomain = strings.ToLower(s.Host) // §4.4: the TLSA base domain
 		}
-	case "mta-sts":
+	case s.Mode == "mta-sts" || s.PolicyMode == "testing" || s.PolicyMode == "enforce":
+		// A "testing" policy delivers as opportunistic (RFC 8461 §5) but is
+		// still the policy the sessions are reported against (RFC 8460 §4.4).
 		r.PolicyType, r.PolicyStrings = tlsrpt.PolicySTS, s.PolicyStrings
 		for _, l := range s.PolicyStrings {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "mx" {

@@ -165,3 +165,13 @@ func TestSessionResult(t *testing.T) {
 		t.Errorf("mx-host %v", r.PolicyMXHosts)
 	}
 }
+
+// TestSessionResultSTSTesting: a session under an MTA-STS policy in
+// "testing" mode runs as opportunistic yet is reported as an sts policy.
+func TestSessionResultSTSTesting(t *testing.T) {
+	r, ok := sessionResult(&queue.TLSInfo{Mode: "opportunistic", PolicyMode: "testing", PolicyID: "1", PolicyDomain: "t.example", Host: "mx.t.example",
+		Failure: "certificate-not-trusted", PolicyStrings: []string{"version: STSv1", "mode: testing", "mx: mx.t.example"}})
+	if !ok || r.PolicyType != tlsrpt.PolicySTS || r.PolicyDomain != "t.example" || strings.Join(r.PolicyMXHosts, ",") != "mx.t.example" {
+		t.Fatalf("%+v %v", r, ok)
+	}
+}
