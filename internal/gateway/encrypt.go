@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/ProtonMail/gopenpgp/v3/crypto"
 
 	"sealpost/internal/config"
+	"sealpost/internal/dns"
 	"sealpost/internal/encrypt"
 	"sealpost/internal/keyring"
 	"sealpost/internal/pgp"
@@ -28,7 +29,16 @@ import (
 func NewKeyring(cfg *config.Config, st *store.Store) *keyring.Keyring {
 	kr := &keyring.Keyring{Store: st, MaxAge: cfg.Encryption.KeyMaxAge.Duration}
 	if cfg.Encryption.WKD {
-		kr.WKD = &keyring.WKD{Client: &http.Client{}, Timeout: cfg.Encryption.WKDTimeout.Duration}
+		// The directory host is found with outbound.resolver, like the rest
+		// of outbound DNS, and only public addresses are fetched from.
+		var lookup func(ctx context.Context, host string) ([]net.IP, error)
+		if res, err := dns.FromConfig(cfg.Outbound.Resolver, cfg.Outbound.DNSSECTrust); err == nil {
+			lookup = func(ctx context.Context, host string) ([]net.IP, error) {
+				ips, _, err := res.LookupIP(ctx, host)
+				return ips, err
+			}
+		}
+		kr.WKD = &keyring.WKD{Client: keyring.NewWKDClient(lookup, cfg.Encryption.WKDTimeout.Duration, nil), Timeout: cfg.Encryption.WKDTimeout.Duration}
 	}
 	return kr
 }

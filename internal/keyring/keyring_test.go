@@ -518,3 +518,34 @@ func TestWKDServedAndFetched(t *testing.T) {
 		t.Fatalf("another domain: %d", resp.StatusCode)
 	}
 }
+
+// TestWKDSSRFGuard: the production client (NewWKDClient, no allow-list)
+// refuses a directory host that resolves to a loopback address:
+// both methods are "unreachable", the rung is an error, no key is used.
+func TestWKDSSRFGuard(t *testing.T) {
+	t.Parallel()
+	kr := openKeyring(t)
+	var asked []string
+	lookup := func(_ context.Context, host string) ([]net.IP, error) {
+		asked = append(asked, host)
+		// Loopback only, so that even a broken guard reaches nothing
+		// beyond this machine (private ranges: netguard's TestClassify).
+		if strings.HasPrefix(host, "openpgpkey.") {
+			return []net.IP{net.ParseIP("127.0.0.2")}, nil
+		}
+		return []net.IP{net.ParseIP("::ffff:127.0.0.1")}, nil
+	}
+	kr.WKD = &WKD{Client: NewWKDClient(lookup, time.Second, nil), Timeout: time.Second}
+	ans, err := kr.Lookup(context.Background(), "x@inside.example", Options{})
+	if err != nil || len(ans.Keys) != 0 || ans.Ladder[1].Result != "error" || len(ans.Ladder[1].WKD) != 2 {
+		t.Fatalf("%v %+v", err, ans)
+	}
+	for i, a := range ans.Ladder[1].WKD {
+		if !strings.HasPrefix(a.Result, "unreachable: ") || !strings.Contains(a.Result, "loopback") {
+			t.Errorf("attempt %d: %q, want unreachable (loopback)", i, a.Result)
+		}
+	}
+	if strings.Join(asked, ",") != "openpgpkey.inside.example,inside.example" {
+		t.Errorf("resolver asked %v, want the WKD hosts through the given lookup", asked)
+	}
+}

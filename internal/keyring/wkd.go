@@ -3,13 +3,18 @@ package keyring
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
+
+	"sealpost/internal/netguard"
 )
 
 // Web Key Directory (draft-koch-openpgp-webkey-service-19, "WKD"): a
@@ -80,6 +85,25 @@ type WKD struct {
 	MaxSize int64         // largest answer read (default 256 KiB)
 }
 
+// NewWKDClient is the HTTPS client of production WKD lookups: the system's
+// roots, no proxy (a proxy would both see whom we mail and defeat the
+// guard), and a dialer that resolves with lookup (outbound.resolver; nil:
+// the system's) and connects only to public addresses, so a recipient
+// domain pointed at 127.0.0.1 or 10.0.0.0/8 cannot make the gateway fetch
+// from its own network. allow admits refused addresses (tests: loopback).
+func NewWKDClient(lookup func(ctx context.Context, host string) ([]net.IP, error), timeout time.Duration, allow func(netip.Addr) bool) *http.Client {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         netguard.Dialer{Lookup: lookup, Timeout: timeout, Allow: allow}.DialContext,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: timeout,
+		MaxIdleConnsPerHost: 2,
+	}}
+}
+
 // ErrNoKey: the directory has no key for the address (404 from both
 // methods, or a key with no user ID for it).
 var ErrNoKey = errors.New("no key published")
@@ -144,6 +168,11 @@ func (w *WKD) get(ctx context.Context, u, address string) ([]Key, error) {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is in the attempt already
+		}
+		var be *netguard.BlockedError
+		if errors.As(err, &be) {
+			// The SSRF guard refused the host: it is no server of ours to ask.
+			return nil, fmt.Errorf("unreachable: %v", be)
 		}
 		return nil, fmt.Errorf("error: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/mjl-/mox/mtasts"
 
 	"sealpost/internal/dns"
+	"sealpost/internal/netguard"
 )
 
 // CachedPolicy is an MTA-STS policy as kept between deliveries and restarts
@@ -120,30 +122,25 @@ func NewHTTPClient(roots *x509.CertPool, dial func(ctx context.Context, network,
 
 // ResolverDial is a dialer for NewHTTPClient that finds the policy host's
 // addresses with res (outbound.resolver, the one the rest of the policy
-// asks) rather than the system's, trying each in turn.
+// asks) rather than the system's, and connects only to public ones: a
+// policy host that resolves to a loopback, private, link-local or
+// unspecified address is refused (netguard), which Lookup reports as
+// sts-policy-fetch-error.
 func ResolverDial(res dns.Resolver, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
+	return GuardedDial(res, timeout, nil)
+}
+
+// GuardedDial is ResolverDial with allow admitting addresses the guard
+// refuses (tests: netguard.AllowLoopback).
+func GuardedDial(res dns.Resolver, timeout time.Duration, allow func(netip.Addr) bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return netguard.Dialer{Lookup: LookupFunc(res), Timeout: timeout, Allow: allow}.DialContext
+}
+
+// LookupFunc is res's address lookup in the form netguard.Dialer takes.
+func LookupFunc(res dns.Resolver) func(ctx context.Context, host string) ([]net.IP, error) {
+	return func(ctx context.Context, host string) ([]net.IP, error) {
 		ips, _, err := res.LookupIP(ctx, host)
-		if err != nil {
-			return nil, err
-		}
-		d := net.Dialer{Timeout: timeout}
-		var last error
-		for _, ip := range ips {
-			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-			if err == nil {
-				return c, nil
-			}
-			last = err
-		}
-		if last == nil {
-			last = fmt.Errorf("%s has no addresses", host)
-		}
-		return nil, last
+		return ips, err
 	}
 }
 

@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"sealpost/internal/dns"
+	"sealpost/internal/netguard"
 	"sealpost/internal/testutil"
 )
 
@@ -339,7 +341,7 @@ func TestResolverDial(t *testing.T) {
 	}
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
-	dial := ResolverDial(dns.MockResolver{IP: map[string][]net.IP{"mta-sts.example.org": {net.ParseIP("127.0.0.1")}}}, time.Second)
+	dial := GuardedDial(dns.MockResolver{IP: map[string][]net.IP{"mta-sts.example.org": {net.ParseIP("127.0.0.1")}}}, time.Second, netguard.AllowLoopback)
 	c, err := dial(context.Background(), "tcp", "mta-sts.example.org:"+port)
 	if err != nil {
 		t.Fatal(err)
@@ -347,5 +349,46 @@ func TestResolverDial(t *testing.T) {
 	c.Close()
 	if _, err := dial(context.Background(), "tcp", "mta-sts.nowhere.example:"+port); err == nil {
 		t.Fatal("dialed a name the resolver does not know")
+	}
+}
+
+// TestPolicyFetchSSRFGuard: in production (ResolverDial, no allow-list) a
+// policy host that resolves to loopback is never connected to, even with an
+// HTTPS server listening there, and the lookup reports
+// sts-policy-fetch-error with no policy.
+func TestPolicyFetchSSRFGuard(t *testing.T) {
+	t.Parallel()
+	var hits int
+	var mu sync.Mutex
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "version: STSv1\r\nmode: enforce\r\nmx: mx.inside.example\r\nmax_age: 86400\r\n")
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	res := dns.MockResolver{
+		TXT: map[string][]string{"_mta-sts.inside.example": {"v=STSv1; id=1"}},
+		IP:  map[string][]net.IP{"mta-sts.inside.example": {net.ParseIP("127.0.0.1")}},
+	}
+	// The fetch URL has no port; the dialer is pointed at the server's.
+	guarded := ResolverDial(res, time.Second)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		return guarded(ctx, network, net.JoinHostPort(host, port))
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	sts := &STS{Resolver: res, HTTP: NewHTTPClient(roots, dial, 5*time.Second), Cache: &MemCache{}, Log: slog.New(slog.DiscardHandler)}
+	r := sts.Lookup(context.Background(), "inside.example")
+	if r.Policy != nil || r.Failure != "sts-policy-fetch-error" || !strings.Contains(r.Note, "loopback") {
+		t.Fatalf("lookup %+v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Fatalf("the loopback policy server was asked %d times", hits)
 	}
 }
