@@ -30,6 +30,7 @@ import (
 	"net/smtp"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -51,18 +52,37 @@ func main() {
 	conc := flag.Int("c", 10, "concurrent SMTP sessions")
 	reps := flag.Int("r", 3, "repetitions of each mode")
 	limit := flag.Duration("t", 5*time.Minute, "bound on one run")
+	only := flag.String("mode", "", `run only this mode ("on" or "off"), e.g. with -cpuprofile`)
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if err := run(*n, *kb, *conc, *reps, *limit); err != nil {
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tlsrelay:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	modes := []string{"off", "on"}
+	if *only != "" {
+		modes = []string{*only}
+	}
+	if err := run(*n, *kb, *conc, *reps, *limit, modes); err != nil {
 		fmt.Fprintln(os.Stderr, "tlsrelay:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
 type result struct {
 	wall, cpu time.Duration
+	sessions  int64 // SMTP sessions the sink saw (connection reuse)
 }
 
-func run(n, kb, conc, reps int, limit time.Duration) error {
+func run(n, kb, conc, reps int, limit time.Duration, modes []string) error {
 	ca, caKey, err := newCA()
 	if err != nil {
 		return err
@@ -79,13 +99,13 @@ func run(n, kb, conc, reps int, limit time.Duration) error {
 	body := strings.Repeat(strings.Repeat("x", 75)+"\r\n", kb*1024/77+1)
 	results := map[string][]result{}
 	for rep := 0; rep < reps; rep++ {
-		for _, mode := range []string{"off", "on"} {
+		for _, mode := range modes {
 			r, err := once(mode, ca, cert, sink, n, conc, body, limit)
 			if err != nil {
 				return fmt.Errorf("%s, repetition %d: %w", mode, rep+1, err)
 			}
-			fmt.Printf("peer=sealpost-tls-%s rep=%d msgs=%d size=%dk conc=%d wall_s=%.2f msgs_per_s=%.1f cpu_ms_per_msg=%.3f\n",
-				mode, rep+1, n, kb, conc, r.wall.Seconds(), float64(n)/r.wall.Seconds(), float64(r.cpu.Microseconds())/1000/float64(n))
+			fmt.Printf("peer=sealpost-tls-%s rep=%d msgs=%d size=%dk conc=%d wall_s=%.2f msgs_per_s=%.1f cpu_ms_per_msg=%.3f sink_sessions=%d\n",
+				mode, rep+1, n, kb, conc, r.wall.Seconds(), float64(n)/r.wall.Seconds(), float64(r.cpu.Microseconds())/1000/float64(n), r.sessions)
 			results[mode] = append(results[mode], r)
 		}
 	}
@@ -98,8 +118,10 @@ func run(n, kb, conc, reps int, limit time.Duration) error {
 		fmt.Printf("median peer=sealpost-tls-%s msgs=%d size=%dk conc=%d msgs_per_s=%.1f cpu_ms_per_msg=%.3f\n",
 			mode, n, kb, conc, float64(n)/w.Seconds(), float64(med[mode].cpu.Microseconds())/1000/float64(n))
 	}
-	fmt.Printf("ratio on/off: throughput %.3f, cpu per message %.3f\n",
-		med["off"].wall.Seconds()/med["on"].wall.Seconds(), float64(med["on"].cpu)/float64(med["off"].cpu))
+	if len(modes) == 2 {
+		fmt.Printf("ratio on/off: throughput %.3f, cpu per message %.3f\n",
+			med["off"].wall.Seconds()/med["on"].wall.Seconds(), float64(med["on"].cpu)/float64(med["off"].cpu))
+	}
 	return nil
 }
 
@@ -174,7 +196,7 @@ func once(mode string, ca *x509.Certificate, cert tls.Certificate, sink *sink, n
 		defer cancel()
 		gw.Shutdown(ctx)
 	}()
-	base := sink.count.Load()
+	base, sess := sink.count.Load(), sink.sessions.Load()
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	var next atomic.Int64
@@ -201,7 +223,7 @@ func once(mode string, ca *x509.Certificate, cert tls.Certificate, sink *sink, n
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return result{wall: time.Since(t0), cpu: cpuTime() - cpu0}, nil
+	return result{wall: time.Since(t0), cpu: cpuTime() - cpu0, sessions: sink.sessions.Load() - sess}, nil
 }
 
 // load sends messages on one session until n have been taken, alternating
@@ -250,9 +272,10 @@ func cpuTime() time.Duration {
 }
 
 type sink struct {
-	addr  string
-	srv   *gosmtp.Server
-	count atomic.Int64
+	addr     string
+	srv      *gosmtp.Server
+	count    atomic.Int64
+	sessions atomic.Int64
 }
 
 func newSink(cert *tls.Certificate) (*sink, error) {
@@ -273,7 +296,10 @@ func newSink(cert *tls.Certificate) (*sink, error) {
 
 type backend struct{ s *sink }
 
-func (b backend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return session{b.s}, nil }
+func (b backend) NewSession(*gosmtp.Conn) (gosmtp.Session, error) {
+	b.s.sessions.Add(1)
+	return session{b.s}, nil
+}
 
 type session struct{ s *sink }
 

@@ -14,6 +14,7 @@ import (
 	"sealpost/internal/dns"
 	"sealpost/internal/store"
 	"sealpost/internal/testutil"
+	"sealpost/internal/tlspolicy"
 )
 
 // TestRecipientTLSSendsPersonalDataByDANE: with no smarthost, MX delivery
@@ -118,5 +119,52 @@ func TestRecipientTLSSendsPersonalDataByDANE(t *testing.T) {
 	}
 	if st, _ = aud.post("/console/tls/refresh", url.Values{"domain": {"nhs.example"}}); st != 403 {
 		t.Fatalf("auditor refresh: %d", st)
+	}
+}
+
+// TestStoreSTSCacheMemory: the in-memory copy answers repeated reads, and
+// what this process stores or drops is seen at once, never the old policy.
+func TestStoreSTSCacheMemory(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	st, err := OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	c := newStoreSTSCache(st)
+	now := time.Now()
+	put := func(id string) {
+		t.Helper()
+		if err := c.Put(ctx, tlspolicy.CachedPolicy{Domain: "a.example", ID: id, Text: "version: STSv1\r\nmode: enforce\r\nmx: mx.a.example\r\nmax_age: 86400\r\n",
+			FetchedAt: now, Expires: now.Add(time.Hour), RefreshAt: now.Add(30 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := c.Get(ctx, "a.example"); p != nil || err != nil {
+		t.Fatalf("empty cache: %+v %v", p, err)
+	}
+	put("1")
+	if p, _ := c.Get(ctx, "a.example"); p == nil || p.ID != "1" {
+		t.Fatalf("after Put: %+v", p)
+	}
+	// Another process changes the row: the copy answers until memTTL.
+	if err := st.MTASTSPut(ctx, store.MTASTSPolicy{Domain: "a.example", ID: "2", Policy: "x", FetchedAt: now, Expires: now.Add(time.Hour), RefreshAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := c.Get(ctx, "a.example"); p == nil || p.ID != "1" {
+		t.Fatalf("the memory copy was not used: %+v", p)
+	}
+	put("3")
+	if p, _ := c.Get(ctx, "a.example"); p == nil || p.ID != "3" {
+		t.Fatalf("after a second Put: %+v", p)
+	}
+	if err := c.Delete(ctx, "a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := c.Get(ctx, "a.example"); p != nil {
+		t.Fatalf("after Delete: %+v", p)
 	}
 }
