@@ -27,6 +27,11 @@ RES=${RESULTS_ROOT:-/tmp/bench-results}/tls-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES"
 H=$HERE/harness
 . "$H/common.sh"
+# The machine has one Postfix: a second benchmark driving it (start, stop,
+# postsuper -d ALL) would wreck both runs.
+if pgrep -f 'harness/postfix_relay.sh' >/dev/null; then
+  echo "another postfix_relay.sh is running; try again when it has finished" >&2; exit 1
+fi
 echo "== Postfix (no TLS), same count and size =="
 "$H/postfix_relay.sh" -n "$MSGS" -k "$SIZE" -r "$REPEATS" -c "$CONC" -o "$RES/postfix-runs.txt" >"$RES/postfix.log" 2>&1
 summarize "$RES/postfix-runs.txt" | tee "$RES/summary.txt"
