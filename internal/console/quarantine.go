@@ -58,7 +58,7 @@ func (s *Service) viewHeld(w http.ResponseWriter, r *http.Request, u *store.User
 		s.fail(w, http.StatusInternalServerError, "Not shown", "The viewing could not be recorded in the audit log, so the message is not shown. Try again later.")
 		return
 	}
-	sm, err := s.Queue.Spool().Open(id, m.Spool)
+	sm, err := s.Queue.OpenDelivered(m)
 	if err != nil {
 		s.oops(w, err)
 		return

@@ -241,6 +241,11 @@ type Envelope struct {
 	// TLSRequest is the sender's TLS request, store.TLSRequestRequire or
 	// store.TLSRequestOptional, "" for none.
 	TLSRequest string
+	// DataHeaders are header fields (CRLF-terminated) the data checks
+	// added after the spool had the header section; stored in the
+	// message's row and written above the spooled bytes by every reader
+	// (OpenDelivered).
+	DataHeaders string
 
 	// Plan is the policy's plan per recipient; recipients not in it are
 	// delivered as usual.
@@ -306,6 +311,7 @@ func (q *Queue) Accept(ctx context.Context, env *Envelope, w *SpoolWriter) error
 		ID: env.ID, Direction: env.Direction, MailFrom: env.MailFrom, ReceivedAt: now, Size: w.Size(),
 		RemoteIP: env.RemoteIP, Helo: env.Helo, AuthUser: env.AuthUser, HeaderFrom: env.HeaderFrom,
 		Subject: env.Subject, MessageID: env.MessageID, State: "queued", Spool: loc, TLSRequest: env.TLSRequest,
+		DataHeaders: env.DataHeaders,
 	}
 	rcpts := make([]store.Recipient, 0, len(env.Rcpts))
 	var waiting []store.Recipient
@@ -593,7 +599,7 @@ func (q *Queue) deliver(ctx context.Context, j job) {
 	log := q.log.With("msgid", j.msg.ID, "route", j.route)
 	start := q.now()
 	var att Attempt
-	body, err := q.spool.Open(j.msg.ID, j.msg.Spool)
+	body, err := q.OpenDelivered(j.msg)
 	if err != nil {
 		// A queued message without a readable spool file: nothing can deliver
 		// it. Fail it loudly (DSN) instead of retrying for days.
@@ -885,7 +891,7 @@ func (q *Queue) spoolDSN(orig *store.Message, failed []dsn.Recipient, now time.T
 		return nil, err
 	}
 	var headers []byte
-	if m, err := q.spool.Open(orig.ID, orig.Spool); err == nil {
+	if m, err := q.OpenDelivered(orig); err == nil {
 		headers = dsn.ReadHeader(m.Reader(), 64<<10)
 		m.Close()
 	}

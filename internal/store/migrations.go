@@ -59,6 +59,10 @@ CREATE TABLE recipient_key_addrs (
 	PRIMARY KEY (address, fingerprint)
 );
 CREATE INDEX recipient_key_addrs_fpr ON recipient_key_addrs(fingerprint)`)},
+	// Header fields a data check added at the end of DATA (inbound
+	// Authentication-Results and ARC set), written above the spooled
+	// bytes by every reader (queue.OpenDelivered).
+	{Version: 6, Name: "data_headers", Up: SQL(`ALTER TABLE messages ADD COLUMN data_headers TEXT NOT NULL DEFAULT ''`)},
 }
 
 // baseline is the schema as it stood when versioned migrations came in

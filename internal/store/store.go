@@ -65,7 +65,7 @@ func OpenSQLite(path string) (*Store, error) {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len, spool_key, tls_request) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?,?,?)`},
+		{&st.insMessage, `INSERT INTO messages (id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, spool_seg, spool_off, spool_len, spool_key, tls_request, data_headers) VALUES (?,?,?,?,?,?,?,?,?,?,?, 'queued', ?,?,?,?,?,?)`},
 		{&st.insRecipient, `INSERT INTO recipients (msg_id, rcpt, route, status, next_attempt, lease_until, updated_at, action, then_action) VALUES (?,?,?,?,?,?,?,?,?)`},
 		{&st.updRecipient, `UPDATE recipients SET status=?, attempts=attempts+1, next_attempt=?, lease_until=0, last_error=?, tls=?, relay=?, updated_at=? WHERE msg_id=? AND rcpt=? AND status='queued'`},
 		{&st.countDomain, `INSERT INTO domain_stats (month, domain, deliveries) VALUES (?,?,1) ON CONFLICT(month, domain) DO UPDATE SET deliveries=deliveries+1`},
@@ -106,6 +106,10 @@ type Message struct {
 	// TLSRequest is what the sender asked of TLS on the onward hops:
 	// TLSRequestRequire or TLSRequestOptional, "" for nothing.
 	TLSRequest string
+	// DataHeaders are header fields (CRLF-terminated) that the data
+	// checks added once the spool held the message: they go above the
+	// spooled bytes wherever the message is read (queue.OpenDelivered).
+	DataHeaders string
 }
 
 // Sender TLS requests (RFC 8689), kept per message.
@@ -163,7 +167,7 @@ func fromMS(v int64) time.Time {
 // InsertMessage adds a message and its recipients within tx.
 func (s *Store) InsertMessage(ctx context.Context, tx *sql.Tx, m *Message, rcpts []Recipient) error {
 	_, err := tx.StmtContext(ctx, s.insMessage).ExecContext(ctx,
-		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len, m.Spool.Key, m.TLSRequest)
+		m.ID, m.Direction, m.MailFrom, ms(m.ReceivedAt), m.Size, m.RemoteIP, m.Helo, m.AuthUser, m.HeaderFrom, m.Subject, m.MessageID, m.Spool.Seg, m.Spool.Off, m.Spool.Len, m.Spool.Key, m.TLSRequest, m.DataHeaders)
 	if err != nil {
 		return err
 	}
@@ -276,12 +280,12 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	return fromMS(v.Int64), nil
 }
 
-const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len, spool_key, tls_request`
+const messageCols = `id, direction, mail_from, received_at, size, remote_ip, helo, auth_user, header_from, subject, message_id, state, done_at, spool_seg, spool_off, spool_len, spool_key, tls_request, data_headers`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*Message, error) {
 	var m Message
 	var recv, done int64
-	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len, &m.Spool.Key, &m.TLSRequest); err != nil {
+	if err := sc.Scan(&m.ID, &m.Direction, &m.MailFrom, &recv, &m.Size, &m.RemoteIP, &m.Helo, &m.AuthUser, &m.HeaderFrom, &m.Subject, &m.MessageID, &m.State, &done, &m.Spool.Seg, &m.Spool.Off, &m.Spool.Len, &m.Spool.Key, &m.TLSRequest, &m.DataHeaders); err != nil {
 		return nil, err
 	}
 	m.ReceivedAt, m.DoneAt = fromMS(recv), fromMS(done)
