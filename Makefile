@@ -28,6 +28,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run XXX -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./internal/smtpd/
 	$(GO) test -run XXX -fuzz FuzzDSN -fuzztime $(FUZZTIME) ./internal/dsn/
+	$(GO) test -run XXX -fuzz FuzzBodyHasher -fuzztime $(FUZZTIME) ./internal/mailauth/dkim/
 	$(GO) test -run XXX -fuzz FuzzSealOpen -fuzztime $(FUZZTIME) ./internal/seal/
 	$(GO) test -run XXX -fuzz FuzzRelaxedBody -fuzztime $(FUZZTIME) ./internal/mailauth/
 	$(GO) test -run XXX -fuzz FuzzParseRecord -fuzztime $(FUZZTIME) ./internal/tlsrpt/

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
+	"sealpost/internal/inbound"
 	"sealpost/internal/pipeline"
 	"sealpost/internal/queue"
 	"sealpost/internal/smtpd"
@@ -294,19 +294,17 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 	if direction == "out" && rs.cfg.DLP.Enabled {
 		hf = &pipeline.HeaderFilter{W: spool, Rewrite: rs.outbound.RewriteHeader, Max: 64 << 10}
 		out = hf
-	} else if direction == "in" && g.inbound != nil {
-		insp = g.inbound.Start()
-		hf = &pipeline.HeaderFilter{W: spool, Rewrite: g.inbound.RewriteHeader, Max: 64 << 10}
+	} else if direction == "in" && (g.inbound != nil || g.auth != nil) {
+		var rewrite func([]byte) []byte
+		if g.inbound != nil {
+			insp = g.inbound.Start()
+			rewrite = g.inbound.RewriteHeader
+		}
+		if g.auth != nil {
+			rewrite = stripForged(rewrite, s.cfg.SMTP.Hostname)
+		}
+		hf = &pipeline.HeaderFilter{W: spool, Rewrite: rewrite, Max: 64 << 10}
 		out = hf
-	}
-	// Inbound mail is held in memory until its authentication verdict: the
-	// verdict's header fields go above it in the spool (inbound.go), and
-	// the message then passes on to dest as it would have streamed.
-	var held *bytes.Buffer
-	dest := out
-	if s.c.Role == smtpd.RoleInbound && g.auth != nil {
-		held = &bytes.Buffer{}
-		out = held
 	}
 	abort := func() {
 		w.Abort()
@@ -358,31 +356,6 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			return nil // smtpd answers the refused or broken data
 		}
 	}
-	var apply func(*queue.Envelope)
-	if held != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		res, err := g.auth.check(ctx, s.c, s.from, held.Bytes())
-		cancel()
-		if err != nil {
-			abort()
-			log.Error("inbound check failed", "err", err)
-			s.reject("inbound")
-			return smtpd.ReplyTempFail
-		}
-		if res.refuse != nil {
-			abort()
-			s.reject("inbound")
-			log.Info("refused by inbound authentication", "ip", s.c.RemoteIP.String(), "reply", res.refuse.Error())
-			return res.refuse
-		}
-		if _, err := spool.Write(res.prepend); err != nil {
-			return storageErr(err)
-		}
-		if _, err := dest.Write(res.message); err != nil {
-			return storageErr(err)
-		}
-		apply = res.apply
-	}
 	if hf != nil {
 		if err := hf.Close(); err != nil {
 			return storageErr(err)
@@ -403,9 +376,6 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 		RemoteIP: s.c.RemoteIP.String(), Helo: smtpd.SanitizeHelo(s.c.Helo), AuthUser: s.c.AuthUser,
 		HeaderFrom: hi.From, Subject: hi.Subject, MessageID: hi.MessageID, SHA256: hex.EncodeToString(sum.Sum(nil)),
 		TLSRequest: tlsRequest(s.requireTLS, hi.TLSRequiredNo)}
-	if apply != nil {
-		apply(env)
-	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -418,15 +388,23 @@ func (s *session) Data(r io.Reader) *smtpd.Reply {
 			log.Warn("check failed", "check", v.Check, "reason", v.Reason, "ip", s.c.RemoteIP.String())
 			return v.SMTPReply()
 		}
-		if len(v.Headers) > 0 {
-			// The spool already holds the header section when the data
-			// checks decide; fields they add need the queue to prepend
-			// them at delivery, which it does not yet. Refused for now
-			// rather than sent without the fields a check required.
-			w.Abort()
-			log.Error("a data check added header fields, which are not carried yet; message refused for now", "check", v.Check)
-			s.reject("check")
-			return smtpd.ReplyTempFail
+		// The data checks decide once the spool holds the header section:
+		// the fields they add are kept with the message in the queue and
+		// written above it by every reader (queue.OpenDelivered).
+		var dh strings.Builder
+		for _, h := range v.Headers {
+			f, ok := h.Field()
+			if !ok {
+				w.Abort()
+				log.Error("a data check added a malformed header field; message refused for now", "check", v.Check, "field", h.Name)
+				s.reject("check")
+				return smtpd.ReplyTempFail
+			}
+			dh.WriteString(f)
+		}
+		env.DataHeaders = dh.String()
+		if v.Outcome == pipeline.Quarantine && g.auth != nil && v.Check == "inbound-auth" {
+			g.auth.quarantine(s.cfg, env, v.Reason)
 		}
 		// The policy's decision is recorded even when it refuses: apply
 		// turns its reject into the 550 with the operator's reference.
@@ -500,4 +478,23 @@ func tlsRequest(requireTLS, tlsRequiredNo bool) string {
 		return store.TLSRequestOptional
 	}
 	return ""
+}
+
+// stripForged wraps a header rewrite (nil: none) so that incoming
+// Authentication-Results fields claiming our authserv-id are removed
+// from the spooled copy first (RFC 8601 §5), as the authentication also
+// ignores them.
+func stripForged(rewrite func([]byte) []byte, authServID string) func([]byte) []byte {
+	return func(h []byte) []byte {
+		stripped, n := inbound.StripForgedResults(h, authServID)
+		if rewrite != nil {
+			if r := rewrite(stripped); r != nil {
+				return r
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return stripped
+	}
 }

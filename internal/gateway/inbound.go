@@ -6,23 +6,25 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"sealpost/internal/config"
 	"sealpost/internal/dns"
 	"sealpost/internal/inbound"
 	"sealpost/internal/mailauth/arc"
+	"sealpost/internal/pipeline"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
 	"sealpost/internal/smtpd"
 	"sealpost/internal/store"
 )
 
-// inboundAuth authenticates messages on the inbound listener: the SMTP
-// backend (accept.go) holds an inbound message in memory until check has
-// run internal/inbound's Evaluate, then spools the verdict's header fields
-// above it; check maps the verdict onto the queue (refusal, quarantine in
-// today's hold mechanism).
+// inboundAuth authenticates messages on the inbound listener: it is a
+// data check of the inbound pipeline (inspect.go) that reads the message
+// as it streams; its verdict's header fields are kept by the queue with
+// the message (Envelope.DataHeaders) and written above it by every
+// reader; a quarantine is mapped onto the queue by quarantine.
 type inboundAuth struct {
 	g        *Gateway
 	resolver dns.Resolver // one, so that its cache serves every message
@@ -44,6 +46,13 @@ func (g *Gateway) setupInbound(cfg *config.Config) error {
 		return &config.Error{File: cfg.File, Key: "inbound.arc_seal", Msg: "no RSA DKIM key to seal with (dkim.algorithm)"}
 	}
 	g.auth = &inboundAuth{g: g, resolver: res}
+	// The rules were built before; rebuilt, the inbound pipeline has the
+	// authentication as its data check.
+	rs, err := g.newRules(cfg)
+	if err != nil {
+		return err
+	}
+	g.rules.Store(rs)
 	return nil
 }
 
@@ -74,42 +83,96 @@ func (a *inboundAuth) evaluator(cfg *config.Config) (*inbound.Evaluator, error) 
 	return inbound.New(ic)
 }
 
-// inboundResult is check's answer: a refusal, or the bytes to spool
-// (Prepend, then Message: the input without forged Authentication-Results)
-// and, for a quarantine, how to amend the envelope before the commit.
-type inboundResult struct {
-	refuse  *smtpd.Reply
-	prepend []byte
-	message []byte
-	apply   func(env *queue.Envelope)
-}
+// Name names the data check (pipeline.DataCheck).
+func (a *inboundAuth) Name() string { return "inbound-auth" }
 
-func (a *inboundAuth) check(ctx context.Context, c *smtpd.ConnInfo, mailFrom string, msg []byte) (*inboundResult, error) {
+// Start begins the authentication of one message as it streams: the
+// header section kept within a bound, the body only hashed, so memory
+// does not grow with the message (internal/inbound's Stream).
+func (a *inboundAuth) Start(in *pipeline.Input) pipeline.DataRun {
 	cfg := a.g.Config()
 	ev, err := a.evaluator(cfg)
 	if err != nil {
-		return nil, err
+		return &authRun{err: err}
 	}
-	v := ev.Evaluate(ctx, inbound.Conn{IP: net.IP(c.RemoteIP.AsSlice()), HELO: c.Helo, MailFrom: mailFrom, TLS: c.TLS != nil}, msg)
+	c := inbound.Conn{IP: net.IP(in.RemoteIP.AsSlice()), HELO: in.Helo, MailFrom: in.MailFrom}
+	return &authRun{s: ev.Start(c, 0)}
+}
+
+// authRun is inbound authentication on one message.
+type authRun struct {
+	s   *inbound.Stream
+	err error // the evaluator could not be built: the message is deferred
+}
+
+func (r *authRun) Write(p []byte) (int, error) {
+	if r.s != nil {
+		r.s.Write(p)
+	}
+	return len(p), nil
+}
+
+func (r *authRun) Abort() {}
+
+// Finish maps the inbound verdict onto the pipeline's: a refusal with its
+// reply, a quarantine with the verdict's reasons (one a line), and the
+// header fields (our ARC set and Authentication-Results) that the queue
+// keeps with the message and writes above it (queue.OpenDelivered).
+func (r *authRun) Finish(ctx context.Context, _ *pipeline.Input) pipeline.Verdict {
+	if r.err != nil {
+		return pipeline.Failed("inbound-auth", r.err.Error())
+	}
+	v := r.s.Finish(ctx)
+	reasons := []string{v.Why}
+	for _, c := range v.Checks {
+		reasons = append(reasons, c.Method+"="+c.Result+": "+c.Why)
+	}
+	why := strings.Join(reasons, "\n")
 	if v.Reply != nil {
-		return &inboundResult{refuse: smtpd.NewReply(v.Reply.Code, v.Reply.Enhanced, v.Reply.Text)}, nil
+		reply := smtpd.NewReply(v.Reply.Code, v.Reply.Enhanced, v.Reply.Text)
+		if v.Action == inbound.Tempfail {
+			return pipeline.Verdict{Outcome: pipeline.TempFail, Reply: reply, Check: "inbound-auth", Reason: why}
+		}
+		return pipeline.Refused("inbound-auth", why, reply)
 	}
-	res := &inboundResult{prepend: []byte(v.Prepend), message: v.Message}
+	out := pipeline.Verdict{Headers: splitFields(v.Prepend)}
 	if v.Action == inbound.Quarantine {
-		res.apply = func(env *queue.Envelope) { a.quarantine(cfg, env, v) }
+		out.Outcome, out.Check, out.Reason = pipeline.Quarantine, "inbound-auth", why
 	}
-	return res, nil
+	return out
+}
+
+// splitFields turns CRLF-terminated header fields into pipeline.Headers
+// (the value keeps its folding; Field writes it back as it was).
+func splitFields(s string) []pipeline.Header {
+	var out []pipeline.Header
+	for s != "" {
+		end := 0
+		for {
+			i := strings.Index(s[end:], "\r\n")
+			if i < 0 {
+				end = len(s)
+				break
+			}
+			end += i + 2
+			if end >= len(s) || (s[end] != ' ' && s[end] != '\t') {
+				break
+			}
+		}
+		raw := strings.TrimSuffix(s[:end], "\r\n")
+		s = s[end:]
+		name, val, _ := strings.Cut(raw, ":")
+		out = append(out, pipeline.Header{Name: name, Value: strings.TrimPrefix(val, " ")})
+	}
+	return out
 }
 
 // quarantine holds every recipient's copy in the inbound quarantine, with
 // the verdict as the reasons an admin sees. No notice goes to the sender:
 // the From of a message that failed DMARC is likely forged (backscatter).
-func (a *inboundAuth) quarantine(cfg *config.Config, env *queue.Envelope, v *inbound.Verdict) {
+func (a *inboundAuth) quarantine(cfg *config.Config, env *queue.Envelope, why string) {
 	now := time.Now()
-	reasons := []string{v.Why}
-	for _, c := range v.Checks {
-		reasons = append(reasons, c.Method+"="+c.Result+": "+c.Why)
-	}
+	reasons := strings.Split(why, "\n")
 	d := policy.Decision{}
 	env.Plan = map[string]queue.RcptPlan{}
 	for _, r := range env.Rcpts {
@@ -119,6 +182,6 @@ func (a *inboundAuth) quarantine(cfg *config.Config, env *queue.Envelope, v *inb
 	detail, _ := json.Marshal(d)
 	env.Decision = &store.Decision{MsgID: env.ID, CreatedAt: now, MailFrom: env.MailFrom, Subject: env.Subject, Outcome: "quarantine",
 		State: "quarantined", ExpiresAt: now.Add(cfg.Policy.QuarantineRetention.Duration), Detail: string(detail)}
-	env.Audit = append(env.Audit, &store.AuditEvent{At: now, Actor: env.MailFrom, Action: "inbound.quarantine", Object: env.ID, IP: env.RemoteIP, Detail: v.Why})
-	a.g.Log.Info("inbound message quarantined", "msgid", env.ID, "why", v.Why)
+	env.Audit = append(env.Audit, &store.AuditEvent{At: now, Actor: env.MailFrom, Action: "inbound.quarantine", Object: env.ID, IP: env.RemoteIP, Detail: reasons[0]})
+	a.g.Log.Info("inbound message quarantined", "msgid", env.ID, "why", reasons[0])
 }

@@ -56,6 +56,9 @@ func (g *Gateway) newRules(cfg *config.Config) (*rules, error) {
 		rs.outgoing.Data = append(rs.outgoing.Data, rs.outbound)
 	}
 	rs.inbound = &pipeline.Pipeline{Log: g.Log, Checks: inboundChecks(cfg), Data: inboundDataChecks(cfg)}
+	if g.auth != nil {
+		rs.inbound.Data = append(rs.inbound.Data, g.auth)
+	}
 	return rs, nil
 }
 
@@ -63,7 +66,8 @@ func (g *Gateway) newRules(cfg *config.Config) (*rules, error) {
 // inbound authentication and threat checks register here).
 func inboundChecks(cfg *config.Config) []pipeline.Check { return nil }
 
-// inboundDataChecks are the message checks of the MX listener (none yet).
+// inboundDataChecks are the message checks of the MX listener beside
+// inbound authentication (appended by newRules when it is on).
 func inboundDataChecks(cfg *config.Config) []pipeline.DataCheck { return nil }
 
 // pipelineFor returns the check list of a listener's direction.

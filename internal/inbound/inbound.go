@@ -189,23 +189,41 @@ func parent(d string) string {
 	return rest
 }
 
-// Evaluate authenticates msg (CRLF line ends, as received) from c.
+// Evaluate authenticates msg (CRLF line ends, as received) from c, held
+// whole in memory (the inbound test command): it runs the same path as a
+// message streamed in (Start), and sets the verdict's Message.
 func (e *Evaluator) Evaluate(ctx context.Context, c Conn, msg []byte) *Verdict {
+	s := e.Start(c, len(msg)+1)
+	s.Write(msg)
+	v := s.Finish(ctx)
+	v.Message, _ = StripForgedResults(msg, e.cfg.AuthServID)
+	return v
+}
+
+// timeNow is when an evaluation starts, for the log.
+func timeNow() time.Time { return time.Now() }
+
+// evaluate authenticates a message by its header section and the hashes
+// of its body.
+func (e *Evaluator) evaluate(ctx context.Context, c Conn, header []byte, dkimBody dkim.BodyHashes, arcBody arc.BodyHashes) *Verdict {
 	start := time.Now()
 	v := &Verdict{}
-	v.Message, v.Removed = StripForgedResults(msg, e.cfg.AuthServID)
-	msg = v.Message
+	header, v.Removed = StripForgedResults(header, e.cfg.AuthServID)
+	msg := header
 	if v.Removed > 0 {
 		v.Checks = append(v.Checks, Check{"authentication-results", "removed", fmt.Sprintf("%d incoming Authentication-Results field(s) claimed our authserv-id %s (RFC 8601 §5)", v.Removed, e.cfg.AuthServID)})
+	}
+	seal := func(results string) (string, error) {
+		return e.cfg.Seal.SealHeader(header, arcBody, arc.Result{Status: v.ARC.Status, Instance: v.ARC.Instance}, results)
 	}
 
 	v.SPF = e.spf.Verify(ctx, c.IP, c.HELO, c.MailFrom)
 	v.Checks = append(v.Checks, Check{"spf", string(v.SPF.Status), v.SPF.Reason})
-	v.DKIM = e.dkim.Verify(ctx, msg, c.SMTPUTF8)
+	v.DKIM = e.dkim.VerifyHeader(ctx, header, c.SMTPUTF8, dkimBody)
 	for _, d := range v.DKIM {
 		v.Checks = append(v.Checks, Check{"dkim", string(d.Status), d.Reason})
 	}
-	chain := arc.Verify(ctx, e.cfg.Resolver, msg)
+	chain := arc.VerifyHeader(ctx, e.cfg.Resolver, header, arcBody)
 	v.ARC = arcResult{Status: chain.Status, Instance: chain.Instance, Reason: chain.Reason}
 	v.Checks = append(v.Checks, Check{"arc", string(chain.Status), arcWhy(chain)})
 
@@ -216,7 +234,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Conn, msg []byte) *Verdict {
 		// than delivered as if it had no policy (fail closed).
 		v.DMARC = dmarc.Result{Status: "permerror", Reason: err.Error()}
 		v.Checks = append(v.Checks, Check{"dmarc", "permerror", err.Error()})
-		return e.finish(v, Reject, &Reply{550, "5.7.1", "Message refused: " + err.Error()}, err.Error(), start)
+		return e.finish(v, seal, Reject, &Reply{550, "5.7.1", "Message refused: " + err.Error()}, err.Error(), start)
 	}
 	v.From = from
 	in := dmarc.Input{From: from, DKIMDomains: dkim.PassedDomains(v.DKIM)}
@@ -230,29 +248,29 @@ func (e *Evaluator) Evaluate(ctx context.Context, c Conn, msg []byte) *Verdict {
 	switch st := v.DMARC.Status; {
 	case st == "temperror":
 		why := "DMARC for " + from + " could not be evaluated now: " + v.DMARC.Reason
-		return e.finish(v, Tempfail, &Reply{451, "4.7.0", "Temporary failure checking the sender's DMARC policy; try again later"}, why, start)
+		return e.finish(v, seal, Tempfail, &Reply{451, "4.7.0", "Temporary failure checking the sender's DMARC policy; try again later"}, why, start)
 	case st == "pass":
-		return e.finish(v, Accept, nil, "DMARC pass for "+from, start)
+		return e.finish(v, seal, Accept, nil, "DMARC pass for "+from, start)
 	case v.Own && e.ownAuthenticated(v):
-		return e.finish(v, Accept, nil, "From names the organisation's domain "+from+" and SPF or DKIM passed for one of its domains (no DMARC record decides)", start)
+		return e.finish(v, seal, Accept, nil, "From names the organisation's domain "+from+" and SPF or DKIM passed for one of its domains (no DMARC record decides)", start)
 	case v.Own:
 		// Mail claiming one of our own domains arrives from outside and
 		// is not authenticated for it: p=reject, whatever is published.
 		why := fmt.Sprintf("From names the organisation's own domain %s but the message arrived from outside without passing DMARC (%s); treated as p=reject", from, v.DMARC.Status)
 		v.Checks = append(v.Checks, Check{"org-domain", "fail", why})
-		return e.rejectOr(v, why, start)
+		return e.rejectOr(v, seal, why, start)
 	case st == "none":
-		return e.finish(v, Accept, nil, "no DMARC policy for "+from, start)
+		return e.finish(v, seal, Accept, nil, "no DMARC policy for "+from, start)
 	}
 	// fail
 	why := fmt.Sprintf("DMARC fail for %s: policy %s (published at %s): %s", from, v.DMARC.Policy, v.DMARC.RecordDomain, v.DMARC.Reason)
 	switch v.DMARC.Policy {
 	case dmarc.PolicyReject:
-		return e.rejectOr(v, why, start)
+		return e.rejectOr(v, seal, why, start)
 	case dmarc.PolicyQuarantine:
-		return e.finish(v, Quarantine, nil, why, start)
+		return e.finish(v, seal, Quarantine, nil, why, start)
 	default:
-		return e.finish(v, Tag, nil, why, start)
+		return e.finish(v, seal, Tag, nil, why, start)
 	}
 }
 
@@ -275,16 +293,20 @@ func (e *Evaluator) ownAuthenticated(v *Verdict) bool {
 	return false
 }
 
-func (e *Evaluator) rejectOr(v *Verdict, why string, start time.Time) *Verdict {
+func (e *Evaluator) rejectOr(v *Verdict, seal sealFunc, why string, start time.Time) *Verdict {
 	if e.cfg.RejectAction == Quarantine {
-		return e.finish(v, Quarantine, nil, why+" (inbound.dmarc_reject_action = quarantine)", start)
+		return e.finish(v, seal, Quarantine, nil, why+" (inbound.dmarc_reject_action = quarantine)", start)
 	}
-	return e.finish(v, Reject, &Reply{550, "5.7.1", "Message refused: the sender's domain " + v.From + " does not authorise it (DMARC)"}, why, start)
+	return e.finish(v, seal, Reject, &Reply{550, "5.7.1", "Message refused: the sender's domain " + v.From + " does not authorise it (DMARC)"}, why, start)
 }
 
 // finish sets the outcome and, for a message passed on, writes the
 // Authentication-Results and seals it.
-func (e *Evaluator) finish(v *Verdict, a Action, r *Reply, why string, start time.Time) *Verdict {
+// sealFunc seals the message with our results (the resinfo of our
+// Authentication-Results) and returns the ARC set.
+type sealFunc func(results string) (string, error)
+
+func (e *Evaluator) finish(v *Verdict, seal sealFunc, a Action, r *Reply, why string, start time.Time) *Verdict {
 	v.Action, v.Reply, v.Why = a, r, why
 	if a == Reject || a == Tempfail {
 		v.Prepend = ""
@@ -294,8 +316,8 @@ func (e *Evaluator) finish(v *Verdict, a Action, r *Reply, why string, start tim
 	results := e.resinfo(v)
 	ar := foldAR(e.cfg.AuthServID, results)
 	prep := ""
-	if e.cfg.Seal != nil {
-		set, err := e.cfg.Seal.Seal(v.Message, arc.Result{Status: v.ARC.Status, Instance: v.ARC.Instance}, strings.Join(results, "; "))
+	if e.cfg.Seal != nil && seal != nil {
+		set, err := seal(strings.Join(results, "; "))
 		switch {
 		case errors.Is(err, arc.ErrChainFailed):
 			v.Checks = append(v.Checks, Check{"arc-seal", "skipped", "the chain was already sealed cv=fail; RFC 8617 §5.1 forbids extending it"})

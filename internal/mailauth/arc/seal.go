@@ -54,6 +54,17 @@ var (
 // makes the AAR a copy of the A-R, which reports the ARC result).
 func (s *Sealer) Seal(msg []byte, chain Result, results string) (string, error) {
 	fields, body, err := split(toCRLF(msg))
+	return s.seal(fields, err, WholeBody(body), chain, results)
+}
+
+// SealHeader is Seal for a message given by its header section and the
+// hashes of its body (see VerifyHeader).
+func (s *Sealer) SealHeader(header []byte, bh BodyHashes, chain Result, results string) (string, error) {
+	fields, _, err := split(toCRLF(header))
+	return s.seal(fields, err, bh, chain, results)
+}
+
+func (s *Sealer) seal(fields []field, err error, body BodyHashes, chain Result, results string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("arc: %w", err)
 	}
@@ -77,7 +88,7 @@ func (s *Sealer) Seal(msg []byte, chain Result, results string) (string, error) 
 }
 
 // sealAt builds the set for instance i over the given earlier sets.
-func (s *Sealer) sealAt(fields []field, body []byte, sets map[int]*arcSet, i int, cv Status, results string) (string, error) {
+func (s *Sealer) sealAt(fields []field, body BodyHashes, sets map[int]*arcSet, i int, cv Status, results string) (string, error) {
 	alg, err := algorithm(s.Key)
 	if err != nil {
 		return "", err
@@ -106,7 +117,11 @@ func (s *Sealer) sealAt(fields []field, body []byte, sets map[int]*arcSet, i int
 			}
 		}
 	}
-	bh := base64.StdEncoding.EncodeToString(bodyHash(body, true, -1))
+	sum := body(true, -1)
+	if sum == nil {
+		return "", errors.New("arc: the body's relaxed hash was not computed")
+	}
+	bh := base64.StdEncoding.EncodeToString(sum)
 	amsNoB := fold("ARC-Message-Signature", []string{"a=" + alg, "b=", "bh=" + bh, "c=relaxed/relaxed",
 		"d=" + s.Domain, "h=" + strings.Join(hdrs, ":"), "i=" + strconv.Itoa(i), "s=" + s.Selector, "t=" + ts})
 	var data strings.Builder

@@ -238,7 +238,7 @@ func TestInstanceGapFails(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatal(n, err)
 	}
-	third, err := s.sealAt(fields, body, sets, 3, Pass, "")
+	third, err := s.sealAt(fields, WholeBody(body), sets, 3, Pass, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,31 @@ type arcSet struct {
 // be LF or CRLF. Any DNS error, malformed field or bad signature is a fail,
 // never a pass; a message without ARC fields is none.
 func Verify(ctx context.Context, r dns.Resolver, msg []byte) Result {
-	fields, body, err := split(toCRLF(msg))
+	msg = toCRLF(msg)
+	fields, body, err := split(msg)
+	return verify(ctx, r, msg, fields, err, WholeBody(body))
+}
+
+// BodyHashes gives the SHA-256 of the body canonicalised (relaxed or
+// simple, RFC 6376 §3.4) and limited to l bytes when l >= 0; nil if it
+// was not computed. A message streamed in has them computed on the fly
+// (dkim.BodyHasher), so the body is never held.
+type BodyHashes func(relaxed bool, l int64) []byte
+
+// WholeBody computes the body hashes of a body in memory.
+func WholeBody(body []byte) BodyHashes {
+	return func(relaxed bool, l int64) []byte { return bodyHash(body, relaxed, l) }
+}
+
+// VerifyHeader is Verify for a message whose header section (with or
+// without the blank line) is given and whose body is known by its hashes.
+func VerifyHeader(ctx context.Context, r dns.Resolver, header []byte, bh BodyHashes) Result {
+	header = toCRLF(header)
+	fields, _, err := split(header)
+	return verify(ctx, r, header, fields, err, bh)
+}
+
+func verify(ctx context.Context, r dns.Resolver, msg []byte, fields []field, err error, body BodyHashes) Result {
 	if err != nil {
 		// No parsable header: if it contains ARC fields at all, fail.
 		if strings.Contains(strings.ToLower(string(msg)), "arc-seal") {
@@ -301,7 +325,7 @@ func required(tags map[string]string, names ...string) error {
 // verifyAMS checks an ARC-Message-Signature like a DKIM signature (RFC 8617
 // §4.1.2), with the differences RFC 8617 makes: no v=, i= is the instance,
 // and ARC-Seal must not be signed.
-func verifyAMS(ctx context.Context, r dns.Resolver, fields []field, body []byte, s *arcSet) error {
+func verifyAMS(ctx context.Context, r dns.Resolver, fields []field, body BodyHashes, s *arcSet) error {
 	t := s.amsTags
 	if err := required(t, "a", "b", "bh", "d", "s"); err != nil {
 		return err
@@ -340,7 +364,7 @@ func verifyAMS(ctx context.Context, r dns.Resolver, fields []field, body []byte,
 	if err != nil {
 		return errors.New("bh= is not valid base64")
 	}
-	if string(bodyHash(body, bc == "relaxed", l)) != string(bh) {
+	if got := body(bc == "relaxed", l); got == nil || string(got) != string(bh) {
 		return errors.New("body hash does not match")
 	}
 	var data strings.Builder

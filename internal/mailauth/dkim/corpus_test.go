@@ -97,6 +97,7 @@ func TestMailDKIMCorpus(t *testing.T) {
 			t.Fatalf("%s: no expectation", name)
 		}
 		rs := v.Verify(context.Background(), msg, false)
+		sameStreamed(t, v, msg, rs)
 		if !strings.Contains(name, "ed25519") {
 			n["must-not-pass"]++
 			if anyPass(rs) {
@@ -130,6 +131,7 @@ func TestRFC8463Examples(t *testing.T) {
 	for _, f := range []string{"testdata/dkimpy/rfc6376.signed.msg", "testdata/mimekit/rfc8463-example.msg"} {
 		msg := readCRLF(t, f)
 		rs := v.Verify(context.Background(), msg, false)
+		sameStreamed(t, v, msg, rs)
 		algs := map[string]bool{}
 		for _, r := range rs {
 			if r.Status != Pass || r.Domain != "football.example.com" {
@@ -175,7 +177,9 @@ func TestOtherCorpora(t *testing.T) {
 	}}
 	v := &Verifier{Resolver: res}
 	for _, f := range []string{"testdata/dkimpy/ed25519test2.msg", "testdata/mimekit/gmail.msg", "testdata/mimekit/related.msg", "testdata/mimekit/multipart-no-end-boundary.msg"} {
-		rs := v.Verify(context.Background(), readCRLF(t, f), false)
+		msg := readCRLF(t, f)
+		rs := v.Verify(context.Background(), msg, false)
+		sameStreamed(t, v, msg, rs)
 		if !anyPass(rs) {
 			t.Errorf("%s: %+v, want pass", f, rs)
 		}

@@ -77,6 +77,11 @@ func (v *Verifier) Verify(ctx context.Context, msg []byte, smtputf8 bool) []Resu
 	if err != nil {
 		return []Result{{Status: Permerror, Reason: "message header cannot be parsed: " + err.Error()}}
 	}
+	return v.results(rs)
+}
+
+// results turns mox's results into ours.
+func (v *Verifier) results(rs []mdkim.Result) []Result {
 	if len(rs) == 0 {
 		return []Result{{Status: None, Reason: "no DKIM-Signature"}}
 	}
