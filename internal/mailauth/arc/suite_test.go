@@ -137,6 +137,9 @@ func TestValiMailValidationSuite(t *testing.T) {
 				want = over
 			}
 			got := Verify(ctx, r, []byte(c.Message))
+			if st := streamedVerify(ctx, r, []byte(c.Message)); st.Status != got.Status {
+				t.Errorf("%s (%s): streamed cv=%s, whole message cv=%s; reason: %s", name, c.Description, st.Status, got.Status, st.Reason)
+			}
 			if got.Status != want {
 				t.Errorf("%s (%s): cv=%s want %s; reason: %s", name, c.Description, got.Status, want, got.Reason)
 				continue
