@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/pquerna/otp/totp"
 
 	"sealpost/internal/config"
 )
@@ -150,5 +153,40 @@ func TestInboundStreamedMemory(t *testing.T) {
 	t.Logf("heap in use grew by %d KiB for a %d MiB message", grew>>10, size>>20)
 	if limit := int64(8 << 20); grew > limit {
 		t.Errorf("heap in use grew by %d MiB while a %d MiB message was accepted (bound %d MiB): it is held in memory", grew>>20, size>>20, limit>>20)
+	}
+}
+
+// TestQuarantineViewShowsDataHeaders: the console's view of a quarantined
+// inbound message reads it as delivered, with the authentication's fields
+// on top (queue.OpenDelivered).
+func TestQuarantineViewShowsDataHeaders(t *testing.T) {
+	t.Parallel()
+	e := start(t, authOn(t, nil))
+	c := dial(t, e.gw.InboundAddr)
+	c.expect("EHLO client.example", 250)
+	body := "From: Sender <someone@outside.example>\r\nTo: staff@example.gov.uk\r\nSubject: view2\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nthe invoice\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(testPE()) + "\r\n--b1--\r\n"
+	code, msg := c.send("someone@outside.example", []string{"staff@example.gov.uk"}, body)
+	if code != 250 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	id := queuedID(t, msg)
+	pw := addConsoleUser(t, e.gw.Store, "root", "admin")
+	b := newBrowser(t, e)
+	b.get("/console/login")
+	if st, page := b.post("/console/login", url.Values{"user": {"root"}, "password": {pw}}); st != 200 || !secretRe.MatchString(page) {
+		t.Fatalf("password step: %d", st)
+	}
+	secret := secretRe.FindStringSubmatch(b.page)[1]
+	totpCode, _ := totp.GenerateCode(secret, time.Now())
+	if st, _ := b.post("/console/totp", url.Values{"code": {totpCode}}); st != 200 {
+		t.Fatalf("enrolment: %d", st)
+	}
+	b.get("/console/held")
+	st, page := b.post("/console/held/"+id+"/view", url.Values{"reason": {"checking the authentication"}})
+	if st != 200 || !strings.Contains(page, "Authentication-Results") || !strings.Contains(page, "Arc-Seal") {
+		t.Fatalf("view without the authentication's fields: %d\n%s", st, page)
 	}
 }

@@ -47,8 +47,9 @@ type Verdict struct {
 	Plan Plan
 	// Headers are added to the message when it is accepted. From the
 	// envelope stages they are written above the message; from the data
-	// stage the gateway cannot carry them yet (the spool holds the header
-	// by then) and answers 451 rather than drop them.
+	// stage (the spool holds the header by then) the queue keeps them with
+	// the message and every reader writes them above it
+	// (queue.OpenDelivered).
 	Headers []Header
 	// Decision is the policy's decision when the outbound policy ran,
 	// kept for the record and "explain".
