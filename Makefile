@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzSPFVerify -fuzztime $(FUZZTIME) ./internal/mailauth/spf/
 	$(GO) test -run XXX -fuzz FuzzDKIMVerify -fuzztime $(FUZZTIME) ./internal/mailauth/dkim/
 	$(GO) test -run XXX -fuzz FuzzEvaluate -fuzztime $(FUZZTIME) ./internal/inbound/
+	$(GO) test -run XXX -fuzz FuzzStream -fuzztime $(FUZZTIME) ./internal/inbound/
 
 build:
 	$(GO) build -o sealpost ./cmd/sealpost
