@@ -2,7 +2,7 @@
 # runs every test. `make run` starts the dev gateway.
 GO ?= go
 
-.PHONY: test deps check unit fuzz build run bench bench-smime clean
+.PHONY: test deps check unit fuzz build run bench bench-smime clean deb image
 
 test: deps check
 	SEALPOST_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 20m ./...
@@ -70,5 +70,17 @@ bench:
 bench-smime:
 	$(GO) test -run XXX -bench BenchmarkEncrypt -benchtime 3x ./internal/cms/
 
+# Debian package from one static binary: dist/sealpost_VERSION_ARCH.deb
+# (SEALPOST_VERSION, default 0.1.0). packaging/packaging_test.go installs it.
+deb:
+	./scripts/build-deb.sh dist
+
+# Container image as an OCI archive, built without a daemon:
+# dist/sealpost-oci.tar (podman load -i / docker load -i; README).
+image:
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o dist/sealpost ./cmd/sealpost
+	$(GO) run ./tools/mkimage -binary dist/sealpost -o dist/sealpost-oci.tar
+
 clean:
-	rm -rf sealpost sealpost-data
+	rm -rf sealpost sealpost-data dist

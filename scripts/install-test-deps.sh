@@ -43,6 +43,12 @@ command -v sqop           >/dev/null || need+=(sqop)
 command -v rnp            >/dev/null || need+=(rnp)
 command -v gosop          >/dev/null || need+=(gosop)
 command -v pgpainless-cli >/dev/null || need+=(pgpainless-cli)
+# Packaging: the .deb is checked by lintian, the unit by systemd-analyze.
+command -v lintian         >/dev/null || need+=(lintian)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-deb        >/dev/null || need+=(dpkg)
+command -v setpriv         >/dev/null || need+=(util-linux)
+command -v useradd         >/dev/null || need+=(passwd)
 
 # axe-core (npm) checks the portal's pages for accessibility in Chromium.
 AXE_DIR=/opt/sealpost-test

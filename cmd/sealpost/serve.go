@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/gateway"
+	"sealpost/internal/sdnotify"
 	"sealpost/internal/store"
 )
 
@@ -61,23 +63,49 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(os.Stderr, "\nsealpost dev mode: inbound SMTP %s, outbound SMTP %s, web http://%s (console /console, portal /portal, API /api, dev outbox /dev/outbox)\n\n",
 				gw.InboundAddr, gw.OutboundAddr, gw.WebAddr)
 		}
-		for sig := range sigs {
+		// Under systemd (Type=notify) the unit is "started" only now that
+		// the listeners are open; WATCHDOG=1 comes from this loop, so a
+		// gateway whose main loop hangs is restarted (WatchdogSec=).
+		sd := sdnotify.FromEnv()
+		if err := sd.Notify(sdnotify.Ready, "STATUS=accepting mail"); err != nil {
+			log.Warn("systemd notification failed", "err", err)
+		}
+		wd, err := sdnotify.WatchdogInterval()
+		if err != nil {
+			log.Warn("systemd watchdog ignored", "err", err)
+		}
+		var tick <-chan time.Time
+		if wd > 0 && sd.Enabled() {
+			t := time.NewTicker(wd / 2) // sd_watchdog_enabled(3): ping at half the interval
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			var sig os.Signal
+			select {
+			case <-tick:
+				sd.Notify(sdnotify.Watchdog)
+				continue
+			case sig = <-sigs:
+			}
 			if sig == syscall.SIGHUP {
 				if cfg.File == "" {
 					log.Info("SIGHUP: no configuration file to reload")
 					continue
 				}
+				sd.Notify(sdnotify.ReloadingNow(monotonicNow())...)
 				ncfg, err := config.Load(cfg.File)
+				if err == nil {
+					err = gw.Reload(ncfg)
+				}
 				if err != nil {
 					log.Error("reload refused: configuration invalid; keeping the running one", "err", err)
-					continue
 				}
-				if err := gw.Reload(ncfg); err != nil {
-					log.Error("reload refused: configuration invalid; keeping the running one", "err", err)
-				}
+				sd.Notify(sdnotify.Ready)
 				continue
 			}
 			log.Info("stopping: draining SMTP sessions", "signal", sig.String())
+			sd.Notify(sdnotify.Stopping)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			go func() {
 				<-sigs // a second signal stops at once
@@ -87,7 +115,6 @@ func serveCmd(g *globalFlags) *cobra.Command {
 			cancel()
 			return nil
 		}
-		return nil
 	})
 	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until stopped (for benchmarks)")
 	c.Flags().MarkHidden("cpuprofile")
@@ -150,4 +177,14 @@ func overrideDevListeners(cfg *config.Config, l [3]string) {
 		cfg.Web.Listen = l[2]
 		cfg.Web.PublicURL = "http://" + l[2]
 	}
+}
+
+// monotonicNow is CLOCK_MONOTONIC, the clock systemd compares
+// MONOTONIC_USEC against.
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
