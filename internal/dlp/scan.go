@@ -333,6 +333,23 @@ func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 			return e
 		}
 	}
+	// Fast path for the dates, amounts and references of number-dense
+	// text ("2024/118734", "£1,234.56", "12/03/2025"): a lone run of
+	// digits, not followed by a separator and another digit, can only be
+	// an identifier at the lengths tested below (an unbroken NHS, card,
+	// VAT, passport, sort code or account number). Any other lone run is
+	// skipped with the rest of its token, exactly where the general path
+	// would resume.
+	j := i
+	for j < len(b) && class[b[j]] == cDigit {
+		j++
+	}
+	if !loneRunCandidate(j-i) && !(j+1 < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.') && class[b[j+1]] == cDigit) {
+		for j < len(b) && isAlnum(b[j]) {
+			j++
+		}
+		return j
+	}
 	var dbuf [24]byte
 	var gbuf [6]int
 	d, g, end := digitGroups(b, i, dbuf[:0], gbuf[:0])
@@ -410,6 +427,15 @@ func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 		}
 	}
 	return end
+}
+
+// loneRunCandidate reports whether an unbroken run of n digits has the
+// length of an identifier that digits reports without separators: a sort
+// code (6), an account number (8), a VAT or passport number (9), an NHS
+// number (10) or a card number (12 to 19). It must stay in step with the
+// single-group cases of digits' switch.
+func loneRunCandidate(n int) bool {
+	return n == 6 || n == 8 || n == 9 || n == 10 || n >= 12 && n <= 19
 }
 
 // nhsConfidence: high with an NHS word near; medium for the 3-3-4 grouping
