@@ -37,6 +37,9 @@ smarthost = "127.0.0.1:2526"
 algorithm = "$ALG"
 [dlp]
 enabled = ${BENCH_DLP:-true}
+[inbound]
+# ARC sealing (inbound only) needs an RSA key; the bench relays outbound.
+arc_seal = $([ "$ALG" = ed25519 ] && echo false || echo true)
 [web]
 listen = "127.0.0.1:$((PORT+2))"
 public_url = "http://127.0.0.1:$((PORT+2))"

@@ -35,8 +35,11 @@ type modRule struct {
 // ModulusTables are Vocalink's modulus weight table (valacdos.txt) and
 // sort code substitution table (scsubtab.txt), parsed.
 type ModulusTables struct {
-	rules []modRule
-	subst map[string]string
+	rules []modRule // sorted by lo
+	// maxSpan is the widest range (hi-lo): a range starting more than
+	// that below a sort code cannot hold it, so rulesFor starts there.
+	maxSpan int
+	subst   map[string]string
 	// Source and Date say where the tables came from and when they were
 	// published or fetched (for "sealpost dlp info").
 	Source, Date string
@@ -102,6 +105,9 @@ func ParseModulusTables(weights, substitutions []byte) (*ModulusTables, error) {
 		return nil, fmt.Errorf("weight table: no rules")
 	}
 	sort.SliceStable(t.rules, func(i, j int) bool { return t.rules[i].lo < t.rules[j].lo })
+	for _, r := range t.rules {
+		t.maxSpan = max(t.maxSpan, r.hi-r.lo)
+	}
 	sc = bufio.NewScanner(bytes.NewReader(substitutions))
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) >= 2 {
@@ -141,7 +147,10 @@ func (t *ModulusTables) rulesFor(sortCode string) []modRule {
 		return nil
 	}
 	var out []modRule
-	for _, r := range t.rules {
+	// Binary search to the first range that can hold n: every sort code
+	// of a message's candidates passes here, and the table has ~1,000 ranges.
+	first := sort.Search(len(t.rules), func(i int) bool { return t.rules[i].lo >= n-t.maxSpan })
+	for _, r := range t.rules[first:] {
 		if r.lo > n {
 			break
 		}

@@ -130,14 +130,9 @@ func hasContext(b []byte, start, end int, det string) bool {
 	lo := max(0, start-contextWindow)
 	hi := min(len(b), end+24)
 	var buf [contextWindow + 24 + 40]byte
-	w := buf[:0]
-	for _, c := range b[lo:start] {
-		w = append(w, lower(c))
-	}
-	w = append(w, ' ')
-	for _, c := range b[end:hi] {
-		w = append(w, lower(c))
-	}
+	nb := lowerInto(buf[:], b[lo:start])
+	buf[nb] = ' '
+	w := buf[:nb+1+lowerInto(buf[nb+1:], b[end:hi])]
 	for _, word := range contextWords[det] {
 		if i := bytes.Index(w, []byte(word)); i >= 0 {
 			// whole words only
@@ -154,6 +149,24 @@ func hasContext(b []byte, start, end int, det string) bool {
 func saidBefore(b []byte, start int, det string) bool {
 	lo := max(0, start-negativeWindow)
 	return hasContext(b[lo:start], start-lo, start-lo, det)
+}
+
+// lowerInto writes src in lower case to the start of dst, eight bytes at a
+// time (context lookups run for every candidate, and number-dense text has
+// many): the capitals' 0x20 bit is set by the same SWAR range test as
+// candidates. dst needs room for len(src). It returns len(src).
+func lowerInto(dst, src []byte) int {
+	k := 0
+	for ; k+8 <= len(src); k += 8 {
+		v := binary.LittleEndian.Uint64(src[k:])
+		v7 := v & 0x7f7f7f7f7f7f7f7f
+		upper := (v7 + ones*(0x80-'A')) &^ (v7 + ones*(0x80-'Z'-1)) &^ v & hi
+		binary.LittleEndian.PutUint64(dst[k:], v|upper>>2)
+	}
+	for ; k < len(src); k++ {
+		dst[k] = lower(src[k])
+	}
+	return len(src)
 }
 
 func lower(c byte) byte {
@@ -296,10 +309,11 @@ func digitGroups(b []byte, i int, dst []byte, groups []int) ([]byte, []int, int)
 	var sep byte
 	for len(dst) < 24 {
 		start := i
-		for i < n && class[b[i]] == cDigit && len(dst) < 24 {
-			dst = append(dst, b[i])
+		stop := min(n, i+24-len(dst))
+		for i < stop && class[b[i]] == cDigit {
 			i++
 		}
+		dst = append(dst, b[start:i]...)
 		groups = append(groups, i-start)
 		if i+1 < n && (b[i] == ' ' || b[i] == '-' || b[i] == '.') && class[b[i+1]] == cDigit && (sep == 0 || sep == b[i]) && len(groups) < 6 {
 			sep = b[i]
@@ -327,11 +341,30 @@ func eq(g []int, want ...int) bool {
 func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 	// "ab 12 34 56 c": a spaced NI number in lower case starts two letters
 	// and a space before its digits.
-	if i >= 3 && b[i-1] == ' ' && isLetter(b[i-2]) && isLetter(b[i-3]) && (i == 3 || !isAlnum(b[i-4])) {
+	// Most "xy 12" in prose ("of 63", "to 5", "in 2024") fail the letter
+	// rules of an NI prefix, which are tested first, cheaply.
+	if i >= 3 && b[i-1] == ' ' && isLetter(b[i-2]) && isLetter(b[i-3]) && (i == 3 || !isAlnum(b[i-4])) && ninoPrefix(b[i-3], b[i-2]) {
 		if e, ok := nino(b, i-3); ok {
 			ninoFound(b, i-3, e, found)
 			return e
 		}
+	}
+	// Fast path for the dates, amounts and references of number-dense
+	// text ("2024/118734", "£1,234.56", "12/03/2025"): a lone run of
+	// digits, not followed by a separator and another digit, can only be
+	// an identifier at the lengths tested below (an unbroken NHS, card,
+	// VAT, passport, sort code or account number). Any other lone run is
+	// skipped with the rest of its token, exactly where the general path
+	// would resume.
+	j := i
+	for j < len(b) && class[b[j]] == cDigit {
+		j++
+	}
+	if !loneRunCandidate(j-i) && !(j+1 < len(b) && (b[j] == ' ' || b[j] == '-' || b[j] == '.') && class[b[j+1]] == cDigit) {
+		for j < len(b) && isAlnum(b[j]) {
+			j++
+		}
+		return j
 	}
 	var dbuf [24]byte
 	var gbuf [6]int
@@ -398,18 +431,27 @@ func digits(b []byte, i int, tables *ModulusTables, found func(Match)) int {
 		}
 	case len(d) == 8 && len(g) == 1:
 		// account number then sort code
-		if hasContext(b, i, end, SortCode) {
-			if scDigits, sc := sortCodeAfter(b, end); sc > 0 {
-				if tables.Valid(scDigits, string(d)) {
-					found(Match{SortCode, High})
-				} else {
-					found(Match{SortCode, Low})
-				}
-				return sc
+		// The sort code is looked for first: it is cheaper than the
+		// context words and absent after most 8-digit numbers.
+		if scDigits, sc := sortCodeAfter(b, end); sc > 0 && hasContext(b, i, end, SortCode) {
+			if tables.Valid(scDigits, string(d)) {
+				found(Match{SortCode, High})
+			} else {
+				found(Match{SortCode, Low})
 			}
+			return sc
 		}
 	}
 	return end
+}
+
+// loneRunCandidate reports whether an unbroken run of n digits has the
+// length of an identifier that digits reports without separators: a sort
+// code (6), an account number (8), a VAT or passport number (9), an NHS
+// number (10) or a card number (12 to 19). It must stay in step with the
+// single-group cases of digits' switch.
+func loneRunCandidate(n int) bool {
+	return n == 6 || n == 8 || n == 9 || n == 10 || n >= 12 && n <= 19
 }
 
 // nhsConfidence: high with an NHS word near; medium for the 3-3-4 grouping
@@ -576,6 +618,13 @@ func letters(b []byte, i int, found func(Match)) int {
 		}
 	}
 	return end
+}
+
+// ninoPrefix reports whether two letters, either case, may begin a
+// National Insurance number (the letter rules of validNINO).
+func ninoPrefix(a, b byte) bool {
+	s := [9]byte{a &^ 0x20, b &^ 0x20, '0', '0', '0', '0', '0', '0', 'A'}
+	return validNINO(s[:])
 }
 
 // nino reads a National Insurance number at i, spaces allowed between the

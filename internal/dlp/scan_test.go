@@ -98,6 +98,23 @@ func BenchmarkTextDense(b *testing.B) {
 	benchText(b, sb.String())
 }
 
+// BenchmarkTextNumberDense is number-dense text as in casework, minutes
+// and finance mail (a date, an amount or a reference every few words; the
+// shape of bench/dlpscan's -dense corpus): the case the scanner's digit-run
+// and context paths are tuned for (go test -bench NumberDense -cpuprofile).
+func BenchmarkTextNumberDense(b *testing.B) {
+	var sb strings.Builder
+	for i := 0; i < 4000; i++ {
+		d, m, y := 1+i%28, 1+i%12, 2019+i%7
+		fmt.Fprintf(&sb, "Ref %d/%06d: on %02d/%02d/%d the tenant paid £%d,%03d.%02d against invoice INV-%d-%06d; call 0161 496 %04d.\n", y, i*37, d, m, y, 1+i%9, i%1000, i%100, y, i*91, i)
+		fmt.Fprintf(&sb, "Item %d.%d (minute %d/%d): spend of £%d (%d.%d%% of budget) at %02d:%02d on %d-%02d-%02d, case %d/%05d/FUL, PO %08d, Flat %d, %d High Road, LS1 4AP.\n", 1+i%20, 1+i%9, y%100, i%400, i*13, i%100, i%10, i%24, i%60, y, m, d, y%100, i, i*7919, i%40, i%300)
+		if i%8 == 0 {
+			sb.WriteString("NHS no. 943 476 5919, sort code 08-99-99 account 66374958.\n")
+		}
+	}
+	benchText(b, sb.String())
+}
+
 func benchText(b *testing.B, s string) {
 	data := []byte(s)
 	b.SetBytes(int64(len(data)))
