@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseRecord -fuzztime $(FUZZTIME) ./internal/tlsrpt/
 	$(GO) test -run XXX -fuzz FuzzEncrypt -fuzztime $(FUZZTIME) ./internal/pgp/
 	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/pgp/
+	$(GO) test -run XXX -fuzz FuzzWrapWithPreamble -fuzztime $(FUZZTIME) ./internal/encrypt/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/keyring/
 	$(GO) test -run XXX -fuzz FuzzARCVerify -fuzztime $(FUZZTIME) ./internal/mailauth/arc/
 	$(GO) test -run XXX -fuzz FuzzScanMessage -fuzztime $(FUZZTIME) ./internal/dlp/

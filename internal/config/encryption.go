@@ -31,6 +31,22 @@ type Encryption struct {
 	// with the domain's own OpenPGP key (v4, made at first use under
 	// data_dir/keys).
 	SignDomains []string `toml:"sign_domains"`
+	// PreambleDomains: recipient domains ("*": all) whose encrypted mail
+	// (OpenPGP and S/MIME) is also sealed into the portal and carries a
+	// short plaintext preamble with the portal link, so a recipient whose
+	// client cannot decrypt still reads it ("never unreadable").
+	PreambleDomains []string `toml:"preamble_domains"`
+}
+
+// Preamble reports whether encrypted mail to recipient domain gets the
+// plaintext preamble with a portal link (preamble_domains).
+func (e *Encryption) Preamble(domain string) bool {
+	for _, d := range e.PreambleDomains {
+		if d == "*" || strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
 }
 
 func defaultEncryption() Encryption {
@@ -55,6 +71,18 @@ func (c *Config) validateEncryption() error {
 			return c.errf("encryption.sign_domains", "%q is not one of org.domains", d)
 		}
 		e.SignDomains[i] = d
+	}
+	for i, d := range e.PreambleDomains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" || strings.ContainsAny(d, "@ ") {
+			return c.errf("encryption.preamble_domains", "%q: want a domain such as partner.example, or \"*\"", d)
+		}
+		e.PreambleDomains[i] = d
+	}
+	// The preamble's link leads into the portal: without it there would
+	// be a promise of a copy nobody can open.
+	if len(e.PreambleDomains) > 0 && !c.Portal.Enabled {
+		return c.errf("encryption.preamble_domains", "needs portal.enabled = true (the preamble links to the message sealed there)")
 	}
 	return nil
 }

@@ -245,6 +245,11 @@ protect_headers = false
 # Inbound PGP/MIME to staff keys whose secret keys are in
 # data_dir/keys/openpgp-staff/ is decrypted before it reaches the mail host.
 sign_domains = []
+# Recipient domains ("*" for all) whose encrypted mail (OpenPGP and S/MIME)
+# is also sealed into the portal and carries a short plaintext preamble with
+# the portal link, for recipients whose mail client cannot decrypt.
+# Needs the portal.
+preamble_domains = []
 
 [portal]
 # The secure portal, where outside recipients read mail the policy seals

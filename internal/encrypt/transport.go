@@ -52,8 +52,13 @@ type Transport struct {
 	// TempDir holds encrypted copies while they are delivered ("": the
 	// system's); only ciphertext is written there.
 	TempDir string
-	Audit   func(ctx context.Context, e *store.AuditEvent) error
-	Log     *slog.Logger
+	// Preamble, when set, gives the plaintext preamble of rcpt's copy
+	// (ok false: none), having sealed the message into the portal for
+	// them. An error fails the recipient for a retry: a copy that should
+	// carry a way into the portal never leaves without one.
+	Preamble func(ctx context.Context, d *queue.Delivery, rcpt string) (text string, ok bool, err error)
+	Audit    func(ctx context.Context, e *store.AuditEvent) error
+	Log      *slog.Logger
 	Now     func() time.Time
 }
 
@@ -244,6 +249,22 @@ func (t *Transport) deliverOne(ctx context.Context, d *queue.Delivery, rcpt stri
 		t.log().Error("encryption failed", "msgid", d.Msg.ID, "rcpt_domain", domainOf(rcpt), "err", err)
 		return fail(true, "554 5.7.0 the message could not be encrypted to the recipient's key")
 	}
+	if t.Preamble != nil {
+		text, ok, err := t.Preamble(ctx, d, rcpt)
+		if err != nil {
+			return fail(false, "451 4.3.0 the message could not be sealed into the portal for the preamble: "+err.Error())
+		}
+		if ok {
+			wf, err := t.wrap(f, text)
+			if err != nil {
+				return fail(false, "451 4.3.0 cannot write the encrypted copy: "+err.Error())
+			}
+			defer os.Remove(wf.Name())
+			defer wf.Close()
+			f = wf
+			algs += " preamble"
+		}
+	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fail(false, "451 4.3.0 "+err.Error())
@@ -258,6 +279,24 @@ func (t *Transport) deliverOne(ctx context.Context, d *queue.Delivery, rcpt stri
 		return fail(false, "451 4.3.0 the outbound transport gave no result")
 	}
 	return a
+}
+
+// wrap writes enc (rewound) with text as its preamble to a new temporary
+// file (WrapWithPreamble).
+func (t *Transport) wrap(enc *os.File, text string) (*os.File, error) {
+	if _, err := enc.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	wf, err := os.CreateTemp(t.TempDir, "encrypted-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := WrapWithPreamble(wf, enc, text); err != nil {
+		wf.Close()
+		os.Remove(wf.Name())
+		return nil, err
+	}
+	return wf, nil
 }
 
 func (t *Transport) encryptPGP(ctx context.Context, dst io.Writer, src io.Reader, headerFrom string, keys []keyring.Key) (string, error) {

@@ -64,6 +64,9 @@ func (g *Gateway) encryptTransports(cfg *config.Config, transports map[string]qu
 		transports[queue.RouteMailHost] = &encrypt.Decrypter{Next: transports[queue.RouteMailHost], Keys: staff, Keyring: g.Keyring,
 			AuthServ: cfg.SMTP.Hostname, TempDir: cfg.Path("spool"), Audit: g.audit.recorder.Record, Log: g.Log}
 	}
+	if st, ok := smimeT.(*smimeTransport); ok {
+		st.preamble = g.preamble
+	}
 	signers := &orgSigners{dir: cfg.Path("keys"), keys: map[string]*crypto.Key{}}
 	out := map[string]queue.Transport{}
 	for _, action := range []string{encrypt.Any, encrypt.PGP} {
@@ -75,7 +78,7 @@ func (g *Gateway) encryptTransports(cfg *config.Config, transports map[string]qu
 			Action: action, Keyring: g.Keyring, Next: transports[queue.RouteOutbound], Portal: portalT,
 			SMIME:  smimeTransportIf(cfg.SMIME.Enabled, smimeT),
 			Prefer: cfg.Encryption.Prefer, ProtectHeaders: cfg.Encryption.ProtectHeaders, TempDir: cfg.Path("spool"),
-			Audit: g.audit.recorder.Record, Log: g.Log,
+			Audit: g.audit.recorder.Record, Log: g.Log, Preamble: g.preamble,
 			Signer: func(ctx context.Context, headerFrom string) (*crypto.Key, error) {
 				c := g.Config()
 				d := strings.ToLower(domainOf(headerFrom))

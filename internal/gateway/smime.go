@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"sealpost/internal/cms"
 	"sealpost/internal/config"
+	"sealpost/internal/encrypt"
 	"sealpost/internal/queue"
 	"sealpost/internal/smime"
 	"sealpost/internal/store"
@@ -30,9 +32,11 @@ type smimeTransport struct {
 	next, portal queue.Transport
 	portalOn     func() bool
 	tmpDir       string
-	record       func(context.Context, *store.AuditEvent) error
-	now          func() time.Time
-	log          *slog.Logger
+	// preamble: as encrypt.Transport.Preamble; nil: none.
+	preamble func(ctx context.Context, d *queue.Delivery, rcpt string) (string, bool, error)
+	record   func(context.Context, *store.AuditEvent) error
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // newSMIMETransport builds the transport from [smime]; file errors name
@@ -150,20 +154,55 @@ func (t *smimeTransport) Deliver(ctx context.Context, d *queue.Delivery) queue.A
 		t.fallback(ctx, d, fallIdx, &att)
 	}
 	if len(encIdx) > 0 {
-		sub, err := t.encrypted(ctx, d, encIdx, rcpts)
+		t.encryptAll(ctx, d, encIdx, rcpts, &att)
+	}
+	return att
+}
+
+// encryptAll sends one encrypted message to the recipients at idx without
+// a preamble, and one of its own (its portal link is theirs alone) to each
+// with one.
+func (t *smimeTransport) encryptAll(ctx context.Context, d *queue.Delivery, idx []int, rcpts []cms.Recipient, att *queue.Attempt) {
+	type group struct {
+		idx   []int
+		rcpts []cms.Recipient
+		text  string
+	}
+	plain := group{}
+	var groups []group
+	for k, i := range idx {
+		if t.preamble == nil {
+			plain.idx, plain.rcpts = append(plain.idx, i), append(plain.rcpts, rcpts[k])
+			continue
+		}
+		text, ok, err := t.preamble(ctx, d, d.Rcpts[i])
+		switch {
+		case err != nil:
+			att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 the message could not be sealed into the portal for the preamble"}
+			t.log.Error("smime: sealing for the preamble", "msgid", d.Msg.ID, "err", err)
+		case ok:
+			groups = append(groups, group{idx: []int{i}, rcpts: []cms.Recipient{rcpts[k]}, text: text})
+		default:
+			plain.idx, plain.rcpts = append(plain.idx, i), append(plain.rcpts, rcpts[k])
+		}
+	}
+	if len(plain.idx) > 0 {
+		groups = append(groups, plain)
+	}
+	for _, g := range groups {
+		sub, err := t.encrypted(ctx, d, g.idx, g.rcpts, g.text)
 		if err != nil {
 			t.log.Error("smime: encrypting", "msgid", d.Msg.ID, "err", err)
-			for _, i := range encIdx {
+			for _, i := range g.idx {
 				att.Rcpts[i] = queue.RcptResult{Text: "451 4.3.0 S/MIME encryption failed"}
 			}
-			return att
+			continue
 		}
-		for k, i := range encIdx {
+		for k, i := range g.idx {
 			att.Rcpts[i] = sub.Rcpts[k]
 		}
 		att.TLS, att.Relay, att.TLSInfo = sub.TLS, sub.Relay, sub.TLSInfo
 	}
-	return att
 }
 
 // fallback hands recipients without a usable certificate to the portal,
@@ -184,8 +223,9 @@ func (t *smimeTransport) fallback(ctx context.Context, d *queue.Delivery, idx []
 }
 
 // encrypted writes one S/MIME message for all of idx to a temporary file
-// and hands it to the outbound route.
-func (t *smimeTransport) encrypted(ctx context.Context, d *queue.Delivery, idx []int, rcpts []cms.Recipient) (queue.Attempt, error) {
+// (with preamble, unless ""; encrypt.WrapWithPreamble) and hands it to the
+// outbound route.
+func (t *smimeTransport) encrypted(ctx context.Context, d *queue.Delivery, idx []int, rcpts []cms.Recipient, preamble string) (queue.Attempt, error) {
 	f, err := os.CreateTemp(t.tmpDir, "smime-*")
 	if err != nil {
 		return queue.Attempt{}, err
@@ -194,6 +234,21 @@ func (t *smimeTransport) encrypted(ctx context.Context, d *queue.Delivery, idx [
 	defer f.Close()
 	if err := smime.EncryptMessage(f, d.Body, d.Size, rcpts, t.opt); err != nil {
 		return queue.Attempt{}, err
+	}
+	if preamble != "" {
+		wf, err := os.CreateTemp(t.tmpDir, "smime-*")
+		if err != nil {
+			return queue.Attempt{}, err
+		}
+		defer os.Remove(wf.Name())
+		defer wf.Close()
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return queue.Attempt{}, err
+		}
+		if err := encrypt.WrapWithPreamble(wf, f, preamble); err != nil {
+			return queue.Attempt{}, err
+		}
+		f = wf
 	}
 	st, err := f.Stat()
 	if err != nil {

@@ -277,7 +277,7 @@ func (s *Service) Deliver(ctx context.Context, d *queue.Delivery) queue.Attempt 
 		groups[root] = append(groups[root], i)
 	}
 	for _, root := range roots {
-		if err := s.deliverTo(ctx, d, sh, root, groups[root], &att); err != nil {
+		if err := s.deliverTo(ctx, d, sh, root, groups[root], &att, nil); err != nil {
 			s.failSealing(d, &att, groups[root], err)
 		}
 	}
@@ -298,8 +298,10 @@ func (s *Service) failSealing(d *queue.Delivery, att *queue.Attempt, idx []int, 
 }
 
 // deliverTo seals the message for the recipients at idx: into root's
-// conversation, or (root "") as a message of its own.
-func (s *Service) deliverTo(ctx context.Context, d *queue.Delivery, sh sealedHeader, root string, idx []int, att *queue.Attempt) error {
+// conversation, or (root "") as a message of its own. With links non-nil
+// nobody is notified (the recipient gets the encrypted message with a
+// preamble instead) and links[i] is the way to the message for d.Rcpts[i].
+func (s *Service) deliverTo(ctx context.Context, d *queue.Delivery, sh sealedHeader, root string, idx []int, att *queue.Attempt, links []string) error {
 	var sealed, parent *store.Sealed
 	var err error
 	if root == "" {
@@ -351,7 +353,14 @@ func (s *Service) deliverTo(ctx context.Context, d *queue.Delivery, sh sealedHea
 	}
 	for _, i := range idx {
 		a := strings.ToLower(d.Rcpts[i])
-		if known[a].NotifiedAt.IsZero() {
+		if links != nil {
+			open := sealed
+			if parent != nil {
+				open = parent // the link of a conversation is its root's
+			}
+			links[i] = s.wayIn(open.ID, a)
+			s.audit(ctx, "gateway", "portal.preamble", sealed.ID, "", "", a)
+		} else if known[a].NotifiedAt.IsZero() {
 			var err error
 			if parent != nil {
 				err = s.notifyAnswer(ctx, parent, sealed, a)
