@@ -59,7 +59,7 @@ type Transport struct {
 	Preamble func(ctx context.Context, d *queue.Delivery, rcpt string) (text string, ok bool, err error)
 	Audit    func(ctx context.Context, e *store.AuditEvent) error
 	Log      *slog.Logger
-	Now     func() time.Time
+	Now      func() time.Time
 }
 
 // Choice is the key (or the lack of one) for one recipient.
