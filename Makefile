@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzEncrypt -fuzztime $(FUZZTIME) ./internal/pgp/
 	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./internal/pgp/
 	$(GO) test -run XXX -fuzz FuzzWrapWithPreamble -fuzztime $(FUZZTIME) ./internal/encrypt/
+	$(GO) test -run XXX -fuzz FuzzCarried -fuzztime $(FUZZTIME) ./internal/keyring/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/keyring/
 	$(GO) test -run XXX -fuzz FuzzARCVerify -fuzztime $(FUZZTIME) ./internal/mailauth/arc/
 	$(GO) test -run XXX -fuzz FuzzScanMessage -fuzztime $(FUZZTIME) ./internal/dlp/

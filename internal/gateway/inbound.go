@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -96,18 +97,36 @@ func (a *inboundAuth) Start(in *pipeline.Input) pipeline.DataRun {
 		return &authRun{err: err}
 	}
 	c := inbound.Conn{IP: net.IP(in.RemoteIP.AsSlice()), HELO: in.Helo, MailFrom: in.MailFrom}
-	return &authRun{s: ev.Start(c, 0)}
+	run := &authRun{s: ev.Start(c, 0), a: a}
+	if a.g.Keyring != nil && cfg.Encryption.Enabled {
+		run.keep = &bytes.Buffer{} // for harvest; bounded by harvestMax
+	}
+	return run
 }
+
+// harvestMax bounds the copy kept for harvesting keys (harvest.go): mail
+// that carries a key or a signature is small; a larger message is not
+// looked at, so memory stays bounded while the message streams.
+const harvestMax = 1 << 20
 
 // authRun is inbound authentication on one message.
 type authRun struct {
-	s   *inbound.Stream
-	err error // the evaluator could not be built: the message is deferred
+	s    *inbound.Stream
+	err  error // the evaluator could not be built: the message is deferred
+	a    *inboundAuth
+	keep *bytes.Buffer // the message, for harvest, while under harvestMax; nil: not kept
 }
 
 func (r *authRun) Write(p []byte) (int, error) {
 	if r.s != nil {
 		r.s.Write(p)
+	}
+	if r.keep != nil {
+		if r.keep.Len()+len(p) > harvestMax {
+			r.keep = nil
+		} else {
+			r.keep.Write(p)
+		}
 	}
 	return len(p), nil
 }
@@ -134,6 +153,9 @@ func (r *authRun) Finish(ctx context.Context, _ *pipeline.Input) pipeline.Verdic
 			return pipeline.Verdict{Outcome: pipeline.TempFail, Reply: reply, Check: "inbound-auth", Reason: why}
 		}
 		return pipeline.Refused("inbound-auth", why, reply)
+	}
+	if r.keep != nil {
+		r.a.harvest(ctx, v, r.keep.Bytes())
 	}
 	out := pipeline.Verdict{Headers: splitFields(v.Prepend)}
 	if v.Action == inbound.Quarantine {
