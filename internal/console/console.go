@@ -28,6 +28,7 @@ import (
 	"sealpost/internal/auth"
 	"sealpost/internal/config"
 	"sealpost/internal/dnscheck"
+	"sealpost/internal/keyring"
 	"sealpost/internal/ops"
 	"sealpost/internal/policy"
 	"sealpost/internal/queue"
@@ -53,8 +54,11 @@ type Service struct {
 	Rules      func() []policy.Rule
 	PolicyTest func(ctx context.Context, message []byte, to []string) (*policy.Decision, error)
 	DNSRecords func() ([]dnscheck.Record, error)
-	TLSCheck   TLSCheck // nil: no outbound TLS policy (smarthost)
-	Dev        bool     // link the dev outbox
+	// Keyring is the recipients' key store (`sealpost keys`); nil: the
+	// keys page shows DNS records only.
+	Keyring  *keyring.Keyring
+	TLSCheck TLSCheck // nil: no outbound TLS policy (smarthost)
+	Dev      bool     // link the dev outbox
 	// Available says which policy actions this gateway carries out; the
 	// dashboard lists no others (nil: all).
 	Available func(policy.Action) bool
@@ -84,6 +88,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/policy", s.policyPage)
 	mux.HandleFunc("POST /console/policy/test", s.policyTest)
 	mux.HandleFunc("GET /console/keys", s.keysPage)
+	mux.HandleFunc("POST /console/keys/add", s.keysAdd)
+	mux.HandleFunc("POST /console/keys/remove", s.keysRemove)
 	mux.HandleFunc("GET /console/tls", s.tlsPage)
 	mux.HandleFunc("POST /console/tls/refresh", s.tlsRefresh)
 	mux.HandleFunc("GET /console/users", s.usersPage)

@@ -450,12 +450,12 @@ func (s *Service) keysPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	recs, err := s.DNSRecords()
-	if err != nil {
+	data := map[string]any{"Title": "Keys and DNS", "U": u, "CSRF": web.CSRFToken(w, r)}
+	if err := s.keysCommon(r, data); err != nil {
 		s.oops(w, err)
 		return
 	}
-	s.page(w, http.StatusOK, "console_keys.html", map[string]any{"Title": "Keys and DNS", "U": u, "CSRF": web.CSRFToken(w, r), "Records": recs})
+	s.page(w, http.StatusOK, "console_keys.html", data)
 }
 
 func (s *Service) usersPage(w http.ResponseWriter, r *http.Request) {

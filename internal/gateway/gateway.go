@@ -407,6 +407,7 @@ func StartWith(cfg *config.Config, log *slog.Logger, res deliver.Resolver, opt S
 		g.Console.TLSCheck = g.tlsCheck
 	}
 	g.Console.Rules, g.Console.PolicyTest, g.Console.DNSRecords = g.API.Rules, g.API.PolicyTest, g.API.DNSRecords
+	g.Console.Keyring = g.Keyring
 	g.Web.TokenOK = g.API.TokenValid
 	portalRoutes := g.Web.Mount
 	g.Web.Mount = func(mux *http.ServeMux) {

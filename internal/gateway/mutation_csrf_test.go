@@ -45,6 +45,8 @@ var csrfRoutes = map[string]string{
 	"POST /console/queue/{id}/{action}":    "/console/queue/x/retry",
 	"POST /console/policy/test":            "/console/policy/test",
 	"POST /console/tls/refresh":            "/console/tls/refresh",
+	"POST /console/keys/add":               "/console/keys/add",
+	"POST /console/keys/remove":            "/console/keys/remove",
 }
 
 // postRoutes finds the POST routes registered in the browser surfaces'
