@@ -6,6 +6,11 @@
 # Environment: SEALPOST_BIN (built binary), BENCH_DKIM (rsa-2048 | ed25519 |
 # rsa-2048+ed25519 | off; default rsa-2048), BENCH_DLP (true | false: outbound
 # inspection and policy; default true), BENCH_DIR_SP (work directory).
+# BENCH_ENCRYPT (off | pgp | smime; default off): every message to the
+# harness's recipient (rcpt@dest.bench.example) is encrypted, by a policy
+# rule with action encrypt-pgp or encrypt-smime, to a key made once in
+# $BENCH_DIR_SP/enc (sqop for OpenPGP; an openssl CA and certificate for
+# S/MIME) and added to the key store after start.
 # stop appends the run's mean accept latency to $BENCH_DIR_SP/accept-latency.txt.
 set -euo pipefail
 BIN=${SEALPOST_BIN:-/tmp/bench-bin/sealpost}
@@ -44,6 +49,36 @@ arc_seal = $([ "$ALG" = ed25519 ] && echo false || echo true)
 listen = "127.0.0.1:$((PORT+2))"
 public_url = "http://127.0.0.1:$((PORT+2))"
 TOML
+  ENC=${BENCH_ENCRYPT:-off}
+  if [ "$ENC" != off ]; then
+    E=$DIR/enc; mkdir -p "$E"
+    if [ ! -f "$E/rcpt.asc" ]; then
+      sqop generate-key "Rcpt <rcpt@dest.bench.example>" > "$E/rcpt.key"
+      sqop extract-cert < "$E/rcpt.key" > "$E/rcpt.asc"
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$E/ca.key" -out "$E/ca.crt" -days 30 -subj /CN=BenchCA \
+        -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -keyout "$E/rcpt.pem.key" -out "$E/rcpt.csr" -subj /CN=Rcpt 2>/dev/null
+      printf 'subjectAltName=email:rcpt@dest.bench.example\nextendedKeyUsage=emailProtection\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > "$E/ext"
+      openssl x509 -req -in "$E/rcpt.csr" -CA "$E/ca.crt" -CAkey "$E/ca.key" -CAcreateserial -days 30 -extfile "$E/ext" -out "$E/rcpt.crt" 2>/dev/null
+    fi
+    ACTION=encrypt-pgp; [ "$ENC" = smime ] && ACTION=encrypt-smime
+    cat >> "$DIR/sealpost.toml" <<TOML
+[encryption]
+enabled = true
+wkd = false
+[smime]
+enabled = $([ "$ENC" = smime ] && echo true || echo false)
+trust_anchors = "$E/ca.crt"
+revocation = "off"
+[[policy.rule]]
+name = "bench-encrypt"
+when = 'recipient.domain == "dest.bench.example"'
+action = "$ACTION"
+reason = "every message encrypted"
+TOML
+    KEYFILE=$E/rcpt.asc; [ "$ENC" = smime ] && KEYFILE=$E/rcpt.crt
+    "$BIN" keys add --config "$DIR/sealpost.toml" "$KEYFILE" >/dev/null
+  fi
   "$BIN" serve --config "$DIR/sealpost.toml" ${BENCH_PROFILE:+--cpuprofile "$BENCH_PROFILE"} >"$DIR/sealpost.log" 2>&1 &
   echo $! > "$DIR/pid"
   for _ in $(seq 1 200); do
