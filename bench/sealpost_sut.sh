@@ -40,8 +40,6 @@ max_sessions_per_ip = 5000
 smarthost = "127.0.0.1:2526"
 [dkim]
 algorithm = "$ALG"
-[inbound]
-arc_seal = false
 [dlp]
 enabled = ${BENCH_DLP:-true}
 [inbound]
