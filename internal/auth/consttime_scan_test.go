@@ -28,6 +28,7 @@ var notSecret = map[string]string{
 	"internal/cms/decrypt.go:openContent:int64.len.mac~icv":                    "the length of a GCM tag against the ICV length the message declares",
 	"internal/config/smime.go:validateSMIME:s.SignCert~s.SignKey":              "whether two file-name settings are both empty",
 	"internal/store/storetest/storetest.go:testTakeOver:got.Token~first.Token": "lease fencing tokens (counters, not credentials) in the conformance suite",
+	"internal/mailauth/dkim/stream.go:VerifyHeader:got~r.Sig.BodyHash":         "a message's body hash against the DKIM signature's bh= (both public)",
 	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeDANE":                      "a TLS policy mode, for the connection pool's key",
 	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeMTASTS":                    "a TLS policy mode, for the connection pool's key",
 	"internal/tlspolicy/tlspolicy.go:Key:h.Mode~ModeRequired":                  "a TLS policy mode, for the connection pool's key",
