@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp/totp"
-
 	"sealpost/internal/clamd/clamdtest"
 	"sealpost/internal/config"
 	"sealpost/internal/ops"
@@ -217,17 +215,7 @@ func TestConsoleQuarantineView(t *testing.T) {
 		t.Fatalf("%d %s", code, msg)
 	}
 	id := queuedID(t, msg)
-	pw := addConsoleUser(t, e.gw.Store, "root", "admin")
-	b := newBrowser(t, e)
-	b.get("/console/login")
-	if st, page := b.post("/console/login", url.Values{"user": {"root"}, "password": {pw}}); st != 200 || !secretRe.MatchString(page) {
-		t.Fatalf("password step: %d", st)
-	}
-	secret := secretRe.FindStringSubmatch(b.page)[1]
-	totpCode, _ := totp.GenerateCode(secret, time.Now())
-	if st, _ := b.post("/console/totp", url.Values{"code": {totpCode}}); st != 200 {
-		t.Fatalf("enrolment: %d", st)
-	}
+	b := consoleSignIn(t, e, "root", "admin")
 	if st, page := b.get("/console/held"); st != 200 || !strings.Contains(page, "view1") || !strings.Contains(page, "double-extension") {
 		t.Fatalf("held page: %d\n%s", st, page)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"github.com/pquerna/otp/totp"
 
 	"sealpost/internal/config"
 )
@@ -173,17 +172,7 @@ func TestQuarantineViewShowsDataHeaders(t *testing.T) {
 		t.Fatalf("%d %s", code, msg)
 	}
 	id := queuedID(t, msg)
-	pw := addConsoleUser(t, e.gw.Store, "root", "admin")
-	b := newBrowser(t, e)
-	b.get("/console/login")
-	if st, page := b.post("/console/login", url.Values{"user": {"root"}, "password": {pw}}); st != 200 || !secretRe.MatchString(page) {
-		t.Fatalf("password step: %d", st)
-	}
-	secret := secretRe.FindStringSubmatch(b.page)[1]
-	totpCode, _ := totp.GenerateCode(secret, time.Now())
-	if st, _ := b.post("/console/totp", url.Values{"code": {totpCode}}); st != 200 {
-		t.Fatalf("enrolment: %d", st)
-	}
+	b := consoleSignIn(t, e, "root", "admin")
 	b.get("/console/held")
 	st, page := b.post("/console/held/"+id+"/view", url.Values{"reason": {"checking the authentication"}})
 	if st != 200 || !strings.Contains(page, "Authentication-Results") || !strings.Contains(page, "Arc-Seal") {
