@@ -36,21 +36,8 @@ func TestRecipientTLSSendsPersonalDataByDANE(t *testing.T) {
 		Authentic: map[string]bool{"nhs.example": true, "mx.nhs.example": true, "_25._tcp.mx.nhs.example": true},
 	}
 	sink := testutil.NewSink(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Org.Domains = []string{"example.gov.uk"}
-	cfg.Org.MailHost = sink.Addr
-	cfg.SMTP.Hostname = "gw.example.gov.uk"
-	cfg.SMTP.InboundListen = "127.0.0.1:0"
-	cfg.SMTP.OutboundListen = "127.0.0.1:0"
-	cfg.Web.Listen = "127.0.0.1:0"
-	cfg.Outbound.RetryInitial.Duration = 200 * time.Millisecond
-	cfg.Outbound.Workers = 2
+	cfg := mxDeliveryConfig(t, sink.Addr)
 	cfg.Outbound.MTASTS = false
-	cfg.Queue.PollInterval.Duration = 100 * time.Millisecond
-	cfg.DKIM.Algorithm = "ed25519"
-	cfg.Inbound.Authenticate = false // inbound auth is not what this tests (and would want an RSA key to seal)
-	cfg.Policy.Disable = []string{"first-contact-sensitive"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +154,27 @@ func TestStoreSTSCacheMemory(t *testing.T) {
 	if p, _ := c.Get(ctx, "a.example"); p != nil {
 		t.Fatalf("after Delete: %+v", p)
 	}
+}
+
+// mxDeliveryConfig is the configuration of the tests that deliver by MX
+// under the outbound TLS policy (StartWith with PolicyDNS and MXDial):
+// loopback listeners, fast retries, Ed25519 DKIM, and inbound
+// authentication off (not what they test; its ARC seal wants an RSA key).
+func mxDeliveryConfig(t *testing.T, mailHost string) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Org.Domains = []string{"example.gov.uk"}
+	cfg.Org.MailHost = mailHost
+	cfg.SMTP.Hostname = "gw.example.gov.uk"
+	cfg.SMTP.InboundListen = "127.0.0.1:0"
+	cfg.SMTP.OutboundListen = "127.0.0.1:0"
+	cfg.Web.Listen = "127.0.0.1:0"
+	cfg.Outbound.RetryInitial.Duration = 200 * time.Millisecond
+	cfg.Outbound.Workers = 2
+	cfg.Queue.PollInterval.Duration = 100 * time.Millisecond
+	cfg.DKIM.Algorithm = "ed25519"
+	cfg.Inbound.Authenticate = false
+	cfg.Policy.Disable = []string{"first-contact-sensitive"}
+	return cfg
 }

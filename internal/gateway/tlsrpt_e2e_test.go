@@ -14,7 +14,6 @@ import (
 
 	moxtlsrpt "github.com/mjl-/mox/tlsrpt"
 
-	"sealpost/internal/config"
 	"sealpost/internal/dns"
 	"sealpost/internal/store"
 	"sealpost/internal/testutil"
@@ -59,21 +58,8 @@ func TestTLSRPTFromMXDeliveries(t *testing.T) {
 	var mu sync.Mutex
 	dialled := map[string]int{}
 	sink := testutil.NewSink(t)
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Org.Domains = []string{"example.gov.uk"}
-	cfg.Org.MailHost = sink.Addr
-	cfg.SMTP.Hostname = "gw.example.gov.uk"
-	cfg.SMTP.InboundListen = "127.0.0.1:0"
-	cfg.SMTP.OutboundListen = "127.0.0.1:0"
-	cfg.Web.Listen = "127.0.0.1:0"
-	cfg.Outbound.RetryInitial.Duration = 200 * time.Millisecond
-	cfg.Outbound.Workers = 2
+	cfg := mxDeliveryConfig(t, sink.Addr)
 	cfg.Outbound.MTASTS = true
-	cfg.Queue.PollInterval.Duration = 100 * time.Millisecond
-	cfg.DKIM.Algorithm = "ed25519"
-	cfg.Inbound.Authenticate = false
-	cfg.Policy.Disable = []string{"first-contact-sensitive"}
 	cfg.TLSRPT.Send = true
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
